@@ -1,0 +1,1 @@
+"""Everything that speaks AWS's protocol on the orchestrator's side (aiobotocore)."""

@@ -1,0 +1,34 @@
+"""Long-lived aiobotocore clients: one per service per sweep."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+
+from sweeper.aws.retry import BOTOCORE_RETRIES
+
+
+async def open_client(
+    stack: AsyncExitStack,
+    service: str,
+    *,
+    region: str,
+    endpoint_url: str | None = None,
+    credentials: tuple[str, str] | None = None,
+) -> Any:
+    """Create a client for ``service`` whose lifetime is ``stack``'s.
+
+    ``credentials`` (access key, secret) are for the emulator only; for AWS the
+    standard credential chain applies. The connection pool is sized for a sweep's
+    concurrent creates and polls.
+    """
+    config = AioConfig(retries=BOTOCORE_RETRIES, max_pool_connections=32)
+    kwargs: dict[str, Any] = {"region_name": region, "config": config}
+    if endpoint_url:
+        kwargs["endpoint_url"] = endpoint_url
+    if credentials:
+        kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = credentials
+    return await stack.enter_async_context(get_session().create_client(service, **kwargs))

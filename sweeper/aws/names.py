@@ -1,0 +1,26 @@
+"""Deterministic, valid SageMaker resource names."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+MAX_JOB_NAME = 63
+_INVALID = re.compile(r"[^A-Za-z0-9-]+")
+
+
+def job_name(sweep: str, trial: int, attempt: int = 1) -> str:
+    """``<sweep>-<trial>-<attempt>``, valid for ``TrainingJobName`` whatever the sweep name.
+
+    Characters SageMaker refuses become ``-``. When the result would pass 63 characters,
+    the prefix is cut and an 8-character hash of the whole sweep name is kept, so two long
+    sweep names that share a start never collide. Same inputs, same name: this is what
+    makes job creation idempotent.
+    """
+    prefix = _INVALID.sub("-", sweep).strip("-") or "sweep"
+    suffix = f"-{trial}-{attempt}"
+    if len(prefix) + len(suffix) > MAX_JOB_NAME:
+        digest = hashlib.sha256(sweep.encode()).hexdigest()[:8]
+        keep = MAX_JOB_NAME - len(suffix) - len(digest) - 1
+        prefix = f"{prefix[:keep].rstrip('-')}-{digest}"
+    return prefix + suffix

@@ -1,0 +1,98 @@
+"""Every retry decision of the AWS layer, in one place.
+
+Layering (decided once, here):
+
+* **botocore** (``standard`` mode, 3 attempts) retries a single HTTP request on
+  connection errors, 5xx and throttling, with its own sub-second backoff. It is the
+  transport layer and knows nothing about operations.
+* **tenacity** (:class:`RetryPolicy`) retries a whole *operation* whose error botocore
+  let through as transient, with longer exponential backoff and full jitter, on the
+  injected clock. Worst case per call: ``3 * attempts`` requests.
+
+Nothing else in Sweeper retries AWS calls. Errors that can never succeed on retry
+(ValidationException, ResourceInUse, ResourceNotFound, ResourceLimitExceeded) are
+never retried by either layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import botocore.exceptions as bce
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from sweeper.errors import BackendError, CapacityError, TransientError
+
+T = TypeVar("T")
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+CAPACITY_CODES = frozenset({"ResourceLimitExceeded"})
+BOTOCORE_RETRIES = {"mode": "standard", "total_max_attempts": 3}
+
+
+def classify(exc: BaseException) -> BaseException:
+    """Map a botocore error to Sweeper's tree; anything else is returned unchanged."""
+    if isinstance(exc, bce.ClientError):
+        err = exc.response.get("Error", {})
+        code, message = str(err.get("Code", "")), str(err.get("Message", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code in THROTTLING_CODES or status >= 500:
+            return TransientError(f"{code or status}: {message}")
+        if code in CAPACITY_CODES:
+            return CapacityError(code, message)
+        return BackendError(code, message)
+    if isinstance(exc, bce.HTTPClientError | bce.ConnectionError):  # transport trouble
+        return TransientError(str(exc))
+    return exc
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Operation-level retries of transient errors: exponential backoff, full jitter.
+
+    ``sleep`` is injected so tests run without real waiting.
+    """
+
+    attempts: int = 6
+    initial: float = 1.0
+    maximum: float = 30.0
+    sleep: Callable[[float], Awaitable[None]] | None = None
+
+    async def call(self, op: Callable[[], Awaitable[T]]) -> T:
+        """Run ``op``; retry it while it raises TransientError; raise mapped errors."""
+        retrying = AsyncRetrying(
+            sleep=self.sleep or asyncio.sleep,
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_random_exponential(multiplier=self.initial, max=self.maximum),
+            retry=retry_if_exception_type(TransientError),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    return await op()
+                except Exception as exc:
+                    mapped = classify(exc)
+                    if mapped is exc:
+                        raise
+                    raise mapped from exc
+        raise AssertionError("unreachable: tenacity re-raises the last error")

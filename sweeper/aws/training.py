@@ -1,0 +1,193 @@
+"""Training jobs: the CreateTrainingJob request, idempotent creation, batched polling.
+
+The same code drives the emulator and SageMaker; only the client's endpoint differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sweeper.aws.retry import RetryPolicy
+from sweeper.config import Estimator
+from sweeper.errors import BackendError
+from sweeper.types import JobState, JobStatus
+
+SEARCH_PAGE = 100  # Search's MaxResults ceiling
+_FILTER_VALUE_MAX = 1024  # FilterValue's length limit
+_MAX_FILTERS = 20  # Filters per SearchExpression
+
+
+@dataclass(frozen=True, slots=True)
+class JobTemplate:
+    """What every job of a sweep shares, resolved once at start-up.
+
+    ``code_uri`` is where the training code is: a local directory for the emulator,
+    an S3 ``sourcedir.tar.gz`` for SageMaker.
+    """
+
+    estimator: Estimator
+    role: str
+    image: str
+    output_path: str
+    code_uri: str
+    region: str
+
+
+def build_request(tmpl: JobTemplate, job_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """The CreateTrainingJob request of one trial.
+
+    Hyperparameters are encoded the way the SageMaker SDK's framework estimators do
+    (every value JSON-encoded, ``sagemaker_*`` keys for script mode), so the training
+    toolkit decodes them and passes ``--key value`` arguments. Sampled parameters
+    override static ones of the same name.
+    """
+    est = tmpl.estimator
+    hps = {**est.hyperparameters, **params}
+    hyperparameters = {str(k): json.dumps(v) for k, v in hps.items()}
+    hyperparameters.update(
+        sagemaker_program=json.dumps(est.entry_point),
+        sagemaker_submit_directory=json.dumps(tmpl.code_uri),
+        sagemaker_container_log_level="20",
+        sagemaker_job_name=json.dumps(job_name),
+        sagemaker_region=json.dumps(tmpl.region),
+    )
+    stopping: dict[str, int] = {"MaxRuntimeInSeconds": est.max_run}
+    if est.use_spot_instances:
+        stopping["MaxWaitTimeInSeconds"] = est.max_wait or est.max_run
+    resources: dict[str, Any] = {
+        "InstanceType": est.instance_type,
+        "InstanceCount": est.instance_count,
+        "VolumeSizeInGB": est.volume_size,
+    }
+    if est.keep_alive_period_in_seconds:
+        resources["KeepAlivePeriodInSeconds"] = est.keep_alive_period_in_seconds
+    request: dict[str, Any] = {
+        "TrainingJobName": job_name,
+        "RoleArn": tmpl.role,
+        "AlgorithmSpecification": {
+            "TrainingImage": tmpl.image,
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [
+                {"Name": m.name, "Regex": m.regex} for m in est.metric_definitions
+            ],
+        },
+        "HyperParameters": hyperparameters,
+        "OutputDataConfig": {"S3OutputPath": tmpl.output_path},
+        "ResourceConfig": resources,
+        "StoppingCondition": stopping,
+    }
+    if est.inputs:
+        request["InputDataConfig"] = [
+            {
+                "ChannelName": channel,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for channel, uri in est.inputs.items()
+        ]
+    if est.environment:
+        request["Environment"] = dict(est.environment)
+    if est.use_spot_instances:
+        request["EnableManagedSpotTraining"] = True
+    if est.checkpoint_s3_uri:
+        request["CheckpointConfig"] = {"S3Uri": f"{est.checkpoint_s3_uri.rstrip('/')}/{job_name}"}
+    return request
+
+
+class JobBackend(Protocol):
+    """What the scheduler needs from a training-job service."""
+
+    async def create(self, request: dict[str, Any]) -> None: ...
+
+    async def poll(self, names: Iterable[str]) -> dict[str, JobState]: ...
+
+    async def stop(self, name: str) -> None: ...
+
+
+class TrainingJobs:
+    """:class:`JobBackend` over a SageMaker client (aiobotocore), with retries.
+
+    Task-safe: calls may run concurrently on one client.
+    """
+
+    def __init__(self, client: Any, retry: RetryPolicy) -> None:
+        self._client = client
+        self._retry = retry
+
+    async def create(self, request: dict[str, Any]) -> None:
+        """Create the job. Idempotent: if a job of that name exists, it is adopted.
+
+        A retried create whose first attempt did reach SageMaker answers ResourceInUse;
+        since names are deterministic per trial attempt, that job is ours.
+        """
+        try:
+            await self._retry.call(lambda: self._client.create_training_job(**request))
+        except BackendError as exc:
+            if exc.code != "ResourceInUse":
+                raise
+
+    async def poll(self, names: Iterable[str]) -> dict[str, JobState]:
+        """The state of every named job, in as few Search calls as the API allows.
+
+        One call per 100 jobs (Search's page size); jobs not yet visible are absent.
+        """
+        wanted = sorted(set(names))
+        states: dict[str, JobState] = {}
+        for start in range(0, len(wanted), SEARCH_PAGE):
+            expression = _name_filter(wanted[start : start + SEARCH_PAGE])
+            response = await self._retry.call(
+                lambda e=expression: self._client.search(  # type: ignore[misc]
+                    Resource="TrainingJob", SearchExpression=e, MaxResults=SEARCH_PAGE
+                )
+            )
+            for result in response.get("Results", []):
+                state = job_state(result["TrainingJob"])
+                states[state.name] = state
+        return states
+
+    async def stop(self, name: str) -> None:
+        """Ask SageMaker to stop a job; a job already finished is left as it is."""
+        try:
+            await self._retry.call(lambda: self._client.stop_training_job(TrainingJobName=name))
+        except BackendError as exc:
+            if "status" not in exc.message:  # "…rejected because the job is in status X"
+                raise
+
+
+def _name_filter(names: list[str]) -> dict[str, Any]:
+    """A SearchExpression matching exactly ``names``: ``In`` filters ORed together."""
+    filters: list[dict[str, str]] = []
+    chunk: list[str] = []
+    for name in names:
+        if chunk and len(",".join([*chunk, name])) > _FILTER_VALUE_MAX:
+            filters.append({"Name": "TrainingJobName", "Operator": "In", "Value": ",".join(chunk)})
+            chunk = []
+        chunk.append(name)
+    if chunk:
+        filters.append({"Name": "TrainingJobName", "Operator": "In", "Value": ",".join(chunk)})
+    assert len(filters) <= _MAX_FILTERS  # 100 names of <= 63 characters fit in 7
+    return {"Filters": filters, "Operator": "Or"}
+
+
+def job_state(job: Mapping[str, Any]) -> JobState:
+    """A DescribeTrainingJob / Search ``TrainingJob`` record as a :class:`JobState`."""
+    return JobState(
+        name=job["TrainingJobName"],
+        status=JobStatus(job["TrainingJobStatus"]),
+        secondary_status=job.get("SecondaryStatus", ""),
+        failure_reason=job.get("FailureReason", ""),
+        final_metrics={
+            m["MetricName"]: float(m["Value"]) for m in job.get("FinalMetricDataList", [])
+        },
+        created=job.get("CreationTime"),
+        ended=job.get("TrainingEndTime"),
+        billable_seconds=job.get("BillableTimeInSeconds"),
+    )

@@ -1,0 +1,158 @@
+"""ListTrainingJobs filters and Search expressions over the emulator's jobs.
+
+Choices where AWS does not document the behaviour: ``NameContains`` is
+case-insensitive; text comparisons are case-sensitive; ``NextToken`` is an opaque
+offset, so a page boundary may shift if jobs are created between pages (as on AWS,
+where listings are eventually consistent anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sweeper.emulator.errors import validation
+from sweeper.emulator.jobs import Job
+
+_NUMBER_OPS: dict[str, Callable[[float, float], bool]] = {
+    "Equals": lambda a, b: a == b,
+    "NotEquals": lambda a, b: a != b,
+    "GreaterThan": lambda a, b: a > b,
+    "GreaterThanOrEqualTo": lambda a, b: a >= b,
+    "LessThan": lambda a, b: a < b,
+    "LessThanOrEqualTo": lambda a, b: a <= b,
+}
+
+
+def paginate(
+    items: Sequence[Any], params: dict[str, Any], default: int
+) -> tuple[list[Any], str | None]:
+    """One page of ``items`` and the token of the next page, if any."""
+    start = 0
+    token = params.get("NextToken")
+    if token:
+        try:
+            start = int(base64.b64decode(token).decode())
+        except ValueError as exc:
+            raise validation("Invalid pagination token") from exc
+    size = int(params.get("MaxResults") or default)
+    page = list(items[start : start + size])
+    nxt = start + size
+    return page, base64.b64encode(str(nxt).encode()).decode() if nxt < len(items) else None
+
+
+def list_jobs(jobs: Sequence[Job], params: dict[str, Any]) -> list[Job]:
+    """Jobs matching ListTrainingJobs' filters, in its order (default CreationTime, asc)."""
+    out = list(jobs)
+    if contains := params.get("NameContains"):
+        out = [j for j in out if contains.lower() in j.name.lower()]
+    if status := params.get("StatusEquals"):
+        out = [j for j in out if j.status == status]
+    for key, attr, after in (
+        ("CreationTimeAfter", "created", True),
+        ("CreationTimeBefore", "created", False),
+        ("LastModifiedTimeAfter", "modified", True),
+        ("LastModifiedTimeBefore", "modified", False),
+    ):
+        if key in params:
+            bound = _seconds(params[key])
+            out = [j for j in out if (getattr(j, attr) > bound) == after]
+    sort_by = params.get("SortBy", "CreationTime")
+    keys: dict[str, Callable[[Job], Any]] = {
+        "Name": lambda j: j.name,
+        "CreationTime": lambda j: j.created,
+        "Status": lambda j: j.status,
+    }
+    out.sort(key=keys[sort_by], reverse=params.get("SortOrder", "Ascending") == "Descending")
+    return out
+
+
+def search_jobs(jobs: Sequence[Job], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """``TrainingJob`` records matching a Search request, sorted as it asks."""
+    if params.get("Resource") != "TrainingJob":
+        raise validation(f"The emulator searches TrainingJob only, not {params.get('Resource')}")
+    expression = params.get("SearchExpression")
+    records = []
+    for job in jobs:
+        record = job.describe()
+        record["Tags"] = job.request.get("Tags", [])
+        if expression is None or _matches(record, expression):
+            records.append(record)
+    sort_by = params.get("SortBy", "LastModifiedTime")
+    records.sort(
+        key=lambda r: _sort_key(_lookup(r, sort_by)),
+        reverse=params.get("SortOrder", "Descending") == "Descending",
+    )
+    return records
+
+
+def _matches(record: dict[str, Any], expr: dict[str, Any]) -> bool:
+    results = [_filter(record, f) for f in expr.get("Filters", [])]
+    for nested in expr.get("NestedFilters", []):
+        results.append(
+            any(
+                all(_filter(item, f) for f in nested.get("Filters", []))
+                for item in record.get(nested["NestedPropertyName"], [])
+            )
+        )
+    results += [_matches(record, sub) for sub in expr.get("SubExpressions", [])]
+    if not results:
+        return True
+    return any(results) if expr.get("Operator", "And") == "Or" else all(results)
+
+
+def _filter(record: dict[str, Any], flt: dict[str, Any]) -> bool:
+    op = str(flt.get("Operator", "Equals"))
+    actual = _lookup(record, flt["Name"])
+    if op == "Exists":
+        return actual is not None
+    if op == "NotExists":
+        return actual is None
+    if actual is None:
+        return op == "NotEquals"
+    expected = str(flt.get("Value", ""))
+    if op == "In":
+        return str(actual) in expected.split(",")
+    if op == "Contains":
+        return expected in str(actual)
+    if isinstance(actual, int | float) and not isinstance(actual, bool):
+        try:
+            target = _seconds(expected) if flt["Name"].endswith("Time") else float(expected)
+        except ValueError:
+            return False
+        return _NUMBER_OPS[op](float(actual), target)
+    if op in ("Equals", "NotEquals"):
+        return (str(actual) == expected) == (op == "Equals")
+    raise validation(f"Operator {op} applies to numbers and timestamps only, not {flt['Name']}")
+
+
+def _lookup(record: dict[str, Any], path: str) -> Any:
+    """A property path (``Tags.k``, ``HyperParameters.k``, ``Metrics.m``, ``A.B``)."""
+    head, _, rest = path.partition(".")
+    if head == "Tags" and rest:
+        return next((t.get("Value") for t in record.get("Tags", []) if t["Key"] == rest), None)
+    if head == "Metrics" and rest:
+        metrics = record.get("FinalMetricDataList", [])
+        return next((m["Value"] for m in metrics if m["MetricName"] == rest), None)
+    value: Any = record
+    for part in path.split(".") if head != "HyperParameters" else [head, rest]:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except ValueError:
+        dt = datetime.fromisoformat(str(value))
+        return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()
+
+
+def _sort_key(value: Any) -> tuple[int, Any]:
+    if value is None:
+        return (0, 0)
+    return (1, value) if isinstance(value, int | float) else (2, str(value))

@@ -1,0 +1,259 @@
+"""The emulator's HTTP server: SageMaker's JSON 1.1 protocol on 127.0.0.1.
+
+Every request is ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``; the body is
+validated against botocore's service model before the operation runs, and errors are
+answered as AWS answers them (``__type`` + ``message``, HTTP 400 for client errors).
+
+Requests are counted by operation (``Emulator.calls``; ``GET /_emulator/stats``), so
+tests and benchmarks can measure API calls per trial.
+
+Differences from SageMaker, by design: the training image is not pulled or run; the
+job's script-mode entry point runs as a local process with this Python interpreter.
+S3 is a directory under the state root (``s3/<bucket>/<key>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+import botocore.session
+from aiohttp import web
+
+from sweeper.emulator import search, validate
+from sweeper.emulator.errors import AwsError, not_found, validation
+from sweeper.emulator.jobs import Job, Runner, RunnerSettings
+
+Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorSettings:
+    runner: RunnerSettings
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port
+    throttle_rate: float = 0.0  # share of calls answered ThrottlingException
+    internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
+    seed: int | None = None
+    passthrough_ops: frozenset[str] = field(default_factory=frozenset)  # never faulted
+
+
+def require_loopback(host: str) -> None:
+    """Refuse to serve anywhere but the loopback interface."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"the emulator binds to loopback only (127.0.0.1), not {host!r}")
+
+
+class Emulator:
+    """The SageMaker-compatible service. All state lives on its event loop."""
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        require_loopback(settings.host)
+        self.settings = settings
+        self.calls: Counter[str] = Counter()
+        self.jobs: dict[str, Job] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._runner = Runner(settings.runner)
+        self._random = random.Random(settings.seed)
+        self._model = botocore.session.get_session().get_service_model("sagemaker")
+        self._tg: asyncio.TaskGroup | None = None
+        self._ops: dict[str, Handler] = {
+            "CreateTrainingJob": self._create,
+            "DescribeTrainingJob": self._describe,
+            "ListTrainingJobs": self._list,
+            "Search": self._search,
+            "StopTrainingJob": self._stop,
+        }
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_post("/", self._handle)
+        app.router.add_get("/_emulator/stats", self._stats)
+        return app
+
+    async def serve(self, started: Callable[[str], None], stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set; ``started(endpoint_url)`` once listening.
+
+        Jobs still running at shutdown are killed and end Failed (InternalServerError).
+        """
+        runner = web.AppRunner(self.app(), access_log=None)
+        await runner.setup()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                self._tg = tg
+                site = web.TCPSite(runner, self.settings.host, self.settings.port)
+                await site.start()
+                host, port = runner.addresses[0][:2]
+                started(f"http://{host}:{port}")
+                await stop.wait()
+                for task in self._tasks.values():
+                    task.cancel()
+        finally:
+            await runner.cleanup()
+
+    async def _stats(self, request: web.Request) -> web.Response:
+        return web.json_response({"calls": dict(self.calls), "jobs": len(self.jobs)})
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        target = request.headers.get("X-Amz-Target", "")
+        service, _, op = target.partition(".")
+        self.calls[op or "?"] += 1
+        try:
+            if service != "SageMaker" or op not in self._ops:
+                raise AwsError("UnknownOperationException", f"Unknown operation {target}")
+            self._inject_fault(op)
+            try:
+                params = json.loads(await request.read() or b"{}")
+            except ValueError as exc:
+                raise AwsError("SerializationException", "Request body is not valid JSON") from exc
+            validate.check(self._model.operation_model(op).input_shape, params)
+            body = await self._ops[op](params)
+            return _json(200, body)
+        except AwsError as exc:
+            return _json(exc.status, exc.body())
+
+    def _inject_fault(self, op: str) -> None:
+        if op in self.settings.passthrough_ops:
+            return
+        roll = self._random.random()
+        if roll < self.settings.throttle_rate:
+            raise AwsError("ThrottlingException", "Rate exceeded")
+        if roll < self.settings.throttle_rate + self.settings.internal_failure_rate:
+            raise AwsError("InternalFailure", "An internal error occurred.", 500)
+
+    # --- operations -----------------------------------------------------------------
+
+    async def _create(self, params: dict[str, Any]) -> dict[str, Any]:
+        name = params["TrainingJobName"]
+        s = self.settings.runner
+        arn = f"arn:aws:sagemaker:{s.region}:{s.account}:training-job/{name.lower()}"
+        if name in self.jobs:
+            raise AwsError(
+                "ResourceInUse",
+                "Training job names must be unique within an AWS account and region, and a "
+                f"training job with this name already exists ({self.jobs[name].arn})",
+            )
+        stopping = params.get("StoppingCondition") or {}
+        stopping.setdefault("MaxRuntimeInSeconds", 86400)
+        request = {**params, "StoppingCondition": stopping}
+        job = Job(request=request, arn=arn, created=time.time())
+        job.modified = job.created
+        self.jobs[name] = job
+        assert self._tg is not None, "the emulator is not serving"
+        self._tasks[name] = self._tg.create_task(self._runner.run(job), name=f"job:{name}")
+        return {"TrainingJobArn": arn}
+
+    async def _describe(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._job(params["TrainingJobName"]).describe()
+
+    async def _list(self, params: dict[str, Any]) -> dict[str, Any]:
+        jobs = search.list_jobs(list(self.jobs.values()), params)
+        page, token = search.paginate(jobs, params, default=10)
+        out: dict[str, Any] = {"TrainingJobSummaries": [j.summary() for j in page]}
+        if token:
+            out["NextToken"] = token
+        return out
+
+    async def _search(self, params: dict[str, Any]) -> dict[str, Any]:
+        records = search.search_jobs(list(self.jobs.values()), params)
+        page, token = search.paginate(records, params, default=10)
+        out: dict[str, Any] = {
+            "Results": [{"TrainingJob": r} for r in page],
+            "TotalHits": {"Value": len(records), "Relation": "EqualTo"},
+        }
+        if token:
+            out["NextToken"] = token
+        return out
+
+    async def _stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(params["TrainingJobName"])
+        if job.status != "InProgress":
+            raise validation(
+                f"The request was rejected because the training job is in status {job.status}."
+            )
+        job.stop_requested.set()
+        return {}
+
+    def _job(self, name: str) -> Job:
+        job = self.jobs.get(name)
+        if job is None:
+            raise not_found()
+        return job
+
+
+def _json(status: int, body: dict[str, Any]) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        content_type="application/x-amz-json-1.1",
+        headers={"x-amzn-RequestId": str(uuid.uuid4())},
+    )
+
+
+class EmbeddedEmulator:
+    """An emulator on its own thread and event loop, for use inside another program.
+
+    ``with EmbeddedEmulator(settings) as emu: emu.endpoint_url`` — the thread stops,
+    and every job it ran is killed, when the block exits. Keeping the emulator off the
+    caller's loop means the orchestrator's pauses never delay the emulator and vice
+    versa, as with a real remote service.
+    """
+
+    def __init__(self, settings: EmulatorSettings) -> None:
+        self.emulator = Emulator(settings)
+        self.endpoint_url = ""
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._main, name="emulator", daemon=True)
+
+    def __enter__(self) -> EmbeddedEmulator:
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join()
+
+    @property
+    def calls(self) -> Counter[str]:
+        """Requests received so far, by operation (a copy)."""
+        return Counter(self.emulator.calls)
+
+    def _main(self) -> None:
+        async def run() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            await self.emulator.serve(self._started, self._stop)
+
+        try:
+            asyncio.run(run())
+        except BaseException as exc:
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def _started(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self._ready.set()
