@@ -6,8 +6,10 @@ after each job ends. The planner instead polls
 
 * at the moment a running job is *expected* to end, once completed jobs have shown
   how long jobs take (the shortest of the recent ones, so early finishers are caught);
-* then, while it is overdue, again after ``ratio`` * its overdue time, so a job that
-  runs far longer than expected costs only logarithmically many polls;
+* then, while it is overdue, every ``precision`` * the expected duration (a job is
+  seen at most that share of its run late), or after ``ratio`` * its overdue time once
+  that is longer, so a job that runs far longer than expected costs only
+  logarithmically many polls;
 * before any job has completed, after ``ratio`` * the youngest job's age.
 
 The result is clamped to ``[min_interval, max_interval]``. One poll covers every job
@@ -26,6 +28,7 @@ class PollTiming:
     min_interval: float = 0.05
     max_interval: float = 2.0
     ratio: float = 0.25
+    precision: float = 0.05  # tolerated detection delay, as a share of the expected duration
     window: int = 8  # how many recent durations inform the expectation
 
 
@@ -59,6 +62,6 @@ class PollPlanner:
             elif age < expected:
                 wait = expected - age
             else:
-                wait = t.ratio * (age - expected)
+                wait = max(t.precision * expected, t.ratio * (age - expected))
             best = min(best, wait)
         return min(max(best, t.min_interval), t.max_interval)

@@ -139,7 +139,7 @@ def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
     kind, seed = config.sampler.kind, config.sampler.seed
     s = optuna.samplers
     if kind == SamplerKind.GRID:
-        return s.GridSampler(space.grid(config.space), seed=seed)
+        return _AskTellGridSampler(space.grid(config.space), seed=seed)
     if kind == SamplerKind.CMAES:
         _require("cmaes", "sampler.kind cmaes needs the 'cmaes' package: pip install cmaes")
         return s.CmaEsSampler(seed=seed)
@@ -153,6 +153,15 @@ def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
         SamplerKind.NSGA2: lambda: s.NSGAIISampler(seed=seed),
     }
     return factories[kind]()
+
+
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """GridSampler for ask/tell: Optuna's calls ``study.stop()`` when the grid is used up,
+    which raises outside ``optimize``. The sweep bounds itself by the grid's size instead
+    (:attr:`SweepStudy.trial_limit`)."""
+
+    def after_trial(self, *args: Any, **kwargs: Any) -> None:
+        return None
 
 
 def _require(module: str, message: str) -> None:

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+
+from sweeper.emulator.jobs import RunnerSettings
+from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
+    """A fresh emulator on loopback, state under tmp_path/emulator, short stop grace."""
+    settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emulator", stop_grace_seconds=5))
+    with EmbeddedEmulator(settings) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def sagemaker(emulator: EmbeddedEmulator) -> AsyncIterator[Any]:
+    """The real aiobotocore SageMaker client, pointed at the emulator."""
+    async with get_session().create_client(
+        "sagemaker",
+        endpoint_url=emulator.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ) as client:
+        yield client

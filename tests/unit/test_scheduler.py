@@ -1,0 +1,214 @@
+"""The scheduler on virtual time, against an in-memory fake of the JobBackend protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from optuna.trial import TrialState
+
+from sweeper import config
+from sweeper.aws.names import job_name
+from sweeper.clock import VirtualClock
+from sweeper.errors import BackendError
+from sweeper.polling import PollTiming
+from sweeper.scheduler import Scheduler, StopReason, SweepOutcome
+from sweeper.study import SweepStudy
+from sweeper.types import JobState, JobStatus
+from tests.helpers import objective, space_doc, write_sweep
+
+TIMING = PollTiming(min_interval=0.05, max_interval=2.0, ratio=0.25)
+
+
+@dataclass
+class FakeJob:
+    x: float
+    created: float
+    ends: float
+    outcome: JobStatus
+    reported_done: bool = False
+
+
+@dataclass
+class FakeBackend:
+    """Jobs that take ``duration(x)`` virtual seconds; ``fails(x)`` decides the outcome."""
+
+    clock: VirtualClock
+    duration: Callable[[float], float] = lambda x: 10.0
+    fails: Callable[[float], bool] = lambda x: False
+    metric: str = "loss"
+    reject_create: bool = False
+    jobs: dict[str, FakeJob] = field(default_factory=dict)
+    polls: list[list[str]] = field(default_factory=list)
+    most_in_flight: int = 0
+
+    async def create(self, request: dict[str, Any]) -> None:
+        if self.reject_create:
+            raise BackendError("ValidationException", "bad request")
+        x = float(request["HyperParameters"]["x"])
+        now = self.clock.now()
+        outcome = JobStatus.FAILED if self.fails(x) else JobStatus.COMPLETED
+        self.jobs[request["TrainingJobName"]] = FakeJob(x, now, now + self.duration(x), outcome)
+        in_flight = sum(not j.reported_done for j in self.jobs.values())
+        self.most_in_flight = max(self.most_in_flight, in_flight)
+
+    async def poll(self, names: Iterable[str]) -> dict[str, JobState]:
+        names = list(names)
+        self.polls.append(names)
+        return {n: self._state(n) for n in names}
+
+    async def stop(self, name: str) -> None:
+        raise NotImplementedError
+
+    def _state(self, name: str) -> JobState:
+        job, now = self.jobs[name], self.clock.now()
+        if now < job.ends:
+            return JobState(name, JobStatus.IN_PROGRESS, "Training")
+        job.reported_done = True
+        metrics = {self.metric: objective(job.x)} if job.outcome == JobStatus.COMPLETED else {}
+        return JobState(
+            name,
+            job.outcome,
+            str(job.outcome),
+            failure_reason="AlgorithmError: boom" if job.outcome == JobStatus.FAILED else "",
+            final_metrics=metrics,
+            created=datetime.fromtimestamp(job.created, UTC),
+            ended=datetime.fromtimestamp(job.ends, UTC),
+        )
+
+
+class Events:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, int]] = []
+
+    def started(self, number: int, job: str, params: dict[str, Any]) -> None:
+        self.lines.append(("started", number))
+
+    def finished(self, number: int, job: str, value: float, seconds: float | None) -> None:
+        self.lines.append(("finished", number))
+
+    def failed(self, number: int, job: str, reason: str) -> None:
+        self.lines.append(("failed", number))
+
+
+async def _run(
+    tmp_path: Path, backend: FakeBackend, clock: VirtualClock, **budget: Any
+) -> tuple[SweepOutcome, SweepStudy, Events]:
+    cfg = config.load(write_sweep(tmp_path, space_doc(budget=budget)))
+    study = SweepStudy.open(cfg, storage="")  # in memory
+    events = Events()
+    scheduler = Scheduler(
+        cfg,
+        study,
+        backend,
+        build_request=lambda job, params: {"TrainingJobName": job, "HyperParameters": params},
+        job_name=lambda n: job_name(cfg.name, n),
+        clock=clock,
+        reporter=events,
+        timing=TIMING,
+    )
+    return await scheduler.run(), study, events
+
+
+async def test_keeps_max_parallel_in_flight_and_refills_at_once(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock)
+    outcome, study, _ = await _run(tmp_path, backend, clock, max_trials=12, max_parallel=3)
+    assert outcome.completed == 12
+    assert outcome.stop_reason == StopReason.BUDGET
+    assert backend.most_in_flight == 3
+    # 4 rounds of 10 s jobs. Only the first round's end is found late (nothing is known
+    # about durations yet): at most a quarter of its age, the back-off before any end.
+    assert 40.0 <= clock.now() <= 40.0 + 0.25 * 10 + 3 * TIMING.min_interval
+    # After the first round every job starts the moment its predecessor's end is seen.
+    starts = sorted(j.created for j in backend.jobs.values())
+    ends = sorted(j.ends for j in backend.jobs.values())
+    later_gaps = [s - e for s, e in zip(starts[6:], ends[3:9], strict=True)]
+    assert max(later_gaps) <= TIMING.min_interval
+    study.close()
+
+
+async def test_polls_are_batched_one_call_for_all_jobs_in_flight(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, duration=lambda x: 10.0 + x)  # slightly different ends
+    outcome, study, _ = await _run(tmp_path, backend, clock, max_trials=20, max_parallel=4)
+    assert outcome.polls == len(backend.polls)
+    assert all(len(p) <= 4 for p in backend.polls)
+    assert max(len(p) for p in backend.polls) == 4  # one call covered every job in flight
+    # O(1) polls per trial: far fewer than a poll per job per tick would cost.
+    assert len(backend.polls) / 20 < 4
+    study.close()
+
+
+async def test_values_come_from_the_jobs_final_metrics(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock)
+    _, study, _ = await _run(tmp_path, backend, clock, max_trials=6, max_parallel=2)
+    trials = await study.trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 6
+    for t in trials:
+        assert t.value == objective(t.params["x"])
+        assert t.user_attrs["job_name"] == f"quad-{t.number}-1"
+    study.close()
+
+
+async def test_failed_jobs_are_told_fail_and_max_failures_stops_dispatch(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, fails=lambda x: True)
+    outcome, study, events = await _run(
+        tmp_path, backend, clock, max_trials=20, max_parallel=2, max_failures=3
+    )
+    assert outcome.stop_reason == StopReason.FAILURES
+    trials = await study.trials()
+    assert 3 <= len(trials) <= 4  # the jobs in flight when the third failed still finish
+    assert all(t.state == TrialState.FAIL for t in trials)
+    assert all(t.user_attrs["failure"] == "AlgorithmError: boom" for t in trials)
+    assert ("failed", 0) in events.lines
+    study.close()
+
+
+async def test_a_job_without_the_objective_metric_fails_with_a_reason(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, metric="other")
+    _, study, _ = await _run(tmp_path, backend, clock, max_trials=2, max_parallel=2)
+    for t in await study.trials():
+        assert t.state == TrialState.FAIL
+        assert "no value for objective metric 'loss'" in t.user_attrs["failure"]
+    study.close()
+
+
+async def test_a_refused_create_fails_the_trial_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, reject_create=True)
+    outcome, study, _ = await _run(
+        tmp_path, backend, clock, max_trials=10, max_parallel=1, max_failures=2
+    )
+    assert outcome.stop_reason == StopReason.FAILURES
+    assert outcome.failed == 2
+    trials = await study.trials()
+    assert (
+        "CreateTrainingJob failed: ValidationException: bad request"
+        in trials[0].user_attrs["failure"]
+    )
+    study.close()
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"), [(0.5, StopReason.TARGET), (None, StopReason.BUDGET)]
+)
+async def test_target_stops_dispatching(
+    tmp_path: Path, target: float | None, expected: StopReason
+) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock)
+    budget: dict[str, Any] = {"max_trials": 8, "max_parallel": 1}
+    if target is not None:
+        budget["target"] = target  # loss <= 0.5 holds for every x in [0, 1]
+    outcome, study, _ = await _run(tmp_path, backend, clock, **budget)
+    assert outcome.stop_reason == expected
+    assert outcome.completed == (1 if target is not None else 8)
+    study.close()
