@@ -67,5 +67,5 @@ def test_spot_checkpoint_and_warm_pool_fields(tmp_path: Path) -> None:
 
 def test_sagemaker_backend_without_role_says_how_to_find_one(tmp_path: Path) -> None:
     doc = space_doc(backend={"kind": "sagemaker"})
-    with pytest.raises(config.ConfigError, match="estimator.role: required .*aws iam list-roles"):
+    with pytest.raises(config.ConfigError, match=r"estimator\.role: required .*aws iam list-roles"):
         job_template(config.load(write_sweep(tmp_path, doc)))
