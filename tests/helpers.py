@@ -15,8 +15,8 @@ QUADRATIC = textwrap.dedent(
     """
     import argparse, os, sys, time
     p = argparse.ArgumentParser()
-    p.add_argument("--x", type=float, required=True)
-    p.add_argument("--y", type=int, default=0)
+    p.add_argument("-x", "--x", type=float, required=True)  # SageMaker passes -x for 1-char keys
+    p.add_argument("-y", "--y", type=int, default=0)
     p.add_argument("--sleep", type=float, default=0.0)
     p.add_argument("--fail_above", type=float, default=None)
     a = p.parse_args()

@@ -180,7 +180,9 @@ class Emulator:
         return out
 
     async def _stop(self, params: dict[str, Any]) -> dict[str, Any]:
-        job = self._job(params["TrainingJobName"])
+        job = self.jobs.get(params["TrainingJobName"])
+        if job is None:  # Stop's modeled error, unlike Describe's ValidationException
+            raise AwsError("ResourceNotFound", "Requested resource not found.")
         if job.status != "InProgress":
             raise validation(
                 f"The request was rejected because the training job is in status {job.status}."
