@@ -32,7 +32,8 @@ class PollTiming:
     window: int = 8  # how many recent durations inform the expectation
 
 
-EMULATOR_TIMING = PollTiming()
+# Loopback calls cost next to nothing: poll tightly so a freed slot is seen at once.
+EMULATOR_TIMING = PollTiming(min_interval=0.005, max_interval=2.0, precision=0.01)
 SAGEMAKER_TIMING = PollTiming(min_interval=2.0, max_interval=60.0)
 
 

@@ -22,14 +22,18 @@ def _short(value: Any) -> str:
 class ConsoleReporter:
     """Prints one line per trial event, stamped with seconds since the sweep started."""
 
-    def __init__(self, clock: Clock, metric: str, out: TextIO = sys.stdout) -> None:
+    def __init__(self, clock: Clock, metric: str, out: TextIO | None = None) -> None:
         self._clock = clock
         self._start = clock.now()
         self._metric = metric
         self._out = out
 
     def _line(self, text: str) -> None:
-        print(f"[{self._clock.now() - self._start:7.1f}s] {text}", file=self._out, flush=True)
+        print(
+            f"[{self._clock.now() - self._start:7.1f}s] {text}",
+            file=self._out or sys.stdout,
+            flush=True,
+        )
 
     def started(self, number: int, job: str, params: dict[str, Any]) -> None:
         self._line(f"trial {number:<3} started   {job}  {format_params(params)}")

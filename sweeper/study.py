@@ -15,6 +15,7 @@ import asyncio
 import concurrent.futures
 import importlib.util
 import math
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,9 @@ class SweepStudy:
     def open(cls, config: SweepConfig, storage: str | None = None) -> SweepStudy:
         """Create the study, or load it if it exists (``storage`` overrides the config's)."""
         url = storage if storage is not None else config.storage_url
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         study = optuna.create_study(
-            storage=url or None,
+            storage=_storage(url),
             study_name=config.name,
             sampler=make_sampler(config),
             direction=optuna.study.StudyDirection[config.objective.direction.upper()],
@@ -132,6 +131,34 @@ class SweepStudy:
             return None
         pick = max if self._config.objective.direction == "maximize" else min
         return pick(done, key=lambda t: t.value if t.value is not None else -math.inf)
+
+
+def _storage(url: str) -> optuna.storages.BaseStorage | None:
+    """Optuna storage for ``url`` ("" means in memory).
+
+    SQLite runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
+    orchestrator being killed (what resume relies on), only an OS crash may lose the
+    last few, and each commit skips an fsync, which halves the cost of ask and tell.
+    Optuna's schema-version check (about 0.35 s of loading migration scripts) is skipped
+    only for a database file this call creates: it guards files older Optunas made.
+    """
+    if not url:
+        return None
+    if not url.startswith("sqlite:///"):
+        return optuna.storages.RDBStorage(url)
+    path = Path(url.removeprefix("sqlite:///"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists()
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    return optuna.storages.RDBStorage(
+        url, engine_kwargs={"creator": connect}, skip_compatibility_check=new
+    )
 
 
 def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:

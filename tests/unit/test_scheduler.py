@@ -212,3 +212,36 @@ async def test_target_stops_dispatching(
     assert outcome.stop_reason == expected
     assert outcome.completed == (1 if target is not None else 8)
     study.close()
+
+
+async def test_an_early_stop_closes_pre_asked_trials_and_leaves_none_running(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, duration=lambda x: 10.0 + x)
+    outcome, study, _ = await _run(
+        tmp_path, backend, clock, max_trials=40, max_parallel=3, target=0.01
+    )
+    assert outcome.stop_reason == StopReason.TARGET
+    trials = await study.trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    unlaunched = [t for t in trials if t.user_attrs.get("job_name") not in backend.jobs]
+    for t in unlaunched:
+        assert t.state == TrialState.FAIL
+        assert t.user_attrs["failure"] == "not launched: the sweep stopped (target reached)"
+    assert len(trials) - len(unlaunched) == outcome.launched
+    study.close()
+
+
+async def test_pre_asked_trials_make_refills_immediate_and_respect_the_budget(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, duration=lambda x: 10.0)
+    outcome, study, _ = await _run(tmp_path, backend, clock, max_trials=9, max_parallel=3)
+    assert outcome.launched == 9
+    assert len(await study.trials()) == 9  # pre-asking never overshoots max_trials
+    ends = sorted(j.ends for j in backend.jobs.values())
+    later = sorted(j.created for j in backend.jobs.values())[3:]
+    assert later[3:] == ends[3:6]  # from the second round on, no gap at all
+    study.close()

@@ -1,0 +1,120 @@
+"""Scheduler overhead: K trials of a script that sleeps d seconds, P at a time.
+
+    python tests/benchmarks/overhead.py [--trials 40] [--parallel 4] [--seconds 1.0]
+
+Runs a real sweep (TPE, SQLite study, aiobotocore client, real processes) against an
+emulator on loopback, through ``sweep.py``'s own entry point, and prints:
+
+* efficiency = K*d / (P*wall): the share of slot time spent inside training scripts,
+  for the whole command (wall from start to exit) and for the sweep loop alone (from
+  the first CreateTrainingJob to the last job's end: start-up excluded);
+* per-trial overhead in ms: slot time lost per trial, (P*wall - K*d) / K, and where
+  it goes: inside the job beyond its d seconds (the emulator and the interpreter's
+  start) and between jobs (a slot idle from one job's end to the next one's create:
+  the orchestrator's detection, sampling and dispatch);
+* SageMaker API calls per trial, counted by the emulator by operation.
+
+Issue targets: efficiency >= 0.90 and at most 4 API calls per trial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).parents[2]
+sys.path.insert(0, str(ROOT))
+
+from sweeper.cli import main  # noqa: E402
+from sweeper.emulator.jobs import RunnerSettings  # noqa: E402
+from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings  # noqa: E402
+
+SCRIPT = """\
+import sys, time
+seconds = float(sys.argv[sys.argv.index("--seconds") + 1])
+time.sleep(seconds)
+print("loss=" + sys.argv[sys.argv.index("-x") + 1])
+"""
+
+
+def run(trials: int, parallel: int, seconds: float) -> dict[str, float]:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedEmulator(EmulatorSettings(RunnerSettings(root=Path(tmp) / "emulator"))) as emulator,
+    ):
+        root = Path(tmp)
+        (root / "src").mkdir()
+        (root / "src" / "sleep.py").write_text(SCRIPT)
+        space = root / "space.yaml"
+        space.write_text(yaml.safe_dump({
+            "name": "overhead",
+            "objective": {"metric": "loss", "direction": "minimize"},
+            "budget": {"max_trials": trials, "max_parallel": parallel, "max_failures": 1},
+            "sampler": {"kind": "tpe", "seed": 0},
+            "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+            "estimator": {
+                "entry_point": "sleep.py", "source_dir": "src",
+                "hyperparameters": {"seconds": seconds},
+                "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}],
+            },
+            "backend": {"kind": "emulator", "endpoint_url": emulator.endpoint_url},
+        }))  # fmt: skip
+        out = io.StringIO()
+        start, start_epoch = time.perf_counter(), time.time()
+        with contextlib.redirect_stdout(out):
+            code = main([str(space)])
+        wall = time.perf_counter() - start
+        if code != 0 or f"{trials} complete" not in out.getvalue():
+            raise SystemExit(f"the sweep did not complete:\n{out.getvalue()}")
+        calls = emulator.calls
+        jobs = sorted(emulator.emulator.jobs.values(), key=lambda j: j.created)
+    created = [j.created for j in jobs]
+    ended = sorted(j.ended or 0.0 for j in jobs)
+    loop = ended[-1] - created[0]
+    # The k-th job to start reuses the slot of the (k-P)-th job to end.
+    gaps = [c - e for c, e in zip(created[parallel:], ended, strict=False)]
+    return {
+        "wall": wall,
+        "loop": loop,
+        "startup": created[0] - start_epoch,
+        "efficiency": trials * seconds / (parallel * wall),
+        "loop_efficiency": trials * seconds / (parallel * loop),
+        "overhead_ms": (parallel * wall - trials * seconds) / trials * 1000,
+        "in_job_ms": sum((j.ended or 0.0) - j.created - seconds for j in jobs) / trials * 1000,
+        "gap_ms": sum(gaps) / len(gaps) * 1000,
+        "calls_per_trial": sum(calls.values()) / trials,
+        "create_per_trial": calls["CreateTrainingJob"] / trials,
+        "search_per_trial": calls["Search"] / trials,
+    }
+
+
+def main_() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=40)
+    parser.add_argument("--parallel", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    a = parser.parse_args()
+    r = run(a.trials, a.parallel, a.seconds)
+    lines = [
+        f"K={a.trials} trials, P={a.parallel}, d={a.seconds:g} s",
+        f"wall                  {r['wall']:.2f} s  (one-time start-up {r['startup']:.2f} s, "
+        f"sweep loop {r['loop']:.2f} s)",
+        f"efficiency            {r['loop_efficiency']:.3f}   sweep loop (target >= 0.90)",
+        f"                      {r['efficiency']:.3f}   whole command, start-up included",
+        f"overhead per trial    {r['overhead_ms']:.0f} ms  (inside the job beyond d "
+        f"{r['in_job_ms']:.0f} ms; slot idle between jobs {r['gap_ms']:.0f} ms)",
+        f"API calls per trial   {r['calls_per_trial']:.2f}   (target <= 4; create "
+        f"{r['create_per_trial']:.2f}, search {r['search_per_trial']:.2f})",
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main_()
