@@ -32,18 +32,15 @@ class RealClock:
 class VirtualClock:
     """Virtual time for tests: ``sleep`` jumps time forward instead of waiting.
 
-    Deterministic as long as one task sleeps at a time (the scheduler's loop);
-    ``sleeps`` records every requested delay so tests can count polls.
+    Deterministic as long as one task sleeps at a time (the scheduler's loop).
     """
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
-        self.sleeps: list[float] = []
 
     def now(self) -> float:
         return self._now
 
     async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
         self._now += max(0.0, seconds)
         await asyncio.sleep(0)

@@ -8,6 +8,7 @@ one.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import re
 from collections.abc import Callable, Mapping
@@ -160,18 +161,12 @@ class SweepConfig:
         return f"sqlite:///{self.path.parent.resolve() / '.sweeps' / f'{self.name}.db'}"
 
 
-_TOP_KEYS = {
-    "name",
-    "objective",
-    "budget",
-    "sampler",
-    "space",
-    "estimator",
-    "experiment",
-    "backend",
-    "emulator",
-    "storage",
-}
+def _keys(cls: Any, *excluded: str) -> set[str]:
+    """The space-file keys of a section: its dataclass's fields."""
+    return {f.name for f in dataclasses.fields(cls)} - set(excluded)
+
+
+_TOP_KEYS = _keys(SweepConfig, "path")
 
 
 def load(path: str | Path) -> SweepConfig:
@@ -228,7 +223,7 @@ def parse(raw: object, path: Path) -> SweepConfig:
 
 
 def _objective(raw: dict[str, Any], estimator: Estimator) -> Objective:
-    sec = _mapping(raw, "objective", {"metric", "direction"})
+    sec = _mapping(raw, "objective", _keys(Objective))
     metric = _get(sec, "metric", "objective", str)
     direction = _get(sec, "direction", "objective", str, "maximize")
     _one_of(direction, ("maximize", "minimize"), "objective.direction")
@@ -242,16 +237,7 @@ def _objective(raw: dict[str, Any], estimator: Estimator) -> Objective:
 
 
 def _budget(raw: dict[str, Any]) -> Budget:
-    keys = {
-        "max_trials",
-        "max_parallel",
-        "max_failures",
-        "max_wall_seconds",
-        "max_billable_seconds",
-        "target",
-        "patience",
-    }
-    sec = _mapping(raw, "budget", keys)
+    sec = _mapping(raw, "budget", _keys(Budget))
     d = Budget()
     budget = Budget(
         max_trials=_get(sec, "max_trials", "budget", int, d.max_trials),
@@ -274,7 +260,7 @@ def _budget(raw: dict[str, Any]) -> Budget:
 
 
 def _sampler(raw: dict[str, Any]) -> Sampler:
-    sec = _mapping(raw, "sampler", {"kind", "seed"})
+    sec = _mapping(raw, "sampler", _keys(Sampler))
     kind = _get(sec, "kind", "sampler", str, "tpe")
     _one_of(kind, [k.value for k in SamplerKind], "sampler.kind")
     return Sampler(kind=SamplerKind(kind), seed=_get(sec, "seed", "sampler", int, None))
@@ -288,7 +274,7 @@ def _space(raw: dict[str, Any], sampler: SamplerKind) -> tuple[Param, ...]:
 
 def _param(name: str, raw: object, sampler: SamplerKind) -> Param:
     path = f"space.{name}"
-    sec = _mapping(raw, path, {"type", "low", "high", "log", "step", "choices", "values"})
+    sec = _mapping(raw, path, _keys(Param, "name"))
     kind = _get(sec, "type", path, str)
     _one_of(kind, [t.value for t in ParamType], f"{path}.type")
     values = tuple(_get(sec, "values", path, list, []))
@@ -320,8 +306,7 @@ def _param(name: str, raw: object, sampler: SamplerKind) -> Param:
 
 
 def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
-    keys = {f.name for f in Estimator.__dataclass_fields__.values()}
-    sec = _mapping(raw, "estimator", keys)
+    sec = _mapping(raw, "estimator", _keys(Estimator))
     p = "estimator"
     source_dir = (base / _get(sec, "source_dir", p, str, ".")).resolve()
     if not source_dir.is_dir():
@@ -375,7 +360,7 @@ def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
 
 
 def _metric_definition(raw: object, path: str) -> MetricDefinition:
-    sec = _mapping(raw, path, {"name", "regex"})
+    sec = _mapping(raw, path, _keys(MetricDefinition))
     name, regex = _get(sec, "name", path, str), _get(sec, "regex", path, str)
     try:
         groups = re.compile(regex).groups
@@ -387,7 +372,7 @@ def _metric_definition(raw: object, path: str) -> MetricDefinition:
 
 
 def _experiment(raw: dict[str, Any]) -> Experiment:
-    sec = _mapping(raw, "experiment", {"name", "runs_per_experiment"})
+    sec = _mapping(raw, "experiment", _keys(Experiment))
     runs = _get(sec, "runs_per_experiment", "experiment", int, 50)
     if not 1 <= runs <= 50:
         raise ConfigError(f"experiment.runs_per_experiment: must be within 1..50, got {runs}")
@@ -395,7 +380,7 @@ def _experiment(raw: dict[str, Any]) -> Experiment:
 
 
 def _backend(raw: dict[str, Any]) -> Backend:
-    sec = _mapping(raw, "backend", {"kind", "region", "endpoint_url"})
+    sec = _mapping(raw, "backend", _keys(Backend))
     kind = _get(sec, "kind", "backend", str, "emulator")
     _one_of(kind, [k.value for k in BackendKind], "backend.kind")
     return Backend(
@@ -406,9 +391,8 @@ def _backend(raw: dict[str, Any]) -> Backend:
 
 
 def _emulator(raw: dict[str, Any]) -> EmulatorOptions:
-    keys = {f for f in EmulatorOptions.__dataclass_fields__}
-    sec = _mapping(raw, "emulator", keys)
-    values = {k: _get(sec, k, "emulator", float, 0.0) for k in keys}
+    sec = _mapping(raw, "emulator", _keys(EmulatorOptions))
+    values = {k: _get(sec, k, "emulator", float, 0.0) for k in _keys(EmulatorOptions)}
     for k, v in values.items():
         if v < 0 or (k.endswith("_rate") and v > 1):
             raise ConfigError(f"emulator.{k}: out of range: {v}")
@@ -448,30 +432,24 @@ def _get(sec: dict[str, Any], key: str, path: str, kind: type[T], default: Any =
         list: lambda v: isinstance(v, list),
     }
     if not ok[kind](value):
-        raise ConfigError(f"{where}: expected {_NAMES[kind]}, got {_kind(value)} {value!r}")
+        raise ConfigError(f"{where}: expected {_WORDS[kind][0]}, got {_kind(value)} {value!r}")
     return float(value) if kind is float else value  # type: ignore[return-value]
 
 
-_NAMES = {
-    bool: "true or false",
-    int: "an integer",
-    float: "a number",
-    str: "a string",
-    dict: "a mapping",
-    list: "a list",
+# type -> (how an expected value is named, how a value found is named)
+_WORDS: dict[type, tuple[str, str]] = {
+    bool: ("true or false", "boolean"),
+    int: ("an integer", "integer"),
+    float: ("a number", "number"),
+    str: ("a string", "string"),
+    dict: ("a mapping", "mapping"),
+    list: ("a list", "list"),
+    type(None): ("nothing", "nothing"),
 }
 
 
 def _kind(value: object) -> str:
-    return {
-        bool: "boolean",
-        int: "integer",
-        float: "number",
-        str: "string",
-        dict: "mapping",
-        list: "list",
-        type(None): "nothing",
-    }.get(type(value), type(value).__name__)
+    return _WORDS.get(type(value), ("", type(value).__name__))[1]
 
 
 def _one_of(value: str, allowed: Any, where: str) -> None:

@@ -35,12 +35,3 @@ def grid(space: Sequence[Param]) -> dict[str, list[Any]]:
 def grid_size(space: Sequence[Param]) -> int:
     """How many distinct points the grid has."""
     return math.prod(len(v) for v in grid(space).values())
-
-
-def hyperparameter_value(value: object) -> str:
-    """A sampled or static value as the string a training script receives after ``--key``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return repr(value)  # keep "1.0": a float parameter stays a float on the command line
-    return str(value)

@@ -40,12 +40,3 @@ class JobState:
         if self.created is None or self.ended is None:
             return None
         return (self.ended - self.created).total_seconds()
-
-
-@dataclass(frozen=True, slots=True)
-class TrialSpec:
-    """A trial the study asked for: its number, sampled parameters and job name."""
-
-    number: int
-    params: dict[str, object]
-    job_name: str

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -45,7 +45,6 @@ class EmulatorSettings:
     throttle_rate: float = 0.0  # share of calls answered ThrottlingException
     internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
     seed: int | None = None
-    passthrough_ops: frozenset[str] = field(default_factory=frozenset)  # never faulted
 
 
 def require_loopback(host: str) -> None:
@@ -127,8 +126,6 @@ class Emulator:
             return _json(exc.status, exc.body())
 
     def _inject_fault(self, op: str) -> None:
-        if op in self.settings.passthrough_ops:
-            return
         roll = self._random.random()
         if roll < self.settings.throttle_rate:
             raise AwsError("ThrottlingException", "Rate exceeded")
