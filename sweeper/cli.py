@@ -47,7 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("\ninterrupted; run the same command again to resume", file=sys.stderr)
+        print(
+            "\ninterrupted: finished trials are saved; trials that were in flight stay RUNNING"
+            " in the study (re-attaching them on a rerun is not implemented yet)",
+            file=sys.stderr,
+        )
         return 130
 
 

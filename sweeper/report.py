@@ -71,5 +71,5 @@ def summary(
             "  params:",
             *(f"    {k}: {v!r}" for k, v in best.params.items()),
         ]
-    lines.append(f"Study storage: {storage_url}  (run the same command again to resume)")
+    lines.append(f"Study storage: {storage_url}  (run the same command again to continue)")
     return "\n".join(lines)
