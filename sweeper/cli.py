@@ -9,11 +9,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shlex
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import Any
 
 from sweeper import config as config_mod
 from sweeper.aws import names
@@ -26,9 +29,10 @@ from sweeper.emulator.jobs import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, Emulator, EmulatorSettings, require_loopback
 from sweeper.errors import ConfigError, SweepError
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
-from sweeper.report import ConsoleReporter, summary
-from sweeper.scheduler import Scheduler
+from sweeper.report import ConsoleReporter, interrupted_text, status_text, summary
+from sweeper.scheduler import OnExit, Scheduler, StopReason
 from sweeper.study import SweepStudy
+from sweeper.types import JobState
 
 EMULATOR_ACCOUNT = "123456789012"
 EMULATOR_CREDENTIALS = ("test", "test")
@@ -42,16 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args and args[0] == "emulator":
             return _emulator_command(args[1:])
+        if args and args[0] == "status":
+            return _status_command(args[1:])
         return _sweep_command(args)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted: finished trials are saved; trials that were in flight stay RUNNING"
-            " in the study (re-attaching them on a rerun is not implemented yet)",
-            file=sys.stderr,
-        )
+    except KeyboardInterrupt:  # before the sweep's own signal handling is in place
+        print("\ninterrupted before the sweep started; nothing was launched", file=sys.stderr)
         return 130
 
 
@@ -59,13 +61,29 @@ def _sweep_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sweep.py",
         description="Run (or resume) the hyperparameter sweep a space file describes.",
-        epilog="Other commands: 'sweep.py emulator --help'.",
+        epilog="Other commands: 'sweep.py status SPACE', 'sweep.py emulator --help'.",
     )
     parser.add_argument("space", help="the space file (YAML)")
+    parser.add_argument(
+        "--on-exit",
+        choices=[m.value for m in OnExit],
+        default=OnExit.LEAVE.value,
+        help="on Ctrl-C or SIGTERM: leave running jobs alone (default; a rerun re-attaches"
+        " them), stop them (a rerun runs them again), or wait for them. A second Ctrl-C"
+        " exits at once.",
+    )
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
     with _endpoint(config) as endpoint:
-        return asyncio.run(_sweep(config, endpoint))
+        try:
+            return asyncio.run(_sweep(config, endpoint, OnExit(args.on_exit)))
+        except asyncio.CancelledError:
+            print(
+                "exited at once: results already recorded are safe; running the same command"
+                " again re-attaches or reruns the rest",
+                file=sys.stderr,
+            )
+            return 130
 
 
 @contextlib.contextmanager
@@ -112,18 +130,12 @@ def job_template(config: SweepConfig) -> JobTemplate:
     )
 
 
-async def _sweep(config: SweepConfig, endpoint: str | None) -> int:
+async def _sweep(config: SweepConfig, endpoint: str | None, on_exit: OnExit) -> int:
     template = job_template(config)
     clock = RealClock()
     emulated = config.backend.kind == BackendKind.EMULATOR
     async with AsyncExitStack() as stack:
-        client = await open_client(
-            stack,
-            "sagemaker",
-            region=config.backend.region,
-            endpoint_url=endpoint,
-            credentials=EMULATOR_CREDENTIALS if emulated else None,
-        )
+        client = await _client(stack, config, endpoint)
         study = SweepStudy.open(config)
         stack.callback(study.close)
         scheduler = Scheduler(
@@ -131,11 +143,12 @@ async def _sweep(config: SweepConfig, endpoint: str | None) -> int:
             study,
             TrainingJobs(client, RetryPolicy(sleep=clock.sleep)),
             build_request=lambda job, params: build_request(template, job, params),
-            job_name=lambda number: names.job_name(config.name, number),
+            job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
             clock=clock,
             reporter=ConsoleReporter(clock, config.objective.metric),
             timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
         )
+        _handle_signals(scheduler, on_exit)
         start = clock.now()
         outcome = await scheduler.run()
         counts, best = await study.counts(), await study.best()
@@ -151,7 +164,82 @@ async def _sweep(config: SweepConfig, endpoint: str | None) -> int:
                 config.storage_url,
             )
         )
+        if outcome.stop_reason == StopReason.INTERRUPTED:
+            embedded = emulated and not config.backend.endpoint_url
+            print(interrupted_text(len(outcome.in_flight), on_exit, embedded, resume_command()))
+            return 130
         return 0 if best is not None else 1
+
+
+async def _client(stack: AsyncExitStack, config: SweepConfig, endpoint: str | None) -> Any:
+    emulated = config.backend.kind == BackendKind.EMULATOR
+    return await open_client(
+        stack,
+        "sagemaker",
+        region=config.backend.region,
+        endpoint_url=endpoint,
+        credentials=EMULATOR_CREDENTIALS if emulated else None,
+    )
+
+
+def _handle_signals(scheduler: Scheduler, on_exit: OnExit) -> None:
+    """First SIGINT/SIGTERM: stop dispatching (``on_exit`` decides the rest); second: exit."""
+    loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
+
+    def on_signal(name: str) -> None:
+        if scheduler.interrupted:
+            print(f"\n{name} again: exiting at once", file=sys.stderr, flush=True)
+            if main_task is not None:
+                main_task.cancel()
+            return
+        what = {
+            OnExit.LEAVE: "leaving running jobs alone",
+            OnExit.STOP: "stopping running jobs",
+            OnExit.WAIT: "waiting for running jobs to finish",
+        }[on_exit]
+        print(
+            f"\n{name}: starting no new trials, {what} (again to exit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        scheduler.interrupt(on_exit)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+
+
+def resume_command() -> str:
+    """The exact command line that started this process, to run again to resume."""
+    argv = list(sys.orig_argv)
+    return shlex.join(argv)
+
+
+def _status_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sweep.py status", description="Show a sweep's trials and where each running job is."
+    )
+    parser.add_argument("space", help="the space file (YAML)")
+    args = parser.parse_args(argv)
+    config = config_mod.load(args.space)
+    return asyncio.run(_status(config))
+
+
+async def _status(config: SweepConfig) -> int:
+    study = SweepStudy.open(config, create=False)
+    try:
+        running = await study.running(repair=False)
+        counts, best = await study.counts(), await study.best()
+        states: dict[str, JobState] | None = None
+        named = [r.job_name for r in running if r.job_name]
+        embedded = config.backend.kind == BackendKind.EMULATOR and not config.backend.endpoint_url
+        if named and not embedded:
+            async with AsyncExitStack() as stack:
+                client = await _client(stack, config, config.backend.endpoint_url)
+                states = await TrainingJobs(client, RetryPolicy()).poll(named)
+        print(status_text(config, counts, best, running, states))
+    finally:
+        study.close()
+    return 0
 
 
 def _emulator_command(argv: list[str]) -> int:

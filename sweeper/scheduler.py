@@ -1,10 +1,12 @@
 """The sweep loop: keep ``max_parallel`` jobs in flight, poll them in batches, tell Optuna.
 
-One coroutine (:meth:`Scheduler.run`) drives everything: it refills free slots, sleeps
-until the poll planner says a job may have ended, polls every job in flight with one
-batched call, and reports each finished job to the study. Launches of one refill run
-concurrently in a task group that the loop awaits, so no task outlives the loop. Time
-comes from the injected clock; tests run the loop on virtual time.
+One coroutine (:meth:`Scheduler.run`) drives everything. It first *reconciles* the
+trials an earlier run left RUNNING (re-attach, harvest, retry or create each one by
+its recorded job name), then loops: refill free slots, wait until the poll planner
+says a job may have ended, poll every job in flight with one batched call, and report
+finished jobs to the study. Launches of one refill run concurrently in a task group
+that the loop awaits, so no task outlives the loop. Time comes from the injected
+clock; tests run the loop on virtual time.
 
 After a poll, finished jobs are first *judged* in memory (the tallies that stop
 conditions read are updated at once), then the freed slots are refilled, and the
@@ -13,11 +15,13 @@ once the jobs just started are under way: a slot never waits on storage, and sto
 work does not compete with the busiest moment of a round. A crash in between leaves
 those trials RUNNING with their job names recorded, which is what resume reconciles.
 
-While the loop waits for the next poll it *pre-asks* the trials that poll will
-probably need (one per job expected to have ended by then), so a freed slot waits only
-for CreateTrainingJob, not for the sampler. Pre-asked trials count toward the budget;
-if the sweep stops early (target, patience, failures) the unlaunched ones are closed
-as FAIL with the reason, never left RUNNING.
+While it waits, the loop also *pre-asks* the trials the next poll will probably need,
+so a freed slot waits only for CreateTrainingJob. Pre-asked trials count toward the
+budget; if the sweep stops early they are closed as PRUNED ("not launched").
+
+A job that fails through no fault of the script (``InternalServerError``), or that
+the sweep itself stopped on exit, is retried under the next attempt's job name, up to
+:data:`MAX_ATTEMPTS`; any other failure fails the trial.
 """
 
 from __future__ import annotations
@@ -35,8 +39,10 @@ from sweeper.clock import Clock
 from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
-from sweeper.study import SweepStudy
+from sweeper.study import JobNamer, SweepStudy, TrialRecord
 from sweeper.types import JobState, JobStatus
+
+MAX_ATTEMPTS = 3
 
 
 class StopReason(StrEnum):
@@ -46,6 +52,15 @@ class StopReason(StrEnum):
     BILLABLE = "max_billable_seconds reached"
     TARGET = "target reached"
     PATIENCE = "no improvement within patience"
+    INTERRUPTED = "interrupted"
+
+
+class OnExit(StrEnum):
+    """What an interrupted sweep does with the jobs it has in flight."""
+
+    LEAVE = "leave"  # exit at once; the jobs go on and a rerun re-attaches them
+    STOP = "stop"  # stop them; a rerun runs their trials again
+    WAIT = "wait"  # start nothing new, but wait for them and record their results
 
 
 class Reporter(Protocol):
@@ -57,10 +72,12 @@ class Reporter(Protocol):
 
     def failed(self, number: int, job: str, reason: str) -> None: ...
 
+    def note(self, text: str) -> None: ...
 
-@dataclass(slots=True)
+
+@dataclass(frozen=True, slots=True)
 class _InFlight:
-    number: int
+    trial: TrialRecord
     job: str
     launched_at: float
 
@@ -69,7 +86,7 @@ class _InFlight:
 class _Verdict:
     """A finished job, judged: a value to tell, or the reason it failed."""
 
-    flight: _InFlight
+    number: int
     value: float | None
     reason: str
     attrs: dict[str, Any]
@@ -82,6 +99,7 @@ class SweepOutcome:
     completed: int
     failed: int
     polls: int
+    in_flight: list[str]  # jobs still running when the loop ended (interrupted only)
 
 
 @dataclass(slots=True)
@@ -97,13 +115,14 @@ class _Tally:
     since_best: int = 0
     stop: StopReason | None = None
     inflight: dict[str, _InFlight] = field(default_factory=dict)
-    ready: deque[tuple[int, dict[str, Any], str]] = field(default_factory=deque)
+    pending: deque[TrialRecord] = field(default_factory=deque)  # existing trials to (re)launch
+    ready: deque[TrialRecord] = field(default_factory=deque)  # pre-asked trials
     unrecorded: list[_Verdict] = field(default_factory=list)
     ask_seconds: float = 0.0  # the last ask's duration, to judge if a pre-ask fits a wait
 
 
 class Scheduler:
-    """Runs one sweep to its end. Use each instance once."""
+    """Runs one sweep to its end. Use each instance once; :meth:`interrupt` is task-safe."""
 
     def __init__(
         self,
@@ -111,7 +130,7 @@ class Scheduler:
         study: SweepStudy,
         backend: JobBackend,
         build_request: Callable[[str, dict[str, Any]], dict[str, Any]],
-        job_name: Callable[[int], str],
+        job_name: JobNamer,
         clock: Clock,
         reporter: Reporter,
         timing: PollTiming,
@@ -126,29 +145,75 @@ class Scheduler:
         self._planner = PollPlanner(timing)
         self._t = _Tally()
         self._started_at = 0.0
+        self._on_exit = OnExit.LEAVE
+        self._wake = asyncio.Event()
+
+    @property
+    def interrupted(self) -> bool:
+        return self._t.stop == StopReason.INTERRUPTED
+
+    def interrupt(self, on_exit: OnExit) -> None:
+        """Stop dispatching now; ``on_exit`` says what becomes of the jobs in flight."""
+        self._t.stop, self._on_exit = StopReason.INTERRUPTED, on_exit
+        self._wake.set()
 
     async def run(self) -> SweepOutcome:
-        """Dispatch and poll until the budget is spent and nothing is in flight."""
+        """Reconcile, then dispatch and poll until the budget is spent and nothing runs."""
         self._started_at = self._clock.now()
-        counts = await self._study.counts()
-        best = await self._study.best()
+        counts, best = await self._study.counts(), await self._study.best()
         t = self._t
-        t.trials_total, t.failures_total = counts.total, counts.failed
+        t.failures_total = counts.failed
         t.best = best.value if best is not None else None
+        await self._reconcile()
+        t.trials_total = (await self._study.counts()).dispatched
         while True:
             await self._fill()
             if not t.inflight:
-                if self._free_slots() == 0:
+                if self._launchable() == 0:
                     break
                 continue  # every launch failed, but the budget allows more
+            if self.interrupted and self._on_exit != OnExit.WAIT:
+                break
             now = self._clock.now()
             deadline = now + self._planner.delay([now - f.launched_at for f in t.inflight.values()])
             await self._bookkeeping(deadline)
-            await self._clock.sleep(deadline - self._clock.now())
+            await self._sleep_until(deadline)
+            if self.interrupted and self._on_exit != OnExit.WAIT:
+                break
             await self._poll()
         await self._flush()
-        await self._close_unlaunched()
-        return SweepOutcome(t.stop or StopReason.BUDGET, t.launched, t.completed, t.failed, t.polls)
+        if self.interrupted and self._on_exit == OnExit.STOP:
+            await self._stop_in_flight()
+        elif not self.interrupted:
+            await self._close_unlaunched()
+        return SweepOutcome(
+            t.stop or StopReason.BUDGET,
+            t.launched,
+            t.completed,
+            t.failed,
+            t.polls,
+            sorted(t.inflight),
+        )
+
+    async def _reconcile(self) -> None:
+        """Settle every trial an earlier run left RUNNING, by its recorded job name."""
+        records = await self._study.running()
+        named = {r.job_name: r for r in records if r.job_name}
+        states = await self._backend.poll(list(named)) if named else {}
+        for name, record in named.items():
+            state = states.get(name)
+            if state is None:
+                self._reporter.note(f"trial {record.number}: job {name} not found; creating it")
+                self._t.pending.append(record)
+            elif not state.status.is_terminal:
+                self._reporter.note(
+                    f"trial {record.number}: re-attached {name} ({state.secondary_status})"
+                )
+                self._t.inflight[name] = _InFlight(record, name, self._clock.now())
+            else:
+                self._t.unrecorded += self._judge(_InFlight(record, name, self._clock.now()), state)
+        self._t.pending += [r for r in records if not r.job_name]
+        await self._flush()
 
     def _stop_reason(self) -> StopReason | None:
         """Why dispatching must stop now, if it must; remembered once it holds."""
@@ -165,17 +230,21 @@ class Scheduler:
             (b.patience is not None and t.since_best >= b.patience, StopReason.PATIENCE),
         ]
         for hit, reason in checks:
-            if hit:
-                t.stop = t.stop or reason
+            if hit and t.stop is None:
+                t.stop = reason
         return t.stop
 
-    def _free_slots(self) -> int:
-        """How many trials may start now, pre-asked ones included (0 once a stop holds)."""
+    def _room(self) -> int:
+        """How many new trials the budget still allows."""
+        return max(0, self._study.trial_limit - self._t.trials_total)
+
+    def _launchable(self) -> int:
+        """How many launches may start now (0 once a stop holds)."""
         t = self._t
-        room = self._study.trial_limit - t.trials_total + len(t.ready)
-        if self._stop_reason() is not None or room <= 0:
+        if self._stop_reason() is not None:
             return 0
-        return max(0, min(self._config.budget.max_parallel - len(t.inflight), room))
+        slots = self._config.budget.max_parallel - len(t.inflight)
+        return max(0, min(slots, len(t.pending) + len(t.ready) + self._room()))
 
     def _target_reached(self) -> bool:
         target, best = self._config.budget.target, self._t.best
@@ -184,23 +253,25 @@ class Scheduler:
         return best >= target if self._config.objective.direction == "maximize" else best <= target
 
     async def _fill(self) -> None:
-        """Start a trial in every free slot (pre-asked ones first); creates run concurrently."""
-        n = self._free_slots()
+        """Launch into every free slot: retries and resumed trials, pre-asked, then new."""
+        t, n = self._t, self._launchable()
         if n == 0:
             return
-        ready = [self._t.ready.popleft() for _ in range(min(n, len(self._t.ready)))]
-        self._t.trials_total += n - len(ready)
+        known = [t.pending.popleft() for _ in range(min(n, len(t.pending)))]
+        known += [t.ready.popleft() for _ in range(min(n - len(known), len(t.ready)))]
+        new = min(n - len(known), self._room())
+        t.trials_total += new
         async with asyncio.TaskGroup() as tg:
-            for trial in ready:
-                tg.create_task(self._launch(trial))
-            for _ in range(n - len(ready)):
+            for record in known:
+                tg.create_task(self._launch(record))
+            for _ in range(new):
                 tg.create_task(self._launch(None))
 
-    async def _ask(self) -> tuple[int, dict[str, Any], str]:
+    async def _ask(self) -> TrialRecord:
         start = self._clock.now()
-        trial = await self._study.ask(self._job_name)
+        record = await self._study.ask(self._job_name)
         self._t.ask_seconds = self._clock.now() - start
-        return trial
+        return record
 
     async def _prefetch(self, deadline: float) -> None:
         """Pre-ask a trial per job expected to end by ``deadline`` or within a tenth of a
@@ -211,33 +282,36 @@ class Scheduler:
         horizon = deadline + 0.1 * expected
         due = sum(horizon - f.launched_at >= expected for f in t.inflight.values())
         while (
-            len(t.ready) < due
-            and t.trials_total < self._study.trial_limit
+            len(t.ready) + len(t.pending) < due
+            and self._room() > 0
             and self._stop_reason() is None
             and deadline - self._clock.now() > 2 * t.ask_seconds
         ):
             t.trials_total += 1
             t.ready.append(await self._ask())
 
-    async def _close_unlaunched(self) -> None:
-        """Close pre-asked trials the sweep no longer needs (it stopped early)."""
-        while self._t.ready:
-            number, _, _ = self._t.ready.popleft()
-            reason = f"not launched: the sweep stopped ({self._t.stop or StopReason.BUDGET})"
-            await self._study.tell_failed(number, reason, {})
-
-    async def _launch(self, trial: tuple[int, dict[str, Any], str] | None) -> None:
-        number, params, job = trial or await self._ask()
-        self._reporter.started(number, job, params)
+    async def _launch(self, record: TrialRecord | None) -> None:
+        """Create a trial's job; a record without a job name gets one recorded first."""
+        record = record or await self._ask()
+        if record.job_name is None:
+            name = self._job_name(record.number, record.attempt)
+            await self._study.assign_job(record.number, name, record.attempt)
+            record = TrialRecord(record.number, record.params, name, record.attempt)
+        job = record.job_name
+        assert job is not None
+        if self.interrupted:  # not sent: the trial stays RUNNING and resume creates it
+            return
+        self._reporter.started(record.number, job, record.params)
         sent_at = self._clock.now()  # the job's age counts from before the request
+        flight = _InFlight(record, job, sent_at)
         try:
-            await self._backend.create(self._build(job, params))
+            await self._backend.create(self._build(job, record.params))
         except (BackendError, TransientError) as exc:
-            flight = _InFlight(number, job, sent_at)
-            await self._record(self._failed(flight, f"CreateTrainingJob failed: {exc}", {}))
+            verdict = self._failed(flight, f"CreateTrainingJob failed: {exc}", {})
+            await self._record(verdict)
             return
         self._t.launched += 1
-        self._t.inflight[job] = _InFlight(number, job, sent_at)
+        self._t.inflight[job] = flight
 
     async def _poll(self) -> None:
         """One batched status call for every job in flight; settle the finished ones."""
@@ -251,7 +325,8 @@ class Scheduler:
             for name, state in states.items()
             if state.status.is_terminal and name in self._t.inflight
         ]
-        self._t.unrecorded += [self._judge(flight, state) for flight, state in finished]
+        for flight, state in finished:
+            self._t.unrecorded += self._judge(flight, state)
         if finished:
             await self._fill()  # refill before storage writes: a slot never waits on them
 
@@ -264,13 +339,30 @@ class Scheduler:
         """
         expected = self._planner.expected
         if expected is not None:
-            quiet = min(0.1 * expected, (deadline - self._clock.now()) / 2)
-            await self._clock.sleep(quiet)
+            now = self._clock.now()
+            await self._sleep_until(now + min(0.1 * expected, (deadline - now) / 2))
         await self._flush()
         await self._prefetch(deadline)
 
-    def _judge(self, flight: _InFlight, state: JobState) -> _Verdict:
-        """Decide a finished job's result and update the tallies; no I/O."""
+    async def _sleep_until(self, deadline: float) -> None:
+        """Wait for ``deadline`` on the clock; an :meth:`interrupt` cuts one wait short."""
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        sleeper = asyncio.ensure_future(self._clock.sleep(deadline - self._clock.now()))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+            self._wake.clear()
+
+    def _judge(self, flight: _InFlight, state: JobState) -> list[_Verdict]:
+        """Decide a finished job's outcome and update the tallies; no I/O.
+
+        Returns the verdict to record, or nothing when the trial is queued for a retry.
+        """
         t = self._t
         t.billable += state.billable_seconds or 0
         attrs = {"job_status": str(state.status), "secondary_status": state.secondary_status}
@@ -278,10 +370,14 @@ class Scheduler:
         value = state.final_metrics.get(metric)
         if state.status != JobStatus.COMPLETED:
             reason = state.failure_reason or f"{state.status}: {state.secondary_status}"
-            return self._failed(flight, reason, attrs)
+            platform = reason.startswith("InternalServerError")
+            ours = state.status == JobStatus.STOPPED and flight.trial.stopped_on_exit
+            if (platform or ours) and flight.trial.attempt < MAX_ATTEMPTS:
+                return self._retry(flight, reason)
+            return [self._failed(flight, reason, attrs)]
         if value is None or not math.isfinite(value):
             reason = f"the job reported no value for objective metric {metric!r}"
-            return self._failed(flight, reason, attrs)
+            return [self._failed(flight, reason, attrs)]
         if state.duration is not None:
             self._planner.record(state.duration)
         t.completed += 1
@@ -289,24 +385,45 @@ class Scheduler:
             value > t.best if self._config.objective.direction == "maximize" else value < t.best
         )
         t.best, t.since_best = (value, 0) if improved else (t.best, t.since_best + 1)
-        self._reporter.finished(flight.number, flight.job, value, state.duration)
-        return _Verdict(flight, value, "", attrs)
+        self._reporter.finished(flight.trial.number, flight.job, value, state.duration)
+        return [_Verdict(flight.trial.number, value, "", attrs)]
+
+    def _retry(self, flight: _InFlight, reason: str) -> list[_Verdict]:
+        trial = flight.trial
+        self._reporter.note(
+            f"trial {trial.number}: job {flight.job} ended ({reason.splitlines()[0][:120]});"
+            f" retrying as attempt {trial.attempt + 1}"
+        )
+        self._t.pending.append(TrialRecord(trial.number, trial.params, None, trial.attempt + 1))
+        return []
 
     def _failed(self, flight: _InFlight, reason: str, attrs: dict[str, Any]) -> _Verdict:
         self._t.failed += 1
         self._t.failures_total += 1
-        self._reporter.failed(flight.number, flight.job, reason)
-        return _Verdict(flight, None, reason, attrs)
+        self._reporter.failed(flight.trial.number, flight.job, reason)
+        return _Verdict(flight.trial.number, None, reason, attrs)
 
     async def _flush(self) -> None:
         """Write every judged result not yet in the study."""
         while self._t.unrecorded:
-            await self._record(self._t.unrecorded.pop(0))
+            verdict = self._t.unrecorded.pop(0)
+            if verdict.value is None:
+                await self._study.tell_failed(verdict.number, verdict.reason, verdict.attrs)
+            else:
+                await self._study.tell_complete(verdict.number, verdict.value, verdict.attrs)
 
     async def _record(self, verdict: _Verdict) -> None:
-        """Write a judged result to the study."""
-        number = verdict.flight.number
-        if verdict.value is None:
-            await self._study.tell_failed(number, verdict.reason, verdict.attrs)
-        else:
-            await self._study.tell_complete(number, verdict.value, verdict.attrs)
+        self._t.unrecorded.append(verdict)
+        await self._flush()
+
+    async def _stop_in_flight(self) -> None:
+        """Stop every job in flight; their trials stay RUNNING and are rerun on resume."""
+        for flight in self._t.inflight.values():
+            await self._study.mark_stopped_on_exit(flight.trial.number)
+            await self._backend.stop(flight.job)
+
+    async def _close_unlaunched(self) -> None:
+        """Close pre-asked trials the sweep no longer needs (it stopped early)."""
+        reason = f"not launched: the sweep stopped ({self._t.stop or StopReason.BUDGET})"
+        while self._t.ready:
+            await self._study.tell_pruned(self._t.ready.popleft().number, reason)

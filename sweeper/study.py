@@ -1,8 +1,12 @@
 """The study: Sweeper's only user of Optuna, and the sweep's source of truth.
 
-Every trial lives in Optuna storage (SQLite by default). Each trial's job name is
-written to the trial (user attribute ``job_name``) *before* its training job is
-created, so a crash between the two can be repaired on resume.
+Every trial lives in Optuna storage (SQLite by default). Each trial's job name and
+attempt are written to the trial (user attributes) *before* its training job is
+created, so a crash between the two is repaired on resume: the scheduler looks the
+recorded name up and re-attaches, harvests, or creates it.
+
+The study also keeps the part of the space file that defines it (objective and
+parameters); a space file that no longer matches is refused, naming what changed.
 
 Optuna's RDB storage is blocking; every method here that touches it is a coroutine
 that runs the work on one dedicated worker thread, so the event loop keeps polling
@@ -30,6 +34,9 @@ from sweeper.errors import ConfigError
 
 T = TypeVar("T")
 JOB_NAME = "job_name"
+ATTEMPT = "attempt"
+STOPPED_ON_EXIT = "stopped_on_exit"
+SPEC = "sweeper:spec"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +49,25 @@ class Counts:
     @property
     def total(self) -> int:
         return self.complete + self.failed + self.running + self.pruned
+
+    @property
+    def dispatched(self) -> int:
+        """Trials that count toward the budget: PRUNED ones here were never launched."""
+        return self.complete + self.failed + self.running
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecord:
+    """A trial as the scheduler sees it: parameters and its current job."""
+
+    number: int
+    params: dict[str, Any]
+    job_name: str | None
+    attempt: int = 1
+    stopped_on_exit: bool = False
+
+
+JobNamer = Callable[[int, int], str]  # (trial number, attempt) -> job name
 
 
 class SweepStudy:
@@ -59,17 +85,32 @@ class SweepStudy:
         self._live: dict[int, optuna.Trial] = {}
 
     @classmethod
-    def open(cls, config: SweepConfig, storage: str | None = None) -> SweepStudy:
-        """Create the study, or load it if it exists (``storage`` overrides the config's)."""
+    def open(
+        cls, config: SweepConfig, storage: str | None = None, *, create: bool = True
+    ) -> SweepStudy:
+        """Create the study or load it (``storage`` overrides the config's URL).
+
+        Raises ConfigError if the space file no longer matches the stored study, or,
+        with ``create=False``, if there is no such study yet. A loaded study's sampler
+        is reseeded from (seed, trials so far), so a resumed seeded sweep does not replay
+        the configurations it started with.
+        """
         url = storage if storage is not None else config.storage_url
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(
-            storage=_storage(url),
-            study_name=config.name,
-            sampler=make_sampler(config),
-            direction=optuna.study.StudyDirection[config.objective.direction.upper()],
-            load_if_exists=True,
-        )
+        if not create:
+            try:
+                study = optuna.load_study(study_name=config.name, storage=_storage(url) or url)
+            except KeyError as exc:
+                raise ConfigError(f"no sweep named {config.name!r} in {url} yet") from exc
+        else:
+            study = optuna.create_study(
+                storage=_storage(url),
+                study_name=config.name,
+                direction=optuna.study.StudyDirection[config.objective.direction.upper()],
+                load_if_exists=True,
+            )
+        _check_spec(study, config, url)
+        study.sampler = make_sampler(config, offset=len(study.get_trials(deepcopy=False)))
         return cls(study, config)
 
     def close(self) -> None:
@@ -86,22 +127,71 @@ class SweepStudy:
             limit = min(limit, space.grid_size(self._config.space))
         return limit
 
-    async def ask(self, job_name: Callable[[int], str]) -> tuple[int, dict[str, Any], str]:
-        """Start a trial, record its job name (``job_name(number)``) and return all three."""
+    async def ask(self, job_name: JobNamer) -> TrialRecord:
+        """Start a trial and record its first job's name; return it."""
         return await self._run(self._ask, job_name)
 
-    def _ask(self, job_name: Callable[[int], str]) -> tuple[int, dict[str, Any], str]:
+    def _ask(self, job_name: JobNamer) -> TrialRecord:
         trial = self._study.ask(self._distributions)
-        name = job_name(trial.number)
+        name = job_name(trial.number, 1)
         trial.set_user_attr(JOB_NAME, name)
+        trial.set_user_attr(ATTEMPT, 1)
         self._live[trial.number] = trial
-        return trial.number, dict(trial.params), name
+        return TrialRecord(trial.number, dict(trial.params), name)
+
+    async def running(self, *, repair: bool = True) -> list[TrialRecord]:
+        """Every RUNNING trial (left by an earlier run, or by another orchestrator).
+
+        With ``repair``, a trial whose sampling itself was cut short (Optuna stores each
+        parameter separately) is closed as PRUNED, "not launched": no job can have been
+        created for it, and it does not count toward the budget.
+        """
+        return await self._run(self._running, repair)
+
+    def _running(self, repair: bool) -> list[TrialRecord]:
+        out = []
+        for frozen in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            # Optuna has no public way from a FrozenTrial to its live Trial but the id.
+            self._live[frozen.number] = optuna.trial.Trial(self._study, frozen._trial_id)
+            if repair and set(frozen.params) != set(self._distributions):
+                reason = "not launched: its sampling was interrupted"
+                self._tell(frozen.number, TrialState.PRUNED, None, {"pruned": reason})
+                continue
+            attrs = frozen.user_attrs
+            out.append(
+                TrialRecord(
+                    frozen.number,
+                    dict(frozen.params),
+                    attrs.get(JOB_NAME),
+                    int(attrs.get(ATTEMPT, 1)),
+                    bool(attrs.get(STOPPED_ON_EXIT, False)),
+                )
+            )
+        return out
+
+    async def assign_job(self, number: int, job_name: str, attempt: int) -> None:
+        """Record a trial's (next) job before it is created."""
+        await self._run(
+            self._set_attrs, number, {JOB_NAME: job_name, ATTEMPT: attempt, STOPPED_ON_EXIT: False}
+        )
+
+    async def mark_stopped_on_exit(self, number: int) -> None:
+        """The sweep stopped this trial's job as it exited: resume runs it again."""
+        await self._run(self._set_attrs, number, {STOPPED_ON_EXIT: True})
+
+    def _set_attrs(self, number: int, attrs: dict[str, Any]) -> None:
+        for key, val in attrs.items():
+            self._live[number].set_user_attr(key, val)
 
     async def tell_complete(self, number: int, value: float, attrs: dict[str, Any]) -> None:
         await self._run(self._tell, number, TrialState.COMPLETE, value, attrs)
 
     async def tell_failed(self, number: int, reason: str, attrs: dict[str, Any]) -> None:
         await self._run(self._tell, number, TrialState.FAIL, None, {**attrs, "failure": reason})
+
+    async def tell_pruned(self, number: int, reason: str) -> None:
+        """Close a trial that never ran (the sweep stopped before launching it)."""
+        await self._run(self._tell, number, TrialState.PRUNED, None, {"pruned": reason})
 
     def _tell(
         self, number: int, state: TrialState, value: float | None, attrs: dict[str, Any]
@@ -133,6 +223,57 @@ class SweepStudy:
         return pick(done, key=lambda t: t.value if t.value is not None else -math.inf)
 
 
+def spec(config: SweepConfig) -> dict[str, Any]:
+    """The part of a space file that defines the study; budgets may change, this may not."""
+    params = {
+        p.name: {
+            "type": str(p.type),
+            "low": p.low,
+            "high": p.high,
+            "log": p.log,
+            "step": p.step,
+            "choices": list(p.choices),
+            "values": list(p.values),
+        }
+        for p in config.space
+    }
+    return {
+        "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
+        "space": params,
+    }
+
+
+def _check_spec(study: optuna.Study, config: SweepConfig, url: str) -> None:
+    stored = study.user_attrs.get(SPEC)
+    current = spec(config)
+    if stored is None:
+        study.set_user_attr(SPEC, current)
+        return
+    changes = _diff(stored, current, "")
+    if changes:
+        raise ConfigError(
+            f"the space file no longer matches sweep {config.name!r} in {url}: "
+            + "; ".join(changes)
+            + ". Restore those settings to continue it, or give the sweep a new name"
+            " (budget, sampler and estimator settings may change freely)"
+        )
+
+
+def _diff(old: Any, new: Any, path: str) -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            where = f"{path}.{key}" if path else str(key)
+            if key not in new:
+                out.append(f"{where} was removed")
+            elif key not in old:
+                out.append(f"{where} was added")
+            else:
+                out += _diff(old[key], new[key], where)
+        return out
+    return [] if old == new else [f"{path} was {old!r}, now {new!r}"]
+
+
 def _storage(url: str) -> optuna.storages.BaseStorage | None:
     """Optuna storage for ``url`` ("" means in memory).
 
@@ -161,9 +302,15 @@ def _storage(url: str) -> optuna.storages.BaseStorage | None:
     )
 
 
-def make_sampler(config: SweepConfig) -> optuna.samplers.BaseSampler:
-    """The configured sampler; TPE uses ``constant_liar`` so parallel asks spread out."""
+def make_sampler(config: SweepConfig, offset: int = 0) -> optuna.samplers.BaseSampler:
+    """The configured sampler; TPE uses ``constant_liar`` so parallel asks spread out.
+
+    ``offset`` (trials already in the study) derives a new seed for a resumed sweep,
+    deterministically; the grid keeps its seed so its order, and so its progress, holds.
+    """
     kind, seed = config.sampler.kind, config.sampler.seed
+    if seed is not None and offset and kind != SamplerKind.GRID:
+        seed = (seed * 1_000_003 + offset) % 2**32
     s = optuna.samplers
     if kind == SamplerKind.GRID:
         return _AskTellGridSampler(space.grid(config.space), seed=seed)

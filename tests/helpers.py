@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import random
+import select
+import signal
+import socket
+import subprocess
+import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
+import optuna
 import yaml
 
 # A training script whose objective is a known function of its hyperparameters, so a
@@ -71,3 +81,98 @@ async def wait_for_job(client: Any, name: str, *, timeout: float = 30.0) -> dict
             if job["TrainingJobStatus"] not in ("InProgress", "Stopping"):
                 return job
             await asyncio.sleep(0.02)
+
+
+ROOT = Path(__file__).parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The process's next stdout line; TimeoutError if none comes within ``timeout`` s."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        raise TimeoutError(f"no output within {timeout} s")
+    return proc.stdout.readline()
+
+
+@contextlib.contextmanager
+def standalone_emulator(state: Path, *extra: str) -> Iterator[str]:
+    """``sweep.py emulator`` on a free port, as a separate process; yields its URL."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "sweep.py"),
+            "emulator",
+            "--port",
+            str(port),
+            "--state",
+            str(state),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = read_line(proc, timeout=30)
+        assert f"listening on http://127.0.0.1:{port}" in line, line
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def list_jobs(url: str) -> list[str]:
+    sm = boto3.client(
+        "sagemaker",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    names: list[str] = []
+    for page in sm.get_paginator("list_training_jobs").paginate(MaxResults=100):
+        names += [s["TrainingJobName"] for s in page["TrainingJobSummaries"]]
+    return names
+
+
+def sweep_trials(space: Path, name: str = "quad") -> list[optuna.trial.FrozenTrial]:
+    storage = f"sqlite:///{space.parent / '.sweeps' / f'{name}.db'}"
+    trials: list[optuna.trial.FrozenTrial] = optuna.load_study(
+        study_name=name, storage=storage
+    ).trials
+    return trials
+
+
+def kill_and_resume(space: Path, kills: int, seed: int, most_lines: int = 10) -> int:
+    """SIGKILL ``sweep.py space`` after a random number of its output lines (a random
+    moment, chosen by events rather than sleeps), rerunning it until ``kills`` SIGKILLs
+    were delivered or a run finished the sweep by itself; return the kills delivered."""
+    rng, done = random.Random(seed), 0
+    while done < kills:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "sweep.py"), str(space)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            for _ in range(rng.randint(1, most_lines)):  # a random event: the k-th line
+                if not read_line(proc, timeout=60):
+                    break  # end of output: the run is over
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                done += 1
+            elif proc.wait() == 0:
+                return done  # this run finished the sweep
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
+    return done

@@ -103,8 +103,11 @@ def command_line_args(user: dict[str, Any]) -> list[str]:
 def prepare(job: dict[str, Any], arn: str, layout: Layout, s3_root: Path, region: str) -> Launch:
     """Lay out the tree for ``job`` (a CreateTrainingJob request, ARN ``arn``); return its launch.
 
-    Blocking (copies files); call it off the event loop.
+    Blocking (copies files); call it off the event loop. A tree left by an earlier
+    emulator for the same job name is replaced: every job starts on a fresh instance.
     """
+    if layout.root.exists():
+        shutil.rmtree(layout.root)
     for d in (
         layout.config,
         layout.data,

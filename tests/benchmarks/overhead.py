@@ -53,19 +53,24 @@ def run(trials: int, parallel: int, seconds: float) -> dict[str, float]:
         (root / "src").mkdir()
         (root / "src" / "sleep.py").write_text(SCRIPT)
         space = root / "space.yaml"
-        space.write_text(yaml.safe_dump({
-            "name": "overhead",
-            "objective": {"metric": "loss", "direction": "minimize"},
-            "budget": {"max_trials": trials, "max_parallel": parallel, "max_failures": 1},
-            "sampler": {"kind": "tpe", "seed": 0},
-            "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-            "estimator": {
-                "entry_point": "sleep.py", "source_dir": "src",
-                "hyperparameters": {"seconds": seconds},
-                "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}],
-            },
-            "backend": {"kind": "emulator", "endpoint_url": emulator.endpoint_url},
-        }))  # fmt: skip
+        space.write_text(
+            yaml.safe_dump(
+                {
+                    "name": "overhead",
+                    "objective": {"metric": "loss", "direction": "minimize"},
+                    "budget": {"max_trials": trials, "max_parallel": parallel, "max_failures": 1},
+                    "sampler": {"kind": "tpe", "seed": 0},
+                    "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+                    "estimator": {
+                        "entry_point": "sleep.py",
+                        "source_dir": "src",
+                        "hyperparameters": {"seconds": seconds},
+                        "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}],
+                    },
+                    "backend": {"kind": "emulator", "endpoint_url": emulator.endpoint_url},
+                }
+            )
+        )
         out = io.StringIO()
         start, start_epoch = time.perf_counter(), time.time()
         with contextlib.redirect_stdout(out):

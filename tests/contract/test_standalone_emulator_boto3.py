@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import select
-import socket
 import subprocess
 import sys
 import time
@@ -16,44 +14,25 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.helpers import standalone_emulator
+
 ROOT = Path(__file__).parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        raise TimeoutError("the emulator did not start in time")
-    return proc.stdout.readline()
 
 
 @pytest.fixture
 def standalone(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port, state = _free_port(), tmp_path / "state"
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "sweep.py"), "emulator", "--port", str(port), "--state", str(state)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    try:
-        line = _read_line(proc, timeout=30)
-        assert f"listening on http://127.0.0.1:{port}" in line, line
-        yield f"http://127.0.0.1:{port}", state
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with standalone_emulator(tmp_path / "state") as url:
+        yield url, tmp_path / "state"
 
 
 def _client(url: str) -> Any:
     return boto3.client(
-        "sagemaker", endpoint_url=url, region_name="us-east-1",
-        aws_access_key_id="test", aws_secret_access_key="test",
-    )  # fmt: skip
+        "sagemaker",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
 
 
 def _request(name: str, code: Path, seconds: float) -> dict[str, Any]:
@@ -142,7 +121,9 @@ def test_boto3_gets_aws_errors(standalone: tuple[str, Path], tmp_path: Path) -> 
 def test_refuses_to_bind_beyond_loopback() -> None:
     result = subprocess.run(
         [sys.executable, str(ROOT / "sweep.py"), "emulator", "--host", "0.0.0.0", "--port", "0"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert "loopback only" in result.stderr

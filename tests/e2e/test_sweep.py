@@ -20,8 +20,11 @@ ROOT = Path(__file__).parents[2]
 def sweep(space: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(ROOT / "sweep.py"), str(space)],
-        capture_output=True, text=True, timeout=timeout, cwd=space.parent,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=space.parent,
+    )
 
 
 def load(space: Path, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -118,8 +121,10 @@ def test_quickstart_values_come_from_real_training(tmp_path: Path) -> None:
     args = [f"--{k}={v}" for k, v in {**best.params, **doc["estimator"]["hyperparameters"]}.items()]
     rerun = subprocess.run(
         [sys.executable, str(ROOT / "src" / "train.py"), *args, "--model-dir", str(tmp_path / "m")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     match = re.search(r"val_accuracy=([0-9.]+)", rerun.stdout)
     assert match, rerun.stderr
     assert float(match.group(1)) == best.value  # same parameters, same value

@@ -49,11 +49,16 @@ def test_hyperparameters_are_strings_encoded_like_the_sdk(tmp_path: Path) -> Non
 
 def test_spot_checkpoint_and_warm_pool_fields(tmp_path: Path) -> None:
     spot = build_request(
-        _template(tmp_path, use_spot_instances=True, max_run=600, max_wait=1200,
-                  checkpoint_s3_uri="s3://bucket/ckpt/"),
+        _template(
+            tmp_path,
+            use_spot_instances=True,
+            max_run=600,
+            max_wait=1200,
+            checkpoint_s3_uri="s3://bucket/ckpt/",
+        ),
         "quad-0-1",
         {"x": 0.5},
-    )  # fmt: skip
+    )
     assert spot["EnableManagedSpotTraining"] is True
     assert spot["StoppingCondition"] == {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200}
     assert spot["CheckpointConfig"] == {"S3Uri": "s3://bucket/ckpt/quad-0-1"}

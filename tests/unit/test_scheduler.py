@@ -42,13 +42,21 @@ class FakeBackend:
     fails: Callable[[float], bool] = lambda x: False
     metric: str = "loss"
     reject_create: bool = False
+    reason: Callable[[str], str] = lambda job: "AlgorithmError: boom"
+    on_create: Callable[[int], None] = lambda count: None
     jobs: dict[str, FakeJob] = field(default_factory=dict)
+    creates: list[str] = field(default_factory=list)
     polls: list[list[str]] = field(default_factory=list)
     most_in_flight: int = 0
 
     async def create(self, request: dict[str, Any]) -> None:
         if self.reject_create:
             raise BackendError("ValidationException", "bad request")
+        name = request["TrainingJobName"]
+        self.creates.append(name)
+        self.on_create(len(self.creates))
+        if name in self.jobs:  # ResourceInUse: TrainingJobs.create adopts the job
+            return
         x = float(request["HyperParameters"]["x"])
         now = self.clock.now()
         outcome = JobStatus.FAILED if self.fails(x) else JobStatus.COMPLETED
@@ -59,10 +67,12 @@ class FakeBackend:
     async def poll(self, names: Iterable[str]) -> dict[str, JobState]:
         names = list(names)
         self.polls.append(names)
-        return {n: self._state(n) for n in names}
+        return {n: self._state(n) for n in names if n in self.jobs}
 
     async def stop(self, name: str) -> None:
-        raise NotImplementedError
+        job = self.jobs[name]
+        if self.clock.now() < job.ends:
+            job.ends, job.outcome = self.clock.now(), JobStatus.STOPPED
 
     def _state(self, name: str) -> JobState:
         job, now = self.jobs[name], self.clock.now()
@@ -74,7 +84,7 @@ class FakeBackend:
             name,
             job.outcome,
             str(job.outcome),
-            failure_reason="AlgorithmError: boom" if job.outcome == JobStatus.FAILED else "",
+            failure_reason=self.reason(name) if job.outcome == JobStatus.FAILED else "",
             final_metrics=metrics,
             created=datetime.fromtimestamp(job.created, UTC),
             ended=datetime.fromtimestamp(job.ends, UTC),
@@ -94,23 +104,34 @@ class Events:
     def failed(self, number: int, job: str, reason: str) -> None:
         self.lines.append(("failed", number))
 
+    def note(self, text: str) -> None:
+        self.lines.append((text, -1))
 
-async def _run(
-    tmp_path: Path, backend: FakeBackend, clock: VirtualClock, **budget: Any
-) -> tuple[SweepOutcome, SweepStudy, Events]:
+
+def make_scheduler(
+    tmp_path: Path, backend: FakeBackend, clock: VirtualClock, storage: str = "", **budget: Any
+) -> tuple[Scheduler, SweepStudy, Events]:
+    """A scheduler over the fake backend; ``storage`` "" keeps the study in memory."""
     cfg = config.load(write_sweep(tmp_path, space_doc(budget=budget)))
-    study = SweepStudy.open(cfg, storage="")  # in memory
+    study = SweepStudy.open(cfg, storage=storage)
     events = Events()
     scheduler = Scheduler(
         cfg,
         study,
         backend,
         build_request=lambda job, params: {"TrainingJobName": job, "HyperParameters": params},
-        job_name=lambda n: job_name(cfg.name, n),
+        job_name=lambda n, attempt: job_name(cfg.name, n, attempt),
         clock=clock,
         reporter=events,
         timing=TIMING,
     )
+    return scheduler, study, events
+
+
+async def _run(
+    tmp_path: Path, backend: FakeBackend, clock: VirtualClock, **budget: Any
+) -> tuple[SweepOutcome, SweepStudy, Events]:
+    scheduler, study, events = make_scheduler(tmp_path, backend, clock, **budget)
     return await scheduler.run(), study, events
 
 
@@ -227,8 +248,8 @@ async def test_an_early_stop_closes_pre_asked_trials_and_leaves_none_running(
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     unlaunched = [t for t in trials if t.user_attrs.get("job_name") not in backend.jobs]
     for t in unlaunched:
-        assert t.state == TrialState.FAIL
-        assert t.user_attrs["failure"] == "not launched: the sweep stopped (target reached)"
+        assert t.state == TrialState.PRUNED
+        assert t.user_attrs["pruned"] == "not launched: the sweep stopped (target reached)"
     assert len(trials) - len(unlaunched) == outcome.launched
     study.close()
 

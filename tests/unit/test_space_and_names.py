@@ -50,9 +50,9 @@ def test_grid_stops_when_exhausted_even_with_more_trials_allowed(tmp_path: Path)
     async def ask_all() -> set[tuple[float, str]]:
         seen = set()
         for _ in range(study.trial_limit):
-            number, params, _ = await study.ask(lambda n: f"quad-{n}-1")
-            await study.tell_complete(number, 0.0, {})
-            seen.add((params["x"], params["opt"]))
+            trial = await study.ask(lambda n, attempt: f"quad-{n}-{attempt}")
+            await study.tell_complete(trial.number, 0.0, {})
+            seen.add((trial.params["x"], trial.params["opt"]))
         return seen
 
     assert len(asyncio.run(ask_all())) == 6  # every grid point exactly once
