@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Awaitable
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -44,3 +45,13 @@ class VirtualClock:
     async def sleep(self, seconds: float) -> None:
         self._now += max(0.0, seconds)
         await asyncio.sleep(0)
+
+
+async def first_of(*awaitables: Awaitable[Any]) -> None:
+    """Wait until any one of ``awaitables`` is done; cancel the others before returning."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()

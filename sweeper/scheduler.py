@@ -35,7 +35,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from sweeper.aws.training import JobBackend
-from sweeper.clock import Clock
+from sweeper.clock import Clock, first_of
 from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
@@ -349,13 +349,9 @@ class Scheduler:
         if self._wake.is_set():
             self._wake.clear()
             return
-        sleeper = asyncio.ensure_future(self._clock.sleep(deadline - self._clock.now()))
-        waker = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            await first_of(self._clock.sleep(deadline - self._clock.now()), self._wake.wait())
         finally:
-            sleeper.cancel()
-            waker.cancel()
             self._wake.clear()
 
     def _judge(self, flight: _InFlight, state: JobState) -> list[_Verdict]:

@@ -129,6 +129,16 @@ def standalone_emulator(state: Path, *extra: str) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
+def run_sweep(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """``python sweep.py ARGS`` in a subprocess, output captured."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "sweep.py"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def list_jobs(url: str) -> list[str]:
     sm = boto3.client(
         "sagemaker",

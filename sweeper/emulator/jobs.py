@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeper.clock import first_of
 from sweeper.emulator import container
 from sweeper.emulator.errors import AwsError
 
@@ -216,13 +217,7 @@ class Runner:
         stop_reason = "Stopped"
         try:
             async with asyncio.timeout(max(0.0, deadline - time.time())):
-                waiter = asyncio.ensure_future(proc.wait())
-                stopper = asyncio.ensure_future(job.stop_requested.wait())
-                try:
-                    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    stopper.cancel()
-                    waiter.cancel()
+                await first_of(proc.wait(), job.stop_requested.wait())
                 if proc.returncode is not None:
                     return proc.returncode
         except TimeoutError:

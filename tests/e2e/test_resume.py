@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pty
 import select
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from tests.helpers import (
     kill_and_resume,
     list_jobs,
     objective,
+    run_sweep,
     space_doc,
     standalone_emulator,
     sweep_trials,
@@ -39,12 +39,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
     with standalone_emulator(tmp_path / "state") as url:
         space = write_sweep(tmp_path, _sweep_doc(url, trials=8, parallel=3, sleep=0.4))
         kills = kill_and_resume(space, kills=5, seed=2026)
-        final = subprocess.run(
-            [sys.executable, str(ROOT / "sweep.py"), str(space)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        final = run_sweep(str(space), timeout=180)
         assert final.returncode == 0, final.stdout + final.stderr
         jobs = list_jobs(url)
     assert kills >= 3
@@ -97,22 +92,12 @@ def test_ctrl_c_in_a_terminal_leaves_jobs_running_and_a_rerun_finishes(tmp_path:
         sm_jobs = list_jobs(url)
         assert len(sm_jobs) == 2
 
-        status = subprocess.run(
-            [sys.executable, str(ROOT / "sweep.py"), "status", str(space)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        status = run_sweep("status", str(space), timeout=60)
         assert status.returncode == 0, status.stderr
         assert "2 running" in status.stdout
         assert status.stdout.count("InProgress/") == 2
 
-        rerun = subprocess.run(
-            [sys.executable, str(ROOT / "sweep.py"), str(space)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        rerun = run_sweep(str(space), timeout=120)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         assert rerun.stdout.count("re-attached") == 2
         jobs = list_jobs(url)
@@ -124,17 +109,16 @@ def test_a_changed_objective_is_refused_and_a_raised_budget_continues(tmp_path: 
     doc = space_doc(budget={"max_trials": 1, "max_parallel": 1})
     doc["estimator"]["metric_definitions"].append({"name": "other", "regex": "loss=([0-9.]+)"})
     space = write_sweep(tmp_path, doc)
-    cmd = [sys.executable, str(ROOT / "sweep.py"), str(space)]
-    assert subprocess.run(cmd, capture_output=True, timeout=120).returncode == 0
+    assert run_sweep(str(space)).returncode == 0
     changed = yaml.safe_load(space.read_text())
     changed["objective"]["metric"] = "other"
     space.write_text(yaml.safe_dump(changed))
-    refused = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    refused = run_sweep(str(space))
     assert refused.returncode == 2
     assert "objective.metric was 'loss', now 'other'" in refused.stderr
     doc["budget"]["max_trials"] = 3
     space.write_text(yaml.safe_dump(doc))
-    more = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    more = run_sweep(str(space))
     assert more.returncode == 0, more.stderr
     assert "Sweep quad: 3 trials (3 complete" in more.stdout
 
@@ -153,7 +137,7 @@ def test_on_exit_modes_in_a_terminal(tmp_path: Path, on_exit: str) -> None:
         else:
             assert "2 job(s) were asked to stop" in out
             assert states.count(TrialState.COMPLETE) == 0
-        rerun = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120)
+        rerun = run_sweep(*argv[1:])
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
         jobs = list_jobs(url)
     assert [t.state for t in sweep_trials(space)] == [TrialState.COMPLETE] * 4

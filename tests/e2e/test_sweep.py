@@ -12,19 +12,9 @@ import optuna
 import yaml
 from optuna.trial import TrialState
 
-from tests.helpers import objective, space_doc, write_sweep
+from tests.helpers import objective, run_sweep, space_doc, write_sweep
 
 ROOT = Path(__file__).parents[2]
-
-
-def sweep(space: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "sweep.py"), str(space)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=space.parent,
-    )
 
 
 def load(space: Path, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -44,7 +34,7 @@ def test_a_small_sweep_runs_real_jobs_and_reports_the_best(tmp_path: Path) -> No
         },
     )
     space = write_sweep(tmp_path, doc)
-    result = sweep(space)
+    result = run_sweep(str(space))
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert len(re.findall(r"trial \d+\s+started", out)) == 6
@@ -66,7 +56,7 @@ def test_a_small_sweep_runs_real_jobs_and_reports_the_best(tmp_path: Path) -> No
     )
     assert model.is_file()
 
-    again = sweep(space)  # a finished sweep: nothing new is launched
+    again = run_sweep(str(space))  # a finished sweep: nothing new is launched
     assert again.returncode == 0
     assert "started" not in again.stdout
     assert len(load(space, "quad")) == 6
@@ -82,7 +72,7 @@ def test_grid_sweep_stops_when_the_grid_is_exhausted(tmp_path: Path) -> None:
         },
     )
     space = write_sweep(tmp_path, doc)
-    result = sweep(space)
+    result = run_sweep(str(space))
     assert result.returncode == 0, result.stderr
     trials = load(space, "quad")
     points = sorted((t.params["x"], t.params["y"]) for t in trials)
@@ -94,7 +84,7 @@ def test_failures_are_reported_with_their_reason_and_stop_the_sweep(tmp_path: Pa
     doc: dict[str, Any] = space_doc(budget={"max_trials": 20, "max_parallel": 2, "max_failures": 2})
     doc["estimator"]["hyperparameters"] = {"fail_above": -1.0}  # every trial fails
     space = write_sweep(tmp_path, doc)
-    result = sweep(space)
+    result = run_sweep(str(space))
     assert result.returncode == 1  # no trial completed
     assert "max_failures reached" in result.stdout
     assert "is too large" in result.stdout  # the stderr tail reached the user
@@ -111,7 +101,7 @@ def test_quickstart_values_come_from_real_training(tmp_path: Path) -> None:
     doc["estimator"]["source_dir"] = str(ROOT / "src")
     space = tmp_path / "quickstart.yaml"
     space.write_text(yaml.safe_dump(doc))
-    result = sweep(space)
+    result = run_sweep(str(space))
     assert result.returncode == 0, result.stderr
     trials = load(space, doc["name"])
     values = [t.value for t in trials]
