@@ -252,6 +252,10 @@ def _emulator_command(argv: list[str]) -> int:
     parser.add_argument("--region", default="us-east-1")
     parser.add_argument("--cold-start-seconds", type=float, default=0.0)
     parser.add_argument("--throttle-rate", type=float, default=0.0)
+    parser.add_argument("--access-key", default="test", help="the only access key let in")
+    parser.add_argument(
+        "--secret-key", default="test", help="its secret (requests are SigV4-checked)"
+    )
     args = parser.parse_args(argv)
     try:
         require_loopback(args.host)
@@ -265,6 +269,7 @@ def _emulator_command(argv: list[str]) -> int:
             ),
             host=args.host,
             port=args.port,
+            credentials=((args.access_key, args.secret_key),),
             throttle_rate=args.throttle_rate,
         )
     )

@@ -30,7 +30,7 @@ from typing import Any
 import botocore.session
 from aiohttp import web
 
-from sweeper.emulator import search, validate
+from sweeper.emulator import auth, search, validate
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.jobs import Job, Runner, RunnerSettings
 
@@ -42,6 +42,7 @@ class EmulatorSettings:
     runner: RunnerSettings
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
+    credentials: tuple[tuple[str, str], ...] = (("test", "test"),)  # (access key, secret)
     throttle_rate: float = 0.0  # share of calls answered ThrottlingException
     internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
     seed: int | None = None
@@ -112,16 +113,23 @@ class Emulator:
         service, _, op = target.partition(".")
         self.calls[op or "?"] += 1
         try:
+            body = await request.read()
+            auth.verify(
+                request.method,
+                str(request.url),
+                request.headers,
+                body,
+                dict(self.settings.credentials),
+            )
             if service != "SageMaker" or op not in self._ops:
                 raise AwsError("UnknownOperationException", f"Unknown operation {target}")
             self._inject_fault(op)
             try:
-                params = json.loads(await request.read() or b"{}")
+                params = json.loads(body or b"{}")
             except ValueError as exc:
                 raise AwsError("SerializationException", "Request body is not valid JSON") from exc
             validate.check(self._model.operation_model(op).input_shape, params)
-            body = await self._ops[op](params)
-            return _json(200, body)
+            return _json(200, await self._ops[op](params))
         except AwsError as exc:
             return _json(exc.status, exc.body())
 
@@ -144,6 +152,11 @@ class Emulator:
                 "Training job names must be unique within an AWS account and region, and a "
                 f"training job with this name already exists ({self.jobs[name].arn})",
             )
+        channels = [c["ChannelName"] for c in params.get("InputDataConfig", [])]
+        if any(c in (".", "..") for c in channels) or len(set(channels)) != len(channels):
+            # The model's pattern admits "." and ".."; as directory names they are not
+            # channels (an emulator choice: SageMaker's own answer is undocumented).
+            raise validation(f"Channel names must be unique and not '.' or '..': {channels}")
         stopping = params.get("StoppingCondition") or {}
         stopping.setdefault("MaxRuntimeInSeconds", 86400)
         request = {**params, "StoppingCondition": stopping}

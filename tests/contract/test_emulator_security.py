@@ -1,0 +1,97 @@
+"""The emulator lets in only signed requests, and nothing in a request escapes its state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from sweeper.emulator.server import EmbeddedEmulator
+from tests.contract.test_emulator_lifecycle import code_dir, request  # noqa: F401
+from tests.helpers import wait_for_job
+
+
+def _boto3(url: str, key: str, secret: str) -> Any:
+    return boto3.client(
+        "sagemaker",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+    )
+
+
+async def test_an_unsigned_request_is_refused(emulator: EmbeddedEmulator) -> None:
+    async with aiohttp.ClientSession() as http:
+        response = await http.post(
+            emulator.endpoint_url,
+            data=json.dumps({"TrainingJobName": "x"}),
+            headers={
+                "X-Amz-Target": "SageMaker.DescribeTrainingJob",
+                "Content-Type": "application/x-amz-json-1.1",
+            },
+        )
+        assert response.status == 403
+        body = await response.json(content_type=None)
+    assert body["__type"] == "MissingAuthenticationTokenException"
+
+
+@pytest.mark.parametrize(
+    ("key", "secret", "code"),
+    [
+        ("test", "wrong", "InvalidSignatureException"),
+        ("nobody", "test", "UnrecognizedClientException"),
+    ],
+)
+def test_a_wrongly_signed_request_is_refused(
+    emulator: EmbeddedEmulator, key: str, secret: str, code: str
+) -> None:
+    with pytest.raises(ClientError) as err:
+        _boto3(emulator.endpoint_url, key, secret).list_training_jobs()
+    assert err.value.response["Error"]["Code"] == code
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_a_tampered_body_is_refused(emulator: EmbeddedEmulator) -> None:
+    client = _boto3(emulator.endpoint_url, "test", "test")
+
+    def tamper(request: Any, **kwargs: Any) -> None:  # after signing, before sending
+        request.body = request.body.replace(b"job-a", b"job-b")
+
+    client.meta.events.register_last("before-send.sagemaker.DescribeTrainingJob", tamper)
+    with pytest.raises(ClientError) as err:
+        client.describe_training_job(TrainingJobName="job-a")
+    assert err.value.response["Error"]["Code"] == "InvalidSignatureException"
+
+
+async def test_path_escapes_are_refused(sagemaker: Any, code_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    channel = request(
+        "esc-1",
+        code_dir,
+        InputDataConfig=[
+            {
+                "ChannelName": "..",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bucket/data"}
+                },
+            }
+        ],
+    )
+    with pytest.raises(ClientError) as err:
+        await sagemaker.create_training_job(**channel)
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert "channel" in err.value.response["Error"]["Message"].lower()
+
+    outside = request(
+        "esc-2", code_dir, OutputDataConfig={"S3OutputPath": "s3://bucket/../../../../tmp"}
+    )
+    await sagemaker.create_training_job(**outside)
+    job = await wait_for_job(sagemaker, "esc-2")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "Invalid S3 URI" in job["FailureReason"]
+    assert not (tmp_path / "esc-2").exists()
