@@ -9,6 +9,7 @@ from aiobotocore.session import get_session
 
 from sweeper.emulator.jobs import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from tests.helpers import PROBE
 
 
 @pytest.fixture
@@ -30,3 +31,11 @@ async def sagemaker(emulator: EmbeddedEmulator) -> AsyncIterator[Any]:
         aws_secret_access_key="test",
     ) as client:
         yield client
+
+
+@pytest.fixture
+def code_dir(tmp_path: Path) -> Path:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "probe.py").write_text(PROBE)
+    return code

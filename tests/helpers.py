@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import select
 import signal
@@ -186,3 +187,61 @@ def kill_and_resume(space: Path, kills: int, seed: int, most_lines: int = 10) ->
             proc.kill()
             proc.wait(timeout=30)
     return done
+
+
+PROBE = textwrap.dedent(
+    """
+    import json, os, signal, sys, time
+    args = sys.argv[1:]
+    print("ARGV " + json.dumps(args))
+    print("ENV " + json.dumps({k: v for k, v in os.environ.items() if k.startswith("SM_")}))
+    mode = args[args.index("--mode") + 1]
+    for step in range(3):
+        print(f"step={step} loss={1.0 / (step + 1):.4f}")
+    open(os.path.join(os.environ["SM_MODEL_DIR"], "weights.txt"), "w").write("w")
+    if mode == "fail":
+        print("Traceback: something broke", file=sys.stderr)
+        print("ValueError: bad value", file=sys.stderr)
+        sys.exit(2)
+    if mode == "failure-file":
+        with open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w") as f:
+            f.write("custom reason from the script")
+        sys.exit(1)
+    if mode == "hang":
+        signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+        print("ready", flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def job_request(name: str, code: Path, mode: str = "ok", **extra: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "TrainingJobName": name,
+        "RoleArn": "arn:aws:iam::123456789012:role/Test",
+        "AlgorithmSpecification": {
+            "TrainingImage": "img",
+            "TrainingInputMode": "File",
+            "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}],
+        },
+        "HyperParameters": {
+            "mode": json.dumps(mode),
+            "b": "2",
+            "a_long": json.dumps("x"),
+            "z": "1.5",
+            "sagemaker_program": json.dumps("probe.py"),
+            "sagemaker_submit_directory": json.dumps(str(code)),
+        },
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+    }
+    base.update(extra)
+    return base
+
+
+async def wait_for_log(emulator: Any, name: str, text: str, timeout: float = 20.0) -> None:
+    """Wait until ``name``'s log holds ``text``."""
+    async with asyncio.timeout(timeout):
+        while text not in emulator.emulator.logs.text(name):
+            await asyncio.sleep(0.02)

@@ -24,6 +24,7 @@ from typing import Any
 from sweeper.clock import first_of
 from sweeper.emulator import container
 from sweeper.emulator.errors import AwsError
+from sweeper.emulator.logs import LogStore, Stream
 
 FAILURE_REASON_MAX = 1024
 
@@ -127,9 +128,10 @@ class Job:
 class Runner:
     """Runs one job's lifecycle to the end. Task-safe per job: one task per job."""
 
-    def __init__(self, settings: RunnerSettings) -> None:
+    def __init__(self, settings: RunnerSettings, logs: LogStore) -> None:
         self.settings = settings
         self.s3_root = settings.root / "s3"
+        self.logs = logs
 
     async def run(self, job: Job) -> None:
         """Drive ``job`` from Starting to a terminal status; never raises but cancellation."""
@@ -183,8 +185,7 @@ class Runner:
             (m["Name"], re.compile(m["Regex"]))
             for m in job.request["AlgorithmSpecification"].get("MetricDefinitions", [])
         ]
-        log_path = layout.root / "logs" / f"algo-1-{int(time.time())}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
+        stream = self.logs.open(job.name)
         tail: deque[str] = deque(maxlen=20)
         proc = await asyncio.create_subprocess_exec(
             *launch.argv,
@@ -198,12 +199,11 @@ class Runner:
         deadline = job.created + job.request["StoppingCondition"]["MaxRuntimeInSeconds"]
         outcome: int | str
         try:
-            with log_path.open("a", encoding="utf-8", errors="replace") as log:
-                async with asyncio.TaskGroup() as tg:
-                    assert proc.stdout is not None and proc.stderr is not None
-                    tg.create_task(_pump(proc.stdout, log, regexes, job, None))
-                    tg.create_task(_pump(proc.stderr, log, regexes, job, tail))
-                    outcome = await self._supervise(job, proc, deadline)
+            async with asyncio.TaskGroup() as tg:
+                assert proc.stdout is not None and proc.stderr is not None
+                tg.create_task(_pump(proc.stdout, self.logs, stream, regexes, job, None))
+                tg.create_task(_pump(proc.stderr, self.logs, stream, regexes, job, tail))
+                outcome = await self._supervise(job, proc, deadline)
         finally:
             if proc.returncode is None:
                 _signal_group(proc, signal.SIGKILL)
@@ -256,17 +256,17 @@ async def _wait_stop(job: Job, seconds: float) -> bool:
 
 
 async def _pump(
-    stream: asyncio.StreamReader,
-    log: Any,
+    reader: asyncio.StreamReader,
+    logs: LogStore,
+    stream: Stream,
     regexes: list[tuple[str, re.Pattern[str]]],
     job: Job,
     tail: deque[str] | None,
 ) -> None:
-    """Copy a stream to the log, matching metric regexes on each line (last value wins)."""
-    while line := await stream.readline():
+    """Copy output lines to the log stream, matching metric regexes (last value wins)."""
+    while line := await reader.readline():
         text = line.decode("utf-8", errors="replace").rstrip("\n")
-        log.write(text + "\n")
-        log.flush()
+        logs.append(stream, text)
         if tail is not None and text.strip():
             tail.append(text)
         for name, regex in regexes:

@@ -33,6 +33,7 @@ from aiohttp import web
 from sweeper.emulator import auth, search, validate
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.jobs import Job, Runner, RunnerSettings
+from sweeper.emulator.logs import LogStore
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -67,9 +68,15 @@ class Emulator:
         self.calls: Counter[str] = Counter()
         self.jobs: dict[str, Job] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._runner = Runner(settings.runner)
+        s = settings.runner
+        self.logs = LogStore(s.root, s.region, s.account)
+        self._runner = Runner(settings.runner, self.logs)
         self._random = random.Random(settings.seed)
-        self._model = botocore.session.get_session().get_service_model("sagemaker")
+        session = botocore.session.get_session()
+        self._models = {
+            "SageMaker": session.get_service_model("sagemaker"),
+            "Logs_20140328": session.get_service_model("logs"),
+        }
         self._tg: asyncio.TaskGroup | None = None
         self._ops: dict[str, Handler] = {
             "CreateTrainingJob": self._create,
@@ -77,7 +84,11 @@ class Emulator:
             "ListTrainingJobs": self._list,
             "Search": self._search,
             "StopTrainingJob": self._stop,
+            "DescribeLogStreams": self._sync(self.logs.describe_log_streams),
+            "GetLogEvents": self._sync(self.logs.get_log_events),
+            "FilterLogEvents": self._sync(self.logs.filter_log_events),
         }
+        self._service_of = {op: "Logs_20140328" if "Log" in op else "SageMaker" for op in self._ops}
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=8 * 1024 * 1024)
@@ -121,17 +132,24 @@ class Emulator:
                 body,
                 dict(self.settings.credentials),
             )
-            if service != "SageMaker" or op not in self._ops:
+            if self._service_of.get(op) != service:
                 raise AwsError("UnknownOperationException", f"Unknown operation {target}")
             self._inject_fault(op)
             try:
                 params = json.loads(body or b"{}")
             except ValueError as exc:
                 raise AwsError("SerializationException", "Request body is not valid JSON") from exc
-            validate.check(self._model.operation_model(op).input_shape, params)
+            validate.check(self._models[service].operation_model(op).input_shape, params)
             return _json(200, await self._ops[op](params))
         except AwsError as exc:
             return _json(exc.status, exc.body())
+
+    @staticmethod
+    def _sync(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
+        async def handler(params: dict[str, Any]) -> dict[str, Any]:
+            return fn(params)
+
+        return handler
 
     def _inject_fault(self, op: str) -> None:
         roll = self._random.random()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import tarfile
-import textwrap
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -19,75 +17,13 @@ from sweeper.aws.training import TrainingJobs
 from sweeper.emulator.jobs import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from sweeper.types import JobStatus
-from tests.helpers import wait_for_job
-
-PROBE = textwrap.dedent(
-    """
-    import json, os, signal, sys, time
-    args = sys.argv[1:]
-    print("ARGV " + json.dumps(args))
-    print("ENV " + json.dumps({k: v for k, v in os.environ.items() if k.startswith("SM_")}))
-    mode = args[args.index("--mode") + 1]
-    for step in range(3):
-        print(f"step={step} loss={1.0 / (step + 1):.4f}")
-    open(os.path.join(os.environ["SM_MODEL_DIR"], "weights.txt"), "w").write("w")
-    if mode == "fail":
-        print("Traceback: something broke", file=sys.stderr)
-        print("ValueError: bad value", file=sys.stderr)
-        sys.exit(2)
-    if mode == "failure-file":
-        with open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w") as f:
-            f.write("custom reason from the script")
-        sys.exit(1)
-    if mode == "hang":
-        signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-        print("ready", flush=True)
-        time.sleep(600)
-    """
-)
-
-
-@pytest.fixture
-def code_dir(tmp_path: Path) -> Path:
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "probe.py").write_text(PROBE)
-    return code
-
-
-def request(name: str, code: Path, mode: str = "ok", **extra: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "TrainingJobName": name,
-        "RoleArn": "arn:aws:iam::123456789012:role/Test",
-        "AlgorithmSpecification": {
-            "TrainingImage": "img",
-            "TrainingInputMode": "File",
-            "MetricDefinitions": [{"Name": "loss", "Regex": r"loss=([0-9.]+)"}],
-        },
-        "HyperParameters": {
-            "mode": json.dumps(mode),
-            "b": "2",
-            "a_long": json.dumps("x"),
-            "z": "1.5",
-            "sagemaker_program": json.dumps("probe.py"),
-            "sagemaker_submit_directory": json.dumps(str(code)),
-        },
-        "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 1},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
-    }
-    base.update(extra)
-    return base
-
-
-def _log(root: Path, name: str) -> str:
-    return "".join(p.read_text() for p in sorted((root / "jobs" / name / "logs").glob("*.log")))
+from tests.helpers import job_request, wait_for_job, wait_for_log
 
 
 async def test_completed_job_follows_the_sagemaker_lifecycle(
     sagemaker: Any, emulator: EmbeddedEmulator, code_dir: Path, tmp_path: Path
 ) -> None:
-    arn = (await sagemaker.create_training_job(**request("ok-1", code_dir)))["TrainingJobArn"]
+    arn = (await sagemaker.create_training_job(**job_request("ok-1", code_dir)))["TrainingJobArn"]
     assert arn == "arn:aws:sagemaker:us-east-1:123456789012:training-job/ok-1"
     job = await wait_for_job(sagemaker, "ok-1")
     assert job["TrainingJobStatus"] == "Completed"
@@ -106,7 +42,7 @@ async def test_completed_job_follows_the_sagemaker_lifecycle(
     with tarfile.open(tmp_path / "emulator" / "s3" / "bucket/out/ok-1/output/model.tar.gz") as tar:
         assert tar.getnames() == ["weights.txt"]
     # The container contract: toolkit-style argv, hyperparameters.json, SM_* environment.
-    log = _log(tmp_path / "emulator", "ok-1")
+    log = emulator.emulator.logs.text("ok-1")
     argv = json.loads(log.split("ARGV ", 1)[1].splitlines()[0])
     assert argv == [
         "--a_long",
@@ -126,11 +62,11 @@ async def test_completed_job_follows_the_sagemaker_lifecycle(
     hps = json.loads(
         (tmp_path / "emulator/jobs/ok-1/opt/ml/input/config/hyperparameters.json").read_text()
     )
-    assert hps == request("ok-1", code_dir)["HyperParameters"]
+    assert hps == job_request("ok-1", code_dir)["HyperParameters"]
 
 
 async def test_failed_job_reports_the_stderr_tail(sagemaker: Any, code_dir: Path) -> None:
-    await sagemaker.create_training_job(**request("fail-1", code_dir, "fail"))
+    await sagemaker.create_training_job(**job_request("fail-1", code_dir, "fail"))
     job = await wait_for_job(sagemaker, "fail-1")
     assert job["TrainingJobStatus"] == "Failed"
     assert job["SecondaryStatus"] == "Failed"
@@ -141,16 +77,16 @@ async def test_failed_job_reports_the_stderr_tail(sagemaker: Any, code_dir: Path
 
 
 async def test_failure_file_becomes_the_failure_reason(sagemaker: Any, code_dir: Path) -> None:
-    await sagemaker.create_training_job(**request("fail-2", code_dir, "failure-file"))
+    await sagemaker.create_training_job(**job_request("fail-2", code_dir, "failure-file"))
     job = await wait_for_job(sagemaker, "fail-2")
     assert job["FailureReason"] == "AlgorithmError: custom reason from the script"
 
 
 async def test_stop_goes_through_stopping_to_stopped(
-    sagemaker: Any, code_dir: Path, tmp_path: Path
+    sagemaker: Any, emulator: EmbeddedEmulator, code_dir: Path, tmp_path: Path
 ) -> None:
-    await sagemaker.create_training_job(**request("stop-1", code_dir, "hang"))
-    await _wait_for_log(tmp_path / "emulator", "stop-1", "ready")
+    await sagemaker.create_training_job(**job_request("stop-1", code_dir, "hang"))
+    await wait_for_log(emulator, "stop-1", "ready")
     await sagemaker.stop_training_job(TrainingJobName="stop-1")
     job = await wait_for_job(sagemaker, "stop-1")
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
@@ -166,7 +102,7 @@ async def test_stop_goes_through_stopping_to_stopped(
 
 async def test_max_runtime_stops_the_job(sagemaker: Any, code_dir: Path) -> None:
     await sagemaker.create_training_job(
-        **request("slow-1", code_dir, "hang", StoppingCondition={"MaxRuntimeInSeconds": 1})
+        **job_request("slow-1", code_dir, "hang", StoppingCondition={"MaxRuntimeInSeconds": 1})
     )
     job = await wait_for_job(sagemaker, "slow-1", timeout=20)
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "MaxRuntimeExceeded")
@@ -176,15 +112,15 @@ async def test_aws_errors_for_bad_name_duplicate_and_unknown_job(
     sagemaker: Any, code_dir: Path
 ) -> None:
     with pytest.raises(ClientError) as err:
-        await sagemaker.create_training_job(**request("bad_name", code_dir))
+        await sagemaker.create_training_job(**job_request("bad_name", code_dir))
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert err.value.response["Error"]["Message"] == (
         "1 validation error detected: Value 'bad_name' at 'trainingJobName' failed to satisfy "
         "constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
     )
-    await sagemaker.create_training_job(**request("dup-1", code_dir))
+    await sagemaker.create_training_job(**job_request("dup-1", code_dir))
     with pytest.raises(sagemaker.exceptions.ResourceInUse) as dup:
-        await sagemaker.create_training_job(**request("dup-1", code_dir))
+        await sagemaker.create_training_job(**job_request("dup-1", code_dir))
     assert "a training job with this name already exists" in dup.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as missing:
         await sagemaker.describe_training_job(TrainingJobName="nobody-1")
@@ -195,7 +131,7 @@ async def test_aws_errors_for_bad_name_duplicate_and_unknown_job(
 async def test_service_constraints_beyond_botocore_are_enforced(
     sagemaker: Any, code_dir: Path
 ) -> None:
-    bad = request(
+    bad = job_request(
         "c-1",
         code_dir,
         ResourceConfig={
@@ -221,7 +157,7 @@ async def test_service_constraints_beyond_botocore_are_enforced(
 
 async def test_list_and_search_find_jobs(sagemaker: Any, code_dir: Path) -> None:
     for i in range(3):
-        await sagemaker.create_training_job(**request(f"lst-{i}", code_dir))
+        await sagemaker.create_training_job(**job_request(f"lst-{i}", code_dir))
     for i in range(3):
         await wait_for_job(sagemaker, f"lst-{i}")
     page = await sagemaker.list_training_jobs(MaxResults=2)
@@ -254,7 +190,7 @@ async def test_batched_poll_uses_one_search_call_for_many_jobs(
     names = [f"batch-{i}" for i in range(12)]
     jobs = TrainingJobs(sagemaker, RetryPolicy())
     for name in names:
-        await jobs.create(request(name, code_dir))
+        await jobs.create(job_request(name, code_dir))
     for name in names:
         await wait_for_job(sagemaker, name)
     before = emulator.calls["Search"]
@@ -287,14 +223,8 @@ async def test_create_survives_throttling_and_adopts_its_own_job(
             )
             jobs = TrainingJobs(client, RetryPolicy(attempts=20, sleep=no_wait))
             for i in range(5):
-                await jobs.create(request(f"thr-{i}", code_dir))
-            await jobs.create(request("thr-0", code_dir))  # ResourceInUse: adopted, no error
+                await jobs.create(job_request(f"thr-{i}", code_dir))
+            await jobs.create(job_request("thr-0", code_dir))  # ResourceInUse: adopted, no error
             states = await jobs.poll([f"thr-{i}" for i in range(5)])
         assert len(states) == 5
         assert emu.calls["CreateTrainingJob"] > 6  # some attempts were refused and retried
-
-
-async def _wait_for_log(root: Path, name: str, text: str, timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while text not in (_log(root, name) if (root / "jobs" / name / "logs").exists() else ""):
-            await asyncio.sleep(0.02)

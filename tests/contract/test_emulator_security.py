@@ -12,8 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sweeper.emulator.server import EmbeddedEmulator
-from tests.contract.test_emulator_lifecycle import code_dir, request  # noqa: F401
-from tests.helpers import wait_for_job
+from tests.helpers import job_request, wait_for_job
 
 
 def _boto3(url: str, key: str, secret: str) -> Any:
@@ -69,8 +68,8 @@ def test_a_tampered_body_is_refused(emulator: EmbeddedEmulator) -> None:
     assert err.value.response["Error"]["Code"] == "InvalidSignatureException"
 
 
-async def test_path_escapes_are_refused(sagemaker: Any, code_dir: Path, tmp_path: Path) -> None:  # noqa: F811
-    channel = request(
+async def test_path_escapes_are_refused(sagemaker: Any, code_dir: Path, tmp_path: Path) -> None:
+    channel = job_request(
         "esc-1",
         code_dir,
         InputDataConfig=[
@@ -87,7 +86,7 @@ async def test_path_escapes_are_refused(sagemaker: Any, code_dir: Path, tmp_path
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "channel" in err.value.response["Error"]["Message"].lower()
 
-    outside = request(
+    outside = job_request(
         "esc-2", code_dir, OutputDataConfig={"S3OutputPath": "s3://bucket/../../../../tmp"}
     )
     await sagemaker.create_training_job(**outside)

@@ -1,0 +1,111 @@
+"""CloudWatch Logs for training jobs, through the real aiobotocore logs client."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
+
+from sweeper.emulator.server import EmbeddedEmulator
+from tests.helpers import job_request, wait_for_job, wait_for_log
+
+GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+@pytest.fixture
+async def logs(emulator: EmbeddedEmulator) -> AsyncIterator[Any]:
+    async with get_session().create_client(
+        "logs",
+        endpoint_url=emulator.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ) as client:
+        yield client
+
+
+async def test_a_job_has_one_stream_readable_page_by_page(
+    sagemaker: Any,
+    logs: Any,
+    code_dir: Path,
+) -> None:
+    await sagemaker.create_training_job(**job_request("log-1", code_dir))
+    await wait_for_job(sagemaker, "log-1")
+    streams = (
+        await logs.describe_log_streams(
+            logGroupName=GROUP, logStreamNamePrefix="log-1/", orderBy="LogStreamName"
+        )
+    )["logStreams"]
+    assert len(streams) == 1
+    name = streams[0]["logStreamName"]
+    assert re.fullmatch(r"log-1/algo-1-\d{10}", name)
+    assert streams[0]["firstEventTimestamp"] <= streams[0]["lastEventTimestamp"]
+
+    first = await logs.get_log_events(
+        logGroupName=GROUP, logStreamName=name, startFromHead=True, limit=2
+    )
+    assert [e["message"][:5] for e in first["events"]] == ["ARGV ", "ENV {"]
+    rest = await logs.get_log_events(
+        logGroupName=GROUP, logStreamName=name, nextToken=first["nextForwardToken"]
+    )
+    assert [e["message"] for e in rest["events"]] == [
+        "step=0 loss=1.0000",
+        "step=1 loss=0.5000",
+        "step=2 loss=0.3333",
+    ]
+    end = await logs.get_log_events(
+        logGroupName=GROUP, logStreamName=name, nextToken=rest["nextForwardToken"]
+    )
+    assert end["events"] == []
+    assert end["nextForwardToken"] == rest["nextForwardToken"]  # nothing newer: same token
+
+
+async def test_logs_are_readable_while_the_job_runs(
+    sagemaker: Any,
+    logs: Any,
+    emulator: EmbeddedEmulator,
+    code_dir: Path,
+) -> None:
+    await sagemaker.create_training_job(**job_request("live-1", code_dir, "hang"))
+    await wait_for_log(emulator, "live-1", "ready")
+    assert (await sagemaker.describe_training_job(TrainingJobName="live-1"))[
+        "TrainingJobStatus"
+    ] == "InProgress"
+    found = await logs.filter_log_events(
+        logGroupName=GROUP, logStreamNamePrefix="live-1/", filterPattern="ready"
+    )
+    assert [e["message"] for e in found["events"]] == ["ready"]
+    await sagemaker.stop_training_job(TrainingJobName="live-1")
+
+
+async def test_filter_log_events_matches_all_terms(
+    sagemaker: Any, logs: Any, code_dir: Path
+) -> None:
+    await sagemaker.create_training_job(**job_request("flt-1", code_dir))
+    await wait_for_job(sagemaker, "flt-1")
+    found = await logs.filter_log_events(logGroupName=GROUP, filterPattern='step=1 "loss=0.5"')
+    assert [(e["logStreamName"][:6], e["message"]) for e in found["events"]] == [
+        ("flt-1/", "step=1 loss=0.5000")
+    ]
+
+
+async def test_unknown_group_and_stream_are_resource_not_found(
+    sagemaker: Any,
+    logs: Any,
+    code_dir: Path,
+) -> None:
+    with pytest.raises(ClientError) as no_group:
+        await logs.describe_log_streams(logGroupName="/aws/sagemaker/Nope")
+    assert no_group.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    await sagemaker.create_training_job(**job_request("nf-1", code_dir))
+    await wait_for_job(sagemaker, "nf-1")
+    with pytest.raises(logs.exceptions.ResourceNotFoundException) as no_stream:
+        await logs.get_log_events(logGroupName=GROUP, logStreamName="nf-1/algo-1-1")
+    assert (
+        no_stream.value.response["Error"]["Message"] == "The specified log stream does not exist."
+    )
