@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import shlex
 import signal
 import sys
@@ -24,9 +25,10 @@ from sweeper.aws.clients import open_client
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import JobTemplate, TrainingJobs, build_request
 from sweeper.clock import RealClock
-from sweeper.config import BackendKind, SweepConfig
-from sweeper.emulator.jobs import RunnerSettings
+from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
+from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, Emulator, EmulatorSettings, require_loopback
+from sweeper.emulator.spot import SpotSettings
 from sweeper.errors import ConfigError, SweepError
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.report import ConsoleReporter, interrupted_text, status_text, summary
@@ -93,18 +95,36 @@ def _endpoint(config: SweepConfig) -> Iterator[str | None]:
         yield config.backend.endpoint_url
         return
     state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
-    settings = EmulatorSettings(
-        RunnerSettings(
-            root=state,
-            region=config.backend.region,
-            account=EMULATOR_ACCOUNT,
-            cold_start_seconds=config.emulator.cold_start_seconds,
-        ),
-        throttle_rate=config.emulator.throttle_rate,
-    )
+    settings = emulator_settings(config.emulator, state, config.backend.region)
     with EmbeddedEmulator(settings) as emulator:
         print(f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})", flush=True)
         yield emulator.endpoint_url
+
+
+def emulator_settings(
+    options: EmulatorOptions, state: Path, region: str, **server: Any
+) -> EmulatorSettings:
+    """The emulator's settings from the space file's ``emulator:`` section (or flags)."""
+    runner = RunnerSettings(
+        root=state,
+        region=region,
+        account=EMULATOR_ACCOUNT,
+        cold_start_seconds=options.cold_start_seconds,
+        warm_start_seconds=options.warm_start_seconds,
+        instance_quota=options.instance_quota,
+        warm_pool_quota=options.warm_pool_quota,
+        spot=SpotSettings(
+            interruption_rate=options.spot_interruption_rate,
+            interruption_after_seconds=options.spot_interruption_after_seconds,
+            discount=options.spot_discount,
+        ),
+    )
+    return EmulatorSettings(
+        runner,
+        throttle_rate=options.throttle_rate,
+        internal_failure_rate=options.internal_failure_rate,
+        **server,
+    )
 
 
 def job_template(config: SweepConfig) -> JobTemplate:
@@ -250,29 +270,34 @@ def _emulator_command(argv: list[str]) -> int:
     parser.add_argument("--port", type=int, default=8765, help="port (0: any free port)")
     parser.add_argument("--state", type=Path, help="directory for jobs (default: a temp dir)")
     parser.add_argument("--region", default="us-east-1")
-    parser.add_argument("--cold-start-seconds", type=float, default=0.0)
-    parser.add_argument("--throttle-rate", type=float, default=0.0)
     parser.add_argument("--access-key", default="test", help="the only access key let in")
     parser.add_argument(
         "--secret-key", default="test", help="its secret (requests are SigV4-checked)"
     )
+    defaults = EmulatorOptions()
+    for f in dataclasses.fields(EmulatorOptions):  # the space file's emulator: keys
+        kind = int if f.name.endswith("_quota") else float
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}", type=kind, default=getattr(defaults, f.name)
+        )
     args = parser.parse_args(argv)
     try:
         require_loopback(args.host)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    state = args.state or Path(tempfile.mkdtemp(prefix="sweeper-emulator-"))
-    emulator = Emulator(
-        EmulatorSettings(
-            RunnerSettings(
-                root=state.resolve(), region=args.region, cold_start_seconds=args.cold_start_seconds
-            ),
-            host=args.host,
-            port=args.port,
-            credentials=((args.access_key, args.secret_key),),
-            throttle_rate=args.throttle_rate,
-        )
+    options = EmulatorOptions(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(EmulatorOptions)}
     )
+    state = (args.state or Path(tempfile.mkdtemp(prefix="sweeper-emulator-"))).resolve()
+    settings = emulator_settings(
+        options,
+        state,
+        args.region,
+        host=args.host,
+        port=args.port,
+        credentials=((args.access_key, args.secret_key),),
+    )
+    emulator = Emulator(settings)
 
     def started(url: str) -> None:
         print(

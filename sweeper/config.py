@@ -131,10 +131,17 @@ class Backend:
 
 @dataclass(frozen=True, slots=True)
 class EmulatorOptions:
-    cold_start_seconds: float = 0.0
-    warm_start_seconds: float = 0.0
-    spot_interruption_rate: float = 0.0
-    throttle_rate: float = 0.0
+    """The embedded emulator's knobs; ``sweep.py emulator`` takes the same as flags."""
+
+    cold_start_seconds: float = 0.0  # provisioning delay of a new instance
+    warm_start_seconds: float = 0.0  # start delay on a reused warm pool
+    spot_interruption_rate: float = 0.0  # chance that a spot job is interrupted once
+    spot_interruption_after_seconds: float = 1.0  # when, into training
+    spot_discount: float = 0.7  # billable = training time * (1 - discount) on spot
+    throttle_rate: float = 0.0  # share of calls answered ThrottlingException
+    internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
+    instance_quota: int | None = None  # concurrent training instances per type (None: no limit)
+    warm_pool_quota: int | None = None  # warm-pool instances per type (None: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -392,10 +399,16 @@ def _backend(raw: dict[str, Any]) -> Backend:
 
 def _emulator(raw: dict[str, Any]) -> EmulatorOptions:
     sec = _mapping(raw, "emulator", _keys(EmulatorOptions))
-    values = {k: _get(sec, k, "emulator", float, 0.0) for k in _keys(EmulatorOptions)}
-    for k, v in values.items():
-        if v < 0 or (k.endswith("_rate") and v > 1):
-            raise ConfigError(f"emulator.{k}: out of range: {v}")
+    defaults = EmulatorOptions()
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(EmulatorOptions):
+        kind = int if f.name.endswith("_quota") else float
+        value = _get(sec, f.name, "emulator", kind, getattr(defaults, f.name))
+        if value is not None and (
+            value < 0 or (f.name.endswith(("_rate", "_discount")) and value > 1)
+        ):
+            raise ConfigError(f"emulator.{f.name}: out of range: {value}")
+        values[f.name] = value
     return EmulatorOptions(**values)
 
 

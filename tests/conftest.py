@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from aiobotocore.session import get_session
 
-from sweeper.emulator.jobs import RunnerSettings
+from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from tests.helpers import PROBE
 

@@ -207,6 +207,8 @@ PROBE = textwrap.dedent(
         with open(os.path.join(os.environ["SM_OUTPUT_DIR"], "failure"), "w") as f:
             f.write("custom reason from the script")
         sys.exit(1)
+    if mode == "slow":
+        time.sleep(1.0)
     if mode == "hang":
         signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
         print("ready", flush=True)

@@ -32,8 +32,9 @@ from aiohttp import web
 
 from sweeper.emulator import auth, search, validate
 from sweeper.emulator.errors import AwsError, not_found, validation
-from sweeper.emulator.jobs import Job, Runner, RunnerSettings
+from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore
+from sweeper.emulator.runner import Runner, RunnerSettings
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -177,8 +178,10 @@ class Emulator:
             raise validation(f"Channel names must be unique and not '.' or '..': {channels}")
         stopping = params.get("StoppingCondition") or {}
         stopping.setdefault("MaxRuntimeInSeconds", 86400)
+        _check_spot(params, stopping)
         request = {**params, "StoppingCondition": stopping}
         job = Job(request=request, arn=arn, created=time.time())
+        job.interruptible = self._runner.spot.will_interrupt(request)
         job.modified = job.created
         self.jobs[name] = job
         assert self._tg is not None, "the emulator is not serving"
@@ -223,6 +226,23 @@ class Emulator:
         if job is None:
             raise not_found()
         return job
+
+
+def _check_spot(params: dict[str, Any], stopping: dict[str, Any]) -> None:
+    """Managed spot's rules (the messages of the last two are the emulator's own)."""
+    spot = bool(params.get("EnableManagedSpotTraining"))
+    max_wait = stopping.get("MaxWaitTimeInSeconds")
+    if spot and (max_wait is None or max_wait < stopping["MaxRuntimeInSeconds"]):
+        raise validation(
+            "Invalid MaxWaitTimeInSeconds. It must be present and be greater than or equal "
+            "to MaxRuntimeInSeconds"
+        )
+    if not spot and max_wait is not None:
+        raise validation("MaxWaitTimeInSeconds is only supported for managed spot training.")
+    if spot and (params.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds", 0) > 0:
+        raise validation(
+            "Warm pools (KeepAlivePeriodInSeconds) are not supported with managed spot training."
+        )
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 from sweeper.aws.clients import open_client
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import TrainingJobs
-from sweeper.emulator.jobs import RunnerSettings
+from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from sweeper.types import JobStatus
 from tests.helpers import job_request, wait_for_job, wait_for_log

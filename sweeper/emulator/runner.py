@@ -1,0 +1,275 @@
+"""Runs a training job's lifecycle as a local process under the container contract.
+
+Status and secondary-status transitions follow SageMaker (see the reference):
+``InProgress/Starting → Downloading → Training → Uploading → Completed``; a non-zero
+exit gives ``Failed``; StopTrainingJob gives ``Stopping → Stopped``; MaxRuntime (training
+time, across restarts) gives ``Stopping → Stopped/MaxRuntimeExceeded``. A spot job
+chosen for interruption goes ``Training → Interrupted → Starting → Downloading →
+Training`` with its checkpoints restored, on a new log stream; MaxWait (wall time from
+creation) gives ``Stopped/MaxWaitTimeExceeded``. Whatever the script left in its model
+directory is uploaded in every case but a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import tarfile
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sweeper.clock import first_of
+from sweeper.emulator import container, spot
+from sweeper.emulator.errors import AwsError
+from sweeper.emulator.jobs import Job
+from sweeper.emulator.logs import LogStore, Stream
+
+INTERRUPTED = "Interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class RunnerSettings:
+    """How the emulator runs jobs. Delays are real seconds on the emulator's side."""
+
+    root: Path
+    region: str = "us-east-1"
+    account: str = "123456789012"
+    cold_start_seconds: float = 0.0
+    warm_start_seconds: float = 0.0
+    instance_quota: int | None = None  # concurrent instances per instance type
+    warm_pool_quota: int | None = None  # warm-pool instances per instance type
+    stop_grace_seconds: float = 120.0  # SageMaker's SIGTERM → SIGKILL grace
+    spot: spot.SpotSettings = field(default_factory=spot.SpotSettings)
+
+
+class Runner:
+    """Runs one job's lifecycle to the end. Task-safe per job: one task per job."""
+
+    def __init__(self, settings: RunnerSettings, logs: LogStore) -> None:
+        self.settings = settings
+        self.s3_root = settings.root / "s3"
+        self.logs = logs
+        self.spot = spot.Spot(settings.spot)
+
+    async def run(self, job: Job) -> None:
+        """Drive ``job`` from Starting to a terminal status; never raises but cancellation."""
+        try:
+            await self._run(job)
+        except AwsError as exc:
+            job.finish("Failed", "Failed", "Training job failed", f"ClientError: {exc.message}")
+        except asyncio.CancelledError:
+            if job.status in ("InProgress", "Stopping"):
+                job.finish(
+                    "Failed",
+                    "Failed",
+                    "Training job failed",
+                    "InternalServerError: the emulator shut down during the job",
+                )
+            raise
+        except Exception as exc:  # the platform's fault, never the script's
+            job.finish("Failed", "Failed", "Training job failed", f"InternalServerError: {exc}")
+
+    async def _run(self, job: Job) -> None:
+        s = self.settings
+        layout = container.Layout(s.root / "jobs" / job.name)
+        checkpoint_uri = (job.request.get("CheckpointConfig") or {}).get("S3Uri")
+        checkpoints = container.s3_path(checkpoint_uri, self.s3_root) if checkpoint_uri else None
+        while True:  # one pass per container run: more than one only after a spot interruption
+            restarting = job.secondary == INTERRUPTED
+            job.advance(
+                "Starting",
+                "Restarting the training job after a spot interruption"
+                if restarting
+                else "Launching requested ML instances",
+            )
+            if await _wait_stop(job, s.cold_start_seconds):
+                job.advance("Stopping", "Stopping the training job", "Stopping")
+                job.finish("Stopped", "Stopped", "The training job was stopped before it started")
+                return
+            job.advance("Downloading", "Downloading input data")
+            launch = await asyncio.to_thread(self._prepare, job, layout, checkpoints)
+            job.advance("Training", "Training image download completed. Training in progress.")
+            job.started = job.started or job.modified
+            outcome, stderr_tail = await self._execute(job, launch, layout)
+            await asyncio.to_thread(spot.save, layout.checkpoints, checkpoints)
+            if outcome != INTERRUPTED:
+                break
+            job.advance(INTERRUPTED, "The spot instance was reclaimed; the job will restart")
+        if isinstance(outcome, int) and outcome != 0:
+            reason = _failure_reason(layout, outcome, stderr_tail, launch.argv)
+            self._finish(job, "Failed", "Failed", "Training job failed", reason)
+            return
+        job.advance("Uploading", "Uploading generated training model")
+        await asyncio.to_thread(self._upload, job, layout)
+        if outcome == 0:
+            self._finish(job, "Completed", "Completed", "Training job completed")
+        else:
+            self._finish(job, "Stopped", str(outcome), "Training job stopped")
+
+    def _prepare(
+        self, job: Job, layout: container.Layout, checkpoints: Path | None
+    ) -> container.Launch:
+        launch = container.prepare(job.request, job.arn, layout, self.s3_root, self.settings.region)
+        spot.restore(checkpoints, layout.checkpoints)
+        return launch
+
+    def _finish(
+        self, job: Job, status: str, secondary: str, message: str, reason: str | None = None
+    ) -> None:
+        job.billable_seconds = self.spot.billable(job.request, max(1, round(job.training_seconds)))
+        job.finish(status, secondary, message, reason)
+
+    async def _execute(
+        self, job: Job, launch: container.Launch, layout: container.Layout
+    ) -> tuple[int | str, list[str]]:
+        """Run the process once; return its exit code or why it was stopped, and its stderr tail."""
+        regexes = [
+            (m["Name"], re.compile(m["Regex"]))
+            for m in job.request["AlgorithmSpecification"].get("MetricDefinitions", [])
+        ]
+        trigger = self.settings.spot.interrupt_on_log
+        watch = Watch(regexes, re.compile(trigger) if trigger and job.interruptible else None)
+        stream = self.logs.open(job.name)
+        tail: deque[str] = deque(maxlen=20)
+        started = time.time()
+        proc = await asyncio.create_subprocess_exec(
+            *launch.argv,
+            cwd=launch.cwd,
+            env=launch.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own process group, so a stop reaches its children
+        )
+        stopping = job.request["StoppingCondition"]
+        runtime_end = started + stopping["MaxRuntimeInSeconds"] - job.training_seconds
+        wait_end = job.created + stopping.get("MaxWaitTimeInSeconds", float("inf"))
+        outcome: int | str
+        try:
+            async with asyncio.TaskGroup() as tg:
+                assert proc.stdout is not None and proc.stderr is not None
+                tg.create_task(_pump(proc.stdout, self.logs, stream, watch, job, None))
+                tg.create_task(_pump(proc.stderr, self.logs, stream, watch, job, tail))
+                timer = None
+                if job.interruptible and watch.interrupt is None:
+                    delay = self.settings.spot.interruption_after_seconds
+                    timer = tg.create_task(_interrupt_later(job, delay))
+                outcome = await self._supervise(job, proc, runtime_end, wait_end)
+                if timer is not None:
+                    timer.cancel()
+        finally:
+            if proc.returncode is None:
+                _signal_group(proc, signal.SIGKILL)
+                await proc.wait()
+            job.training_seconds += time.time() - started
+        return outcome, list(tail)
+
+    async def _supervise(
+        self, job: Job, proc: asyncio.subprocess.Process, runtime_end: float, wait_end: float
+    ) -> int | str:
+        """Wait for exit, a stop, an interruption, MaxRuntime or MaxWait; stop the process
+        for all but the first."""
+        reason = "Stopped"
+        try:
+            async with asyncio.timeout(max(0.0, min(runtime_end, wait_end) - time.time())):
+                await first_of(proc.wait(), job.stop_requested.wait(), job.interrupt.wait())
+                if proc.returncode is not None:
+                    return proc.returncode
+        except TimeoutError:
+            reason = "MaxWaitTimeExceeded" if wait_end <= runtime_end else "MaxRuntimeExceeded"
+        if job.interrupt.is_set() and not job.stop_requested.is_set():
+            job.interrupt.clear()
+            job.interruptible = False  # once per job
+            _signal_group(proc, signal.SIGKILL)  # the instance is gone
+            await proc.wait()
+            return INTERRUPTED
+        job.advance("Stopping", "Stopping the training job", "Stopping")
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            async with asyncio.timeout(self.settings.stop_grace_seconds):
+                await proc.wait()
+        except TimeoutError:
+            _signal_group(proc, signal.SIGKILL)
+            await proc.wait()
+        return reason
+
+    def _upload(self, job: Job, layout: container.Layout) -> None:
+        """Tar the model (and output data) to where SageMaker would put them."""
+        prefix = container.s3_path(job.output_prefix, self.s3_root)
+        prefix.mkdir(parents=True, exist_ok=True)
+        for source, name in (
+            (layout.model, "model.tar.gz"),
+            (layout.output / "data", "output.tar.gz"),
+        ):
+            with tarfile.open(prefix / name, "w:gz") as tar:
+                for item in sorted(source.iterdir()):
+                    tar.add(item, arcname=item.name)
+
+
+async def _wait_stop(job: Job, seconds: float) -> bool:
+    """Wait ``seconds`` unless a stop comes first; True if it did."""
+    if seconds <= 0:
+        return job.stop_requested.is_set()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await job.stop_requested.wait()
+    return job.stop_requested.is_set()
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """What each output line is matched against: metric regexes, a spot trigger."""
+
+    metrics: list[tuple[str, re.Pattern[str]]]
+    interrupt: re.Pattern[str] | None
+
+
+async def _interrupt_later(job: Job, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    job.interrupt.set()
+
+
+async def _pump(
+    reader: asyncio.StreamReader,
+    logs: LogStore,
+    stream: Stream,
+    watch: Watch,
+    job: Job,
+    tail: deque[str] | None,
+) -> None:
+    """Copy output lines to the log stream, matching metric regexes (last value wins)."""
+    while line := await reader.readline():
+        text = line.decode("utf-8", errors="replace").rstrip("\n")
+        logs.append(stream, text)
+        if watch.interrupt is not None and job.interruptible and watch.interrupt.search(text):
+            job.interrupt.set()
+        if tail is not None and text.strip():
+            tail.append(text)
+        for name, regex in watch.metrics:
+            match = regex.search(text)
+            if match:
+                with contextlib.suppress(ValueError, IndexError):
+                    job.metrics[name] = (float(match.group(1)), time.time())
+
+
+def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _failure_reason(layout: container.Layout, code: int, tail: list[str], argv: list[str]) -> str:
+    """The failure file if the script wrote one, else the toolkit's message with stderr."""
+    if layout.failure_file.is_file():
+        text = layout.failure_file.read_text(encoding="utf-8", errors="replace")
+        return f"AlgorithmError: {text.strip()}"
+    message = " ".join(tail[-5:])[-600:]
+    command = " ".join(argv[1:])
+    return (
+        f"AlgorithmError: ExecuteUserScriptError:\nExitCode {code}\n"
+        f'ErrorMessage "{message}"\nCommand "python {command}"'
+    )
