@@ -21,7 +21,9 @@ budget; if the sweep stops early they are closed as PRUNED ("not launched").
 
 A job that fails through no fault of the script (``InternalServerError``), or that
 the sweep itself stopped on exit, is retried under the next attempt's job name, up to
-:data:`MAX_ATTEMPTS`; any other failure fails the trial.
+:data:`MAX_ATTEMPTS`; any other failure fails the trial. A create refused by a quota
+(``ResourceLimitExceeded``) is not a failure while jobs are in flight: the trial waits,
+and dispatching resumes when one of them ends.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from typing import Any, Protocol
 from sweeper.aws.training import JobBackend
 from sweeper.clock import Clock, first_of
 from sweeper.config import SweepConfig
-from sweeper.errors import BackendError, TransientError
+from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
 from sweeper.types import JobState, JobStatus
@@ -119,6 +121,7 @@ class _Tally:
     ready: deque[TrialRecord] = field(default_factory=deque)  # pre-asked trials
     unrecorded: list[_Verdict] = field(default_factory=list)
     ask_seconds: float = 0.0  # the last ask's duration, to judge if a pre-ask fits a wait
+    capacity_wait: bool = False  # a quota refused a create: launch again once a job ends
 
 
 class Scheduler:
@@ -241,7 +244,7 @@ class Scheduler:
     def _launchable(self) -> int:
         """How many launches may start now (0 once a stop holds)."""
         t = self._t
-        if self._stop_reason() is not None:
+        if self._stop_reason() is not None or (t.capacity_wait and t.inflight):
             return 0
         slots = self._config.budget.max_parallel - len(t.inflight)
         return max(0, min(slots, len(t.pending) + len(t.ready) + self._room()))
@@ -306,6 +309,14 @@ class Scheduler:
         flight = _InFlight(record, job, sent_at)
         try:
             await self._backend.create(self._build(job, record.params))
+        except CapacityError as exc:
+            if self._t.inflight:  # capacity comes back when one of them ends
+                self._reporter.note(f"trial {record.number}: {exc.code}, waiting for capacity")
+                self._t.pending.appendleft(record)
+                self._t.capacity_wait = True
+                return
+            await self._record(self._failed(flight, f"CreateTrainingJob failed: {exc}", {}))
+            return
         except (BackendError, TransientError) as exc:
             verdict = self._failed(flight, f"CreateTrainingJob failed: {exc}", {})
             await self._record(verdict)
@@ -328,6 +339,7 @@ class Scheduler:
         for flight, state in finished:
             self._t.unrecorded += self._judge(flight, state)
         if finished:
+            self._t.capacity_wait = False
             await self._fill()  # refill before storage writes: a slot never waits on them
 
     async def _bookkeeping(self, deadline: float) -> None:

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeper.emulator import pools
+
 FAILURE_REASON_MAX = 1024
 
 
@@ -31,6 +33,12 @@ class Job:
     training_seconds: float = 0.0  # across container runs (spot restarts)
     billable_seconds: int | None = None
     interruptible: bool = False  # a spot job chosen to be interrupted once
+    warm: bool = False  # it took over a warm pool: it starts after the warm delay
+    pool: str | None = None  # WarmPoolStatus, as stored (see pools.status for "now")
+    pool_since: float | None = None  # when the pool became Available
+    pool_expires: float = 0.0
+    pool_ended: float | None = None  # when it stopped being Available (reuse, release)
+    reused_by: str | None = None
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -75,6 +83,9 @@ class Job:
             ]
         if self.started is not None:
             out["TrainingStartTime"] = self.started
+        warm_pool = pools.describe(self)
+        if warm_pool is not None:
+            out["WarmPoolStatus"] = warm_pool
         if self.ended is not None:
             out["TrainingEndTime"] = self.ended
             out["TrainingTimeInSeconds"] = max(1, round(self.training_seconds))
@@ -94,6 +105,9 @@ class Job:
         }
         if self.ended is not None:
             out["TrainingEndTime"] = self.ended
+        warm_pool = pools.describe(self)
+        if warm_pool is not None:
+            out["WarmPoolStatus"] = warm_pool
         return out
 
     @property

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweeper.clock import first_of
-from sweeper.emulator import container, spot
+from sweeper.emulator import container, pools, spot
 from sweeper.emulator.errors import AwsError
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore, Stream
@@ -58,21 +58,18 @@ class Runner:
 
     async def run(self, job: Job) -> None:
         """Drive ``job`` from Starting to a terminal status; never raises but cancellation."""
+        failed = "Failed", "Failed", "Training job failed"
         try:
             await self._run(job)
         except AwsError as exc:
-            job.finish("Failed", "Failed", "Training job failed", f"ClientError: {exc.message}")
+            self._finish(job, *failed, f"ClientError: {exc.message}")
         except asyncio.CancelledError:
             if job.status in ("InProgress", "Stopping"):
-                job.finish(
-                    "Failed",
-                    "Failed",
-                    "Training job failed",
-                    "InternalServerError: the emulator shut down during the job",
-                )
+                reason = "InternalServerError: the emulator shut down during the job"
+                self._finish(job, *failed, reason)
             raise
         except Exception as exc:  # the platform's fault, never the script's
-            job.finish("Failed", "Failed", "Training job failed", f"InternalServerError: {exc}")
+            self._finish(job, *failed, f"InternalServerError: {exc}")
 
     async def _run(self, job: Job) -> None:
         s = self.settings
@@ -81,15 +78,19 @@ class Runner:
         checkpoints = container.s3_path(checkpoint_uri, self.s3_root) if checkpoint_uri else None
         while True:  # one pass per container run: more than one only after a spot interruption
             restarting = job.secondary == INTERRUPTED
-            job.advance(
-                "Starting",
-                "Restarting the training job after a spot interruption"
-                if restarting
-                else "Launching requested ML instances",
-            )
-            if await _wait_stop(job, s.cold_start_seconds):
+            warm = job.warm and not restarting
+            if restarting:
+                message = "Restarting the training job after a spot interruption"
+            elif warm:
+                message = "Reusing the instances of a warm pool"
+            else:
+                message = "Launching requested ML instances"
+            job.advance("Starting", message)
+            if await _wait_stop(job, s.warm_start_seconds if warm else s.cold_start_seconds):
                 job.advance("Stopping", "Stopping the training job", "Stopping")
-                job.finish("Stopped", "Stopped", "The training job was stopped before it started")
+                self._finish(
+                    job, "Stopped", "Stopped", "The training job was stopped before it started"
+                )
                 return
             job.advance("Downloading", "Downloading input data")
             launch = await asyncio.to_thread(self._prepare, job, layout, checkpoints)
@@ -123,6 +124,7 @@ class Runner:
     ) -> None:
         job.billable_seconds = self.spot.billable(job.request, max(1, round(job.training_seconds)))
         job.finish(status, secondary, message, reason)
+        pools.retain(job, reason)
 
     async def _execute(
         self, job: Job, launch: container.Launch, layout: container.Layout

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sweeper.emulator import pools
 from sweeper.emulator.errors import validation
 from sweeper.emulator.jobs import Job
 
@@ -50,6 +51,8 @@ def list_jobs(jobs: Sequence[Job], params: dict[str, Any]) -> list[Job]:
         out = [j for j in out if contains.lower() in j.name.lower()]
     if status := params.get("StatusEquals"):
         out = [j for j in out if j.status == status]
+    if warm := params.get("WarmPoolStatusEquals"):
+        out = [j for j in out if pools.status(j) == warm]
     for key, attr, after in (
         ("CreationTimeAfter", "created", True),
         ("CreationTimeBefore", "created", False),

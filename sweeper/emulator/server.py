@@ -30,7 +30,7 @@ from typing import Any
 import botocore.session
 from aiohttp import web
 
-from sweeper.emulator import auth, search, validate
+from sweeper.emulator import auth, pools, search, validate
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore
@@ -85,6 +85,7 @@ class Emulator:
             "ListTrainingJobs": self._list,
             "Search": self._search,
             "StopTrainingJob": self._stop,
+            "UpdateTrainingJob": self._update,
             "DescribeLogStreams": self._sync(self.logs.describe_log_streams),
             "GetLogEvents": self._sync(self.logs.get_log_events),
             "FilterLogEvents": self._sync(self.logs.filter_log_events),
@@ -181,6 +182,8 @@ class Emulator:
         _check_spot(params, stopping)
         request = {**params, "StoppingCondition": stopping}
         job = Job(request=request, arn=arn, created=time.time())
+        pools.check_quotas(job, self.jobs.values(), s.instance_quota, s.warm_pool_quota)
+        job.warm = pools.claim(job, self.jobs.values())
         job.interruptible = self._runner.spot.will_interrupt(request)
         job.modified = job.created
         self.jobs[name] = job
@@ -220,6 +223,14 @@ class Emulator:
             )
         job.stop_requested.set()
         return {}
+
+    async def _update(self, params: dict[str, Any]) -> dict[str, Any]:
+        job = self.jobs.get(params["TrainingJobName"])
+        if job is None:
+            raise AwsError("ResourceNotFound", "Requested resource not found.")
+        if "ResourceConfig" in params:
+            pools.update(job, params["ResourceConfig"]["KeepAlivePeriodInSeconds"])
+        return {"TrainingJobArn": job.arn}
 
     def _job(self, name: str) -> Job:
         job = self.jobs.get(name)

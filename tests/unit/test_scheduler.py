@@ -14,7 +14,7 @@ from optuna.trial import TrialState
 from sweeper import config
 from sweeper.aws.names import job_name
 from sweeper.clock import VirtualClock
-from sweeper.errors import BackendError
+from sweeper.errors import BackendError, CapacityError
 from sweeper.polling import PollTiming
 from sweeper.scheduler import Scheduler, StopReason, SweepOutcome
 from sweeper.study import SweepStudy
@@ -42,6 +42,7 @@ class FakeBackend:
     fails: Callable[[float], bool] = lambda x: False
     metric: str = "loss"
     reject_create: bool = False
+    quota: int | None = None  # concurrent jobs: more answer ResourceLimitExceeded
     reason: Callable[[str], str] = lambda job: "AlgorithmError: boom"
     on_create: Callable[[int], None] = lambda count: None
     jobs: dict[str, FakeJob] = field(default_factory=dict)
@@ -53,6 +54,9 @@ class FakeBackend:
         if self.reject_create:
             raise BackendError("ValidationException", "bad request")
         name = request["TrainingJobName"]
+        running = sum(self.clock.now() < j.ends for j in self.jobs.values())
+        if self.quota is not None and running >= self.quota:
+            raise CapacityError("ResourceLimitExceeded", "The account-level service limit ...")
         self.creates.append(name)
         self.on_create(len(self.creates))
         if name in self.jobs:  # ResourceInUse: TrainingJobs.create adopts the job
@@ -265,4 +269,26 @@ async def test_pre_asked_trials_make_refills_immediate_and_respect_the_budget(
     ends = sorted(j.ends for j in backend.jobs.values())
     later = sorted(j.created for j in backend.jobs.values())[3:]
     assert later[3:] == ends[3:6]  # from the second round on, no gap at all
+    study.close()
+
+
+async def test_a_quota_makes_trials_wait_for_capacity_not_fail(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, quota=2)
+    outcome, study, events = await _run(tmp_path, backend, clock, max_trials=8, max_parallel=4)
+    assert outcome.completed == 8
+    assert outcome.failed == 0
+    assert backend.most_in_flight == 2
+    assert any("ResourceLimitExceeded, waiting for capacity" in line for line, _ in events.lines)
+    study.close()
+
+
+async def test_with_nothing_in_flight_a_refused_create_fails_the_trial(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, quota=0)
+    outcome, study, _ = await _run(
+        tmp_path, backend, clock, max_trials=8, max_parallel=2, max_failures=2
+    )
+    assert outcome.stop_reason == StopReason.FAILURES
+    assert "ResourceLimitExceeded" in (await study.trials())[0].user_attrs["failure"]
     study.close()

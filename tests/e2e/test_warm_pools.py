@@ -1,0 +1,34 @@
+"""A sweep with keep-alive runs each trial on the warm pool its predecessor left."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import boto3
+
+from tests.helpers import run_sweep, space_doc, standalone_emulator, write_sweep
+
+
+def test_sequential_trials_reuse_the_warm_pool(tmp_path: Path) -> None:
+    with standalone_emulator(tmp_path / "state", "--cold-start-seconds", "0.5") as url:
+        doc = space_doc(
+            budget={"max_trials": 3, "max_parallel": 1},
+            backend={"kind": "emulator", "endpoint_url": url},
+        )
+        doc["estimator"]["keep_alive_period_in_seconds"] = 60
+        result = run_sweep(str(write_sweep(tmp_path, doc)))
+        assert result.returncode == 0, result.stdout + result.stderr
+        sm = boto3.client(
+            "sagemaker",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        pools = {
+            n: sm.describe_training_job(TrainingJobName=n)["WarmPoolStatus"]
+            for n in ("quad-0-1", "quad-1-1", "quad-2-1")
+        }
+    assert pools["quad-0-1"] == pools["quad-0-1"] | {"Status": "Reused", "ReusedByJob": "quad-1-1"}
+    assert pools["quad-1-1"] == pools["quad-1-1"] | {"Status": "Reused", "ReusedByJob": "quad-2-1"}
+    assert pools["quad-2-1"]["Status"] == "Available"
