@@ -75,7 +75,8 @@ async def test_a_matching_job_reuses_the_pool_and_starts_warm(sm: Any, code_dir:
         second["SecondaryStatusTransitions"][0]["StatusMessage"]
         == "Reusing the instances of a warm pool"
     )
-    assert starting_seconds(first) >= 0.6 > starting_seconds(second)  # cold, then warm
+    # Cold (0.6 s, waited on the loop's monotonic clock, stamped in wall time), then warm.
+    assert starting_seconds(first) >= 0.5 > starting_seconds(second)
 
 
 async def test_a_job_that_does_not_match_starts_cold(sm: Any, code_dir: Path) -> None:
@@ -86,7 +87,7 @@ async def test_a_job_that_does_not_match_starts_cold(sm: Any, code_dir: Path) ->
     )
     other = await wait_for_job(sm, "nm-b")
     assert (await _warm_pool(sm, "nm-a"))["Status"] == "Available"
-    assert starting_seconds(other) >= 0.6
+    assert starting_seconds(other) >= 0.5
 
 
 async def test_a_pool_expires_and_a_released_one_terminates(sm: Any, code_dir: Path) -> None:

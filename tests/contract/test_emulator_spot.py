@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,14 +124,16 @@ async def test_an_interrupted_spot_job_resumes_train_py_from_its_checkpoint(
     streams = sorted(n for n in logs.streams if n.startswith("spot-1/"))
     assert len(streams) == 2  # a new stream after the restart
     first, second = ("\n".join(m for _, m, _ in logs.streams[n].events) for n in streams)
-    assert "checkpoint saved epoch=2" in first
-    assert "epoch=3" not in first
-    assert "resumed from checkpoint at epoch 2" in second
-    assert "epoch=1 " not in second and "epoch=3 " in second  # it went on, not from zero
+    # Interrupted once checkpoint 2 was saved (the script may have saved one more before
+    # the kill landed); the restart resumes from the last one saved, not from zero.
+    saved = [int(n) for n in re.findall(r"checkpoint saved epoch=(\d+)", first)]
+    assert saved[-1] >= 2
+    assert f"resumed from checkpoint at epoch {saved[-1]}" in second
+    assert "epoch=1 " not in second
     assert job["FinalMetricDataList"][0]["Value"] > 0.9
     assert job["BillableTimeInSeconds"] < job["TrainingTimeInSeconds"]
-    saved = tmp_path / "emulator" / "s3" / "bucket" / "checkpoints" / "spot-1" / "checkpoint.pkl"
-    assert saved.is_file()
+    synced = tmp_path / "emulator" / "s3" / "bucket" / "checkpoints" / "spot-1" / "checkpoint.pkl"
+    assert synced.is_file()
 
 
 async def test_max_wait_exceeded_stops_the_job(
