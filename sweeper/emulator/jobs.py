@@ -6,13 +6,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from sweeper.emulator import pools
 
 FAILURE_REASON_MAX = 1024
+_TRANSIENT = ("stop_requested", "interrupt", "record_path")  # not kept on disk
 
 
 @dataclass(eq=False)
@@ -39,12 +42,37 @@ class Job:
     pool_expires: float = 0.0
     pool_ended: float | None = None  # when it stopped being Available (reuse, release)
     reused_by: str | None = None
+    record_path: Path | None = None  # where the record is kept across emulator restarts
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def name(self) -> str:
         return str(self.request["TrainingJobName"])
+
+    def save(self) -> None:
+        """Write the record (atomically) if it is kept on disk."""
+        if self.record_path is None:
+            return
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _TRANSIENT}
+        tmp = self.record_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        tmp.replace(self.record_path)
+
+    @classmethod
+    def load_all(cls, directory: Path) -> dict[str, Job]:
+        """Every record kept in ``directory``. Jobs that were running when the emulator
+        stopped come back Failed (InternalServerError), their warm pools Terminated."""
+        directory.mkdir(parents=True, exist_ok=True)
+        jobs: dict[str, Job] = {}
+        for path in sorted(directory.glob("*.json")):
+            job = cls(**json.loads(path.read_text()), record_path=path)
+            if job.status in ("InProgress", "Stopping"):
+                reason = "InternalServerError: the emulator restarted while the job was running"
+                job.finish("Failed", "Failed", "Training job failed", reason)
+                pools.retain(job, reason)
+            jobs[job.name] = job
+        return jobs
 
     def advance(self, secondary: str, message: str, status: str | None = None) -> None:
         """Enter a secondary status (closing the previous one), optionally a primary one."""
@@ -55,12 +83,13 @@ class Job:
         self.secondary = secondary
         self.status = status or self.status
         self.modified = now
+        self.save()
 
     def finish(self, status: str, secondary: str, message: str, reason: str | None = None) -> None:
-        self.advance(secondary, message, status)
-        self.transitions[-1]["EndTime"] = self.modified
-        self.ended = self.modified
         self.failure_reason = reason[:FAILURE_REASON_MAX] if reason else None
+        self.advance(secondary, message, status)
+        self.transitions[-1]["EndTime"] = self.ended = self.modified
+        self.save()
 
     def describe(self) -> dict[str, Any]:
         """The DescribeTrainingJob response."""

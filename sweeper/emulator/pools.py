@@ -88,9 +88,10 @@ def retain(job: Job, failure_reason: str | None) -> None:
         return
     if failure_reason and failure_reason.startswith("InternalServerError"):
         job.pool = TERMINATED
-        return
-    job.pool, job.pool_since = AVAILABLE, time.time()
-    job.pool_expires = job.pool_since + keep_alive(job)
+    else:
+        job.pool, job.pool_since = AVAILABLE, time.time()
+        job.pool_expires = job.pool_since + keep_alive(job)
+    job.save()
 
 
 def claim(job: Job, jobs: Iterable[Job]) -> bool:
@@ -106,6 +107,7 @@ def claim(job: Job, jobs: Iterable[Job]) -> bool:
             and _match_key(other.request) == key
         ):
             other.pool, other.pool_ended, other.reused_by = REUSED, now, job.name
+            other.save()
             return True
     return False
 
@@ -120,6 +122,7 @@ def update(job: Job, seconds: int) -> None:
         job.pool, job.pool_ended = TERMINATED, now
     else:
         job.pool_expires = now + seconds
+    job.save()
 
 
 def check_quotas(

@@ -67,10 +67,11 @@ class Emulator:
         require_loopback(settings.host)
         self.settings = settings
         self.calls: Counter[str] = Counter()
-        self.jobs: dict[str, Job] = {}
+        self.jobs = Job.load_all(settings.runner.root / "records")
         self._tasks: dict[str, asyncio.Task[None]] = {}
         s = settings.runner
         self.logs = LogStore(s.root, s.region, s.account)
+        self.logs.load()
         self._runner = Runner(settings.runner, self.logs)
         self._random = random.Random(settings.seed)
         session = botocore.session.get_session()
@@ -182,6 +183,7 @@ class Emulator:
         _check_spot(params, stopping)
         request = {**params, "StoppingCondition": stopping}
         job = Job(request=request, arn=arn, created=time.time())
+        job.record_path = s.root / "records" / f"{name}.json"
         pools.check_quotas(job, self.jobs.values(), s.instance_quota, s.warm_pool_quota)
         job.warm = pools.claim(job, self.jobs.values())
         job.interruptible = self._runner.spot.will_interrupt(request)

@@ -81,7 +81,7 @@ def _run_in_terminal(argv: list[str], interrupt_after: str, timeout: float = 60)
 
 def test_ctrl_c_in_a_terminal_leaves_jobs_running_and_a_rerun_finishes(tmp_path: Path) -> None:
     with standalone_emulator(tmp_path / "state") as url:
-        space = write_sweep(tmp_path, _sweep_doc(url, trials=4, parallel=2, sleep=3.0))
+        space = write_sweep(tmp_path, _sweep_doc(url, trials=4, parallel=2, sleep=6.0))
         out, code = _run_in_terminal(
             [str(ROOT / "sweep.py"), str(space)], interrupt_after="started"
         )
@@ -99,7 +99,12 @@ def test_ctrl_c_in_a_terminal_leaves_jobs_running_and_a_rerun_finishes(tmp_path:
 
         rerun = run_sweep(str(space), timeout=120)
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        assert rerun.stdout.count("re-attached") == 2
+        # Each interrupted trial is re-attached, or harvested if its job ended meanwhile.
+        for n in (0, 1):
+            assert (
+                f"trial {n}: re-attached" in rerun.stdout or f"trial {n}   finished" in rerun.stdout
+            )
+        assert "re-attached" in rerun.stdout
         jobs = list_jobs(url)
     assert len(jobs) == len(set(jobs)) == 4
     assert [t.state for t in sweep_trials(space)] == [TrialState.COMPLETE] * 4

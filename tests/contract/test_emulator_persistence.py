@@ -1,0 +1,133 @@
+"""``--state DIR``: jobs, pools and logs survive an emulator restart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sweeper.aws.clients import open_client
+from sweeper.emulator.runner import RunnerSettings
+from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from tests.helpers import (
+    PROBE,
+    ROOT,
+    free_port,
+    job_request,
+    read_line,
+    standalone_emulator,
+    wait_for_job,
+    wait_for_log,
+)
+
+KEEP = {
+    "ResourceConfig": {
+        "InstanceType": "ml.m5.large",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 1,
+        "KeepAlivePeriodInSeconds": 600,
+    }
+}
+
+
+async def _client(stack: AsyncExitStack, url: str, service: str = "sagemaker") -> Any:
+    return await open_client(
+        stack, service, region="us-east-1", endpoint_url=url, credentials=("test", "test")
+    )
+
+
+async def test_a_restarted_emulator_keeps_its_jobs_pools_and_logs(
+    tmp_path: Path, code_dir: Path
+) -> None:
+    settings = EmulatorSettings(RunnerSettings(root=tmp_path / "state", stop_grace_seconds=5))
+    with EmbeddedEmulator(settings) as first:
+        async with AsyncExitStack() as stack:
+            sm = await _client(stack, first.endpoint_url)
+            await sm.create_training_job(**job_request("done-1", code_dir, **KEEP))
+            await wait_for_job(sm, "done-1")
+            await sm.create_training_job(
+                **job_request(
+                    "busy-1",
+                    code_dir,
+                    "hang",
+                    **KEEP | {"ResourceConfig": KEEP["ResourceConfig"] | {"VolumeSizeInGB": 2}},
+                )
+            )
+            await wait_for_log(first, "busy-1", "ready")
+    with EmbeddedEmulator(settings) as second:  # the same state directory
+        async with AsyncExitStack() as stack:
+            sm = await _client(stack, second.endpoint_url)
+            done = await sm.describe_training_job(TrainingJobName="done-1")
+            busy = await sm.describe_training_job(TrainingJobName="busy-1")
+            with pytest.raises(sm.exceptions.ResourceInUse):
+                await sm.create_training_job(**job_request("done-1", code_dir))
+            logs = await _client(stack, second.endpoint_url, "logs")
+            streams = await logs.describe_log_streams(
+                logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix="done-1/"
+            )
+            events = await logs.get_log_events(
+                logGroupName="/aws/sagemaker/TrainingJobs",
+                logStreamName=streams["logStreams"][0]["logStreamName"],
+                startFromHead=True,
+            )
+    assert done["TrainingJobStatus"] == "Completed"
+    assert done["FinalMetricDataList"][0]["MetricName"] == "loss"
+    assert done["WarmPoolStatus"]["Status"] == "Available"
+    assert busy["TrainingJobStatus"] == "Failed"
+    assert busy["FailureReason"] == "InternalServerError: the emulator shut down during the job"
+    assert busy["WarmPoolStatus"]["Status"] == "Terminated"
+    assert "step=2 loss=0.3333" in [e["message"] for e in events["events"]]
+
+
+def test_jobs_running_when_the_emulator_crashed_come_back_failed(tmp_path: Path) -> None:
+    state, port = tmp_path / "state", free_port()
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "probe.py").write_text(PROBE)
+    argv = [
+        sys.executable,
+        str(ROOT / "sweep.py"),
+        "emulator",
+        "--port",
+        str(port),
+        "--state",
+        str(state),
+    ]
+    crashed = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in read_line(crashed, timeout=30)
+        sm = boto3.client(
+            "sagemaker",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        sm.create_training_job(**job_request("crash-1", code, "slow"))
+        deadline = time.monotonic() + 30
+        while sm.describe_training_job(TrainingJobName="crash-1")["SecondaryStatus"] != "Training":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        crashed.kill()  # SIGKILL: no shutdown code runs
+        crashed.wait(timeout=30)
+    with standalone_emulator(state) as url:
+        sm = boto3.client(
+            "sagemaker",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+        job = sm.describe_training_job(TrainingJobName="crash-1")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert (
+        job["FailureReason"]
+        == "InternalServerError: the emulator restarted while the job was running"
+    )
