@@ -123,16 +123,29 @@ class TrainingJobs:
         self._retry = retry
 
     async def create(self, request: dict[str, Any]) -> None:
-        """Create the job. Idempotent: if a job of that name exists, it is adopted.
+        """Create the job. Idempotent: if a job of that name exists *and is this very job*,
+        it is adopted.
 
-        A retried create whose first attempt did reach SageMaker answers ResourceInUse;
-        since names are deterministic per trial attempt, that job is ours.
+        A retried create whose first attempt did reach SageMaker, or a resumed sweep,
+        answers ResourceInUse; names are deterministic per trial attempt, so the job is
+        ours if its hyperparameters are the ones we send. A job of that name with other
+        hyperparameters belongs to an earlier sweep of the same name: refused.
         """
         try:
             await self._retry.call(lambda: self._client.create_training_job(**request))
         except BackendError as exc:
             if exc.code != "ResourceInUse":
                 raise
+            name = request["TrainingJobName"]
+            existing = await self._retry.call(
+                lambda: self._client.describe_training_job(TrainingJobName=name)
+            )
+            if existing.get("HyperParameters") != request.get("HyperParameters"):
+                raise BackendError(
+                    "ResourceInUse",
+                    f"a training job named {name} already exists with other hyperparameters:"
+                    " an earlier sweep of the same name made it; give this sweep another name",
+                ) from exc
 
     async def poll(self, names: Iterable[str]) -> dict[str, JobState]:
         """The state of every named job, in as few Search calls as the API allows.

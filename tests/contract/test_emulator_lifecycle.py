@@ -16,6 +16,7 @@ from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import TrainingJobs
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from sweeper.errors import BackendError
 from sweeper.types import JobStatus
 from tests.helpers import job_request, wait_for_job, wait_for_log
 
@@ -228,3 +229,13 @@ async def test_create_survives_throttling_and_adopts_its_own_job(
             states = await jobs.poll([f"thr-{i}" for i in range(5)])
         assert len(states) == 5
         assert emu.calls["CreateTrainingJob"] > 6  # some attempts were refused and retried
+
+
+async def test_create_adopts_its_own_job_but_not_a_strangers(
+    sagemaker: Any, code_dir: Path
+) -> None:
+    jobs = TrainingJobs(sagemaker, RetryPolicy())
+    await jobs.create(job_request("mine-1", code_dir))
+    await jobs.create(job_request("mine-1", code_dir))  # the same request again: adopted
+    with pytest.raises(BackendError, match="already exists with other hyperparameters"):
+        await jobs.create(job_request("mine-1", code_dir, "fail"))
