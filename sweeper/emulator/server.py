@@ -15,9 +15,12 @@ S3 is a directory under the state root (``s3/<bucket>/<key>``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
+import os
 import random
+import resource
 import threading
 import time
 import uuid
@@ -104,6 +107,7 @@ class Emulator:
 
         Jobs still running at shutdown are killed and end Failed (InternalServerError).
         """
+        _raise_file_limit()  # each running job holds two pipes
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         try:
@@ -120,7 +124,8 @@ class Emulator:
             await runner.cleanup()
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"calls": dict(self.calls), "jobs": len(self.jobs)})
+        body = {"calls": dict(self.calls), "jobs": len(self.jobs), "pid": os.getpid()}
+        return web.json_response(body)
 
     async def _handle(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "")
@@ -239,6 +244,13 @@ class Emulator:
         if job is None:
             raise not_found()
         return job
+
+
+def _raise_file_limit() -> None:
+    """Let the process open as many files as the system allows (best effort)."""
+    with contextlib.suppress(ValueError, OSError):
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def _check_spot(params: dict[str, Any], stopping: dict[str, Any]) -> None:
