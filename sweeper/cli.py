@@ -305,8 +305,10 @@ def _emulator_command(argv: list[str]) -> int:
         )
 
     async def serve() -> None:
-        await emulator.serve(started, asyncio.Event())
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):  # both stop it cleanly: jobs end Failed
+            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        await emulator.serve(started, stop)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve())
+    asyncio.run(serve())
     return 0

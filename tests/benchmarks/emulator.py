@@ -18,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -93,9 +94,8 @@ def main() -> None:
                 )
                 searches.append(time.perf_counter() - t)
             held = found["TotalHits"]["Value"]
-            stats = json.loads(
-                __import__("urllib.request").request.urlopen(f"{url}/_emulator/stats").read()
-            )
+            with urllib.request.urlopen(f"{url}/_emulator/stats") as response:
+                stats = json.loads(response.read())
             rss = _rss_mb(stats["pid"])
             failed = len(
                 sm.list_training_jobs(StatusEquals="Failed", MaxResults=100)["TrainingJobSummaries"]
