@@ -9,9 +9,11 @@ from typing import Any
 import aiohttp
 import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from sweeper.emulator.server import EmbeddedEmulator
+from sweeper.emulator.runner import RunnerSettings
+from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from tests.helpers import job_request, wait_for_job
 
 
@@ -94,3 +96,29 @@ async def test_path_escapes_are_refused(sagemaker: Any, code_dir: Path, tmp_path
     assert job["TrainingJobStatus"] == "Failed"
     assert "Invalid S3 URI" in job["FailureReason"]
     assert not (tmp_path / "esc-2").exists()
+
+
+@pytest.mark.parametrize(
+    ("rates", "code", "message", "status"),
+    [
+        ({"throttle_rate": 1.0}, "ThrottlingException", "Rate exceeded", 400),
+        ({"internal_failure_rate": 1.0}, "InternalFailure", "An internal error occurred.", 500),
+    ],
+)
+def test_injected_faults_look_like_aws(
+    tmp_path: Path, rates: dict[str, float], code: str, message: str, status: int
+) -> None:
+    settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emu"), **rates)
+    with EmbeddedEmulator(settings) as emu:
+        client = boto3.client(
+            "sagemaker",
+            endpoint_url=emu.endpoint_url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        with pytest.raises(ClientError) as err:
+            client.list_training_jobs()
+    assert err.value.response["Error"] == {"Code": code, "Message": message}
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
