@@ -5,11 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
-from tests.helpers import PROBE
+from tests.helpers import PROBE, aio_client
 
 
 @pytest.fixture
@@ -23,13 +22,7 @@ def emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
 @pytest.fixture
 async def sagemaker(emulator: EmbeddedEmulator) -> AsyncIterator[Any]:
     """The real aiobotocore SageMaker client, pointed at the emulator."""
-    async with get_session().create_client(
-        "sagemaker",
-        endpoint_url=emulator.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    ) as client:
+    async with aio_client(emulator.endpoint_url) as client:
         yield client
 
 

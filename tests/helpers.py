@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 import optuna
 import yaml
+from aiobotocore.session import get_session
 
 # A training script whose objective is a known function of its hyperparameters, so a
 # test can check every reported value against the parameters that produced it.
@@ -85,6 +86,19 @@ async def wait_for_job(client: Any, name: str, *, timeout: float = 30.0) -> dict
 
 
 ROOT = Path(__file__).parents[1]
+CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
+
+
+def boto3_client(url: str, service: str = "sagemaker", **kwargs: Any) -> Any:
+    """An unmodified boto3 client for the emulator at ``url``."""
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1", **CREDENTIALS, **kwargs)
+
+
+def aio_client(url: str, service: str = "sagemaker") -> Any:
+    """An unmodified aiobotocore client for the emulator (an async context manager)."""
+    return get_session().create_client(
+        service, endpoint_url=url, region_name="us-east-1", **CREDENTIALS
+    )
 
 
 def free_port() -> int:
@@ -141,13 +155,7 @@ def run_sweep(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[s
 
 
 def list_jobs(url: str) -> list[str]:
-    sm = boto3.client(
-        "sagemaker",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    sm = boto3_client(url)
     names: list[str] = []
     for page in sm.get_paginator("list_training_jobs").paginate(MaxResults=100):
         names += [s["TrainingJobName"] for s in page["TrainingJobSummaries"]]

@@ -21,12 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-import boto3
-
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import job_request, standalone_emulator  # noqa: E402
+from tests.helpers import boto3_client, job_request, standalone_emulator  # noqa: E402
 
 SLEEPER = "import time\nprint('ready', flush=True)\ntime.sleep(600)\n"
 
@@ -54,13 +52,7 @@ def main() -> None:
         code.mkdir()
         (code / "sleeper.py").write_text(SLEEPER)
         with standalone_emulator(Path(tmp) / "state") as url:
-            sm = boto3.client(
-                "sagemaker",
-                endpoint_url=url,
-                region_name="us-east-1",
-                aws_access_key_id="test",
-                aws_secret_access_key="test",
-            )
+            sm = boto3_client(url)
             names = [f"held-{i}" for i in range(a.jobs)]
             start = time.perf_counter()
             for name in names:

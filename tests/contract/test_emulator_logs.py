@@ -8,24 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from sweeper.emulator.server import EmbeddedEmulator
-from tests.helpers import job_request, wait_for_job, wait_for_log
+from tests.helpers import aio_client, job_request, wait_for_job, wait_for_log
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 
 
 @pytest.fixture
 async def logs(emulator: EmbeddedEmulator) -> AsyncIterator[Any]:
-    async with get_session().create_client(
-        "logs",
-        endpoint_url=emulator.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    ) as client:
+    async with aio_client(emulator.endpoint_url, "logs") as client:
         yield client
 
 

@@ -9,7 +9,6 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from sweeper.aws.clients import open_client
@@ -18,6 +17,7 @@ from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from tests.helpers import (
     PROBE,
     ROOT,
+    boto3_client,
     free_port,
     job_request,
     read_line,
@@ -102,13 +102,7 @@ def test_jobs_running_when_the_emulator_crashed_come_back_failed(tmp_path: Path)
     crashed = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert "listening" in read_line(crashed, timeout=30)
-        sm = boto3.client(
-            "sagemaker",
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        sm = boto3_client(f"http://127.0.0.1:{port}")
         sm.create_training_job(**job_request("crash-1", code, "slow"))
         deadline = time.monotonic() + 30
         while sm.describe_training_job(TrainingJobName="crash-1")["SecondaryStatus"] != "Training":
@@ -118,13 +112,7 @@ def test_jobs_running_when_the_emulator_crashed_come_back_failed(tmp_path: Path)
         crashed.kill()  # SIGKILL: no shutdown code runs
         crashed.wait(timeout=30)
     with standalone_emulator(state) as url:
-        sm = boto3.client(
-            "sagemaker",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        sm = boto3_client(url)
         job = sm.describe_training_job(TrainingJobName="crash-1")
     assert job["TrainingJobStatus"] == "Failed"
     assert (

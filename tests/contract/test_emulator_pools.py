@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
-from tests.helpers import job_request, wait_for_job, wait_for_log
+from tests.helpers import aio_client, job_request, wait_for_job, wait_for_log
 
 
 def resources(keep_alive: int = 0, volume: int = 1) -> dict[str, Any]:
@@ -43,13 +42,7 @@ def pool_emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
 
 @pytest.fixture
 async def sm(pool_emulator: EmbeddedEmulator) -> AsyncIterator[Any]:
-    async with get_session().create_client(
-        "sagemaker",
-        endpoint_url=pool_emulator.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    ) as client:
+    async with aio_client(pool_emulator.endpoint_url) as client:
         yield client
 
 

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
-from tests.helpers import job_request, wait_for_job
+from tests.helpers import boto3_client, job_request, wait_for_job
 
 
 def _boto3(url: str, key: str, secret: str) -> Any:
@@ -110,14 +110,7 @@ def test_injected_faults_look_like_aws(
 ) -> None:
     settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emu"), **rates)
     with EmbeddedEmulator(settings) as emu:
-        client = boto3.client(
-            "sagemaker",
-            endpoint_url=emu.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-            config=Config(retries={"total_max_attempts": 1}),
-        )
+        client = boto3_client(emu.endpoint_url, config=Config(retries={"total_max_attempts": 1}))
         with pytest.raises(ClientError) as err:
             client.list_training_jobs()
     assert err.value.response["Error"] == {"Code": code, "Message": message}

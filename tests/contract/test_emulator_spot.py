@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from sweeper.emulator.spot import SpotSettings
-from tests.helpers import ROOT, job_request, wait_for_job, wait_for_log
+from tests.helpers import ROOT, aio_client, job_request, wait_for_job, wait_for_log
 
 SPOT = {"EnableManagedSpotTraining": True}
 
@@ -33,13 +32,7 @@ def spot_emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
 
 @pytest.fixture
 async def spot_client(spot_emulator: EmbeddedEmulator) -> AsyncIterator[Any]:
-    async with get_session().create_client(
-        "sagemaker",
-        endpoint_url=spot_emulator.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    ) as client:
+    async with aio_client(spot_emulator.endpoint_url) as client:
         yield client
 
 
@@ -158,13 +151,7 @@ async def test_interruption_after_a_delay_restarts_the_job_once(
     spot = SpotSettings(interruption_rate=1.0, interruption_after_seconds=0.3)
     settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emu", spot=spot))
     with EmbeddedEmulator(settings) as emu:
-        async with get_session().create_client(
-            "sagemaker",
-            endpoint_url=emu.endpoint_url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        ) as client:
+        async with aio_client(emu.endpoint_url) as client:
             request = job_request(
                 "timed-1",
                 code_dir,

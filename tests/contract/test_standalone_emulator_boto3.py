@@ -10,11 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers import standalone_emulator
+from tests.helpers import boto3_client, standalone_emulator
 
 ROOT = Path(__file__).parents[2]
 
@@ -26,13 +25,7 @@ def standalone(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _client(url: str) -> Any:
-    return boto3.client(
-        "sagemaker",
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    return boto3_client(url)
 
 
 def _request(name: str, code: Path, seconds: float) -> dict[str, Any]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import boto3
-
-from tests.helpers import run_sweep, space_doc, standalone_emulator, write_sweep
+from tests.helpers import boto3_client, run_sweep, space_doc, standalone_emulator, write_sweep
 
 
 def test_sequential_trials_reuse_the_warm_pool(tmp_path: Path) -> None:
@@ -18,13 +16,7 @@ def test_sequential_trials_reuse_the_warm_pool(tmp_path: Path) -> None:
         doc["estimator"]["keep_alive_period_in_seconds"] = 60
         result = run_sweep(str(write_sweep(tmp_path, doc)))
         assert result.returncode == 0, result.stdout + result.stderr
-        sm = boto3.client(
-            "sagemaker",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        sm = boto3_client(url)
         pools = {
             n: sm.describe_training_job(TrainingJobName=n)["WarmPoolStatus"]
             for n in ("quad-0-1", "quad-1-1", "quad-2-1")
