@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import json
 import shlex
 import signal
 import sys
@@ -20,18 +21,19 @@ from pathlib import Path
 from typing import Any
 
 from sweeper import config as config_mod
+from sweeper import report
 from sweeper.aws import names
 from sweeper.aws.clients import open_client
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import JobTemplate, TrainingJobs, build_request
 from sweeper.clock import RealClock
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
+from sweeper.console import ConsoleReporter, interrupted_text, status_text, summary
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, Emulator, EmulatorSettings, require_loopback
 from sweeper.emulator.spot import SpotSettings
 from sweeper.errors import ConfigError, SweepError
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
-from sweeper.report import ConsoleReporter, interrupted_text, status_text, summary
 from sweeper.scheduler import OnExit, Scheduler, StopReason
 from sweeper.study import SweepStudy
 from sweeper.types import JobState
@@ -50,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _emulator_command(args[1:])
         if args and args[0] == "status":
             return _status_command(args[1:])
+        if args and args[0] == "report":
+            return _report_command(args[1:])
         return _sweep_command(args)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -63,7 +67,8 @@ def _sweep_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sweep.py",
         description="Run (or resume) the hyperparameter sweep a space file describes.",
-        epilog="Other commands: 'sweep.py status SPACE', 'sweep.py emulator --help'.",
+        epilog="Other commands: 'sweep.py status SPACE', 'sweep.py report SPACE',"
+        " 'sweep.py emulator --help'.",
     )
     parser.add_argument("space", help="the space file (YAML)")
     parser.add_argument(
@@ -232,6 +237,37 @@ def resume_command() -> str:
     """The exact command line that started this process, to run again to resume."""
     argv = list(sys.orig_argv)
     return shlex.join(argv)
+
+
+def _report_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sweep.py report",
+        description="The best trials, parameter importances, failures and totals of a sweep.",
+    )
+    parser.add_argument("space", help="the space file (YAML)")
+    parser.add_argument("--top", type=int, default=10, help="how many best trials to list")
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="one JSON document (sweeper.report/1)")
+    form.add_argument("--csv", action="store_true", help="one CSV row per trial")
+    args = parser.parse_args(argv)
+    config = config_mod.load(args.space)
+
+    async def load() -> dict[str, Any]:
+        study = SweepStudy.open(config, create=False)
+        try:
+            trials, importances = await study.trials(), await study.importances()
+        finally:
+            study.close()
+        return report.build(config, trials, importances, args.top)
+
+    doc = asyncio.run(load())
+    if args.json:
+        print(json.dumps(doc, indent=2, default=str))
+    elif args.csv:
+        sys.stdout.write(report.csv_text(doc))
+    else:
+        print(report.text(doc))
+    return 0
 
 
 def _status_command(argv: list[str]) -> int:

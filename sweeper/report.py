@@ -1,131 +1,219 @@
-"""What the user reads: trial events as they happen, and the end-of-sweep summary."""
+"""``sweep.py report``: the best trials, what mattered, what failed, what it cost.
+
+:func:`build` reads the study once and returns one JSON-able document (schema:
+``report.schema.json`` beside this file, ``"schema": "sweeper.report/1"``); the text
+and CSV forms are renderings of that document, so the three never disagree.
+"""
 
 from __future__ import annotations
 
-import sys
-from typing import Any, TextIO
+import csv
+import io
+import math
+from collections import defaultdict
+from typing import Any
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
-from sweeper.clock import Clock
 from sweeper.config import SweepConfig
-from sweeper.study import JOB_NAME, Counts, TrialRecord
-from sweeper.types import JobState
+from sweeper.study import ATTEMPT, JOB_NAME
+
+SCHEMA = "sweeper.report/1"
 
 
-def format_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={_short(v)}" for k, v in params.items())
+def build(
+    config: SweepConfig, trials: list[FrozenTrial], importances: dict[str, float], top: int
+) -> dict[str, Any]:
+    """The report document of a sweep's trials, with its ``top`` best trials."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    done.sort(
+        key=lambda t: t.value if t.value is not None else math.nan,
+        reverse=config.objective.direction == "maximize",
+    )
+    return {
+        "schema": SCHEMA,
+        "sweep": config.name,
+        "storage": config.storage_url,
+        "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
+        "counts": {s.name.lower(): sum(t.state == s for t in trials) for s in _STATES}
+        | {"total": len(trials)},
+        "totals": _totals(trials),
+        "best": _trial(done[0]) if done else None,
+        "top": [_trial(t) for t in done[:top]],
+        "importances": importances,
+        "failures": _failures(trials),
+        "trials": [_trial(t) for t in trials],
+    }
+
+
+_STATES = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING, TrialState.PRUNED)
+
+
+def _trial(t: FrozenTrial) -> dict[str, Any]:
+    a = t.user_attrs
+    return {
+        "number": t.number,
+        "state": t.state.name.lower(),
+        "value": t.value,
+        "params": dict(t.params),
+        "job": a.get(JOB_NAME),
+        "attempt": a.get(ATTEMPT, 1),
+        "job_seconds": a.get("job_seconds"),
+        "billable_seconds": a.get("billable_seconds"),
+        "failure": a.get("failure") or a.get("pruned"),
+    }
+
+
+def _totals(trials: list[FrozenTrial]) -> dict[str, Any]:
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
+    training = sum(t.user_attrs.get("training_seconds") or 0 for t in trials)
+    billable = sum(t.user_attrs.get("billable_seconds") or 0 for t in trials)
+    return {
+        "wall_seconds": wall,
+        "job_seconds": sum(t.user_attrs.get("job_seconds") or 0.0 for t in trials),
+        "training_seconds": training,
+        "billable_seconds": billable,
+        "spot_savings": 1 - billable / training if training else None,
+    }
+
+
+def _failures(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
+    """Failed trials grouped by the first line of their reason, most frequent first."""
+    groups: dict[str, list[FrozenTrial]] = defaultdict(list)
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            reason = str(t.user_attrs.get("failure", "unknown"))
+            groups[reason.splitlines()[0][:200]].append(t)
+    return [
+        {
+            "reason": first,
+            "count": len(ts),
+            "trials": [t.number for t in ts],
+            "example": ts[-1].user_attrs.get("failure", ""),
+        }
+        for first, ts in sorted(groups.items(), key=lambda kv: -len(kv[1]))
+    ]
+
+
+# --- renderings -------------------------------------------------------------------------
+
+
+def text(doc: dict[str, Any]) -> str:
+    """The report for a terminal."""
+    c, obj = doc["counts"], doc["objective"]
+    lines = [
+        f"Sweep {doc['sweep']}: {c['total']} trials ({c['complete']} complete, {c['fail']} failed,"
+        f" {c['running']} running, {c['pruned']} pruned); objective {obj['metric']}"
+        f" ({obj['direction']})",
+        "",
+    ]
+    if doc["top"]:
+        lines += _table(doc["top"])
+        best = doc["best"]
+        lines += [
+            "",
+            f"Best trial {best['number']} (job {best['job']}); its parameters, ready to"
+            " paste under estimator.hyperparameters:",
+        ]
+        lines += [f"  {k}: {_yaml(v)}" for k, v in best["params"].items()]
+    else:
+        lines.append("No trial has completed yet.")
+    if doc["importances"]:
+        lines += ["", "Parameter importances"]
+        width = max(len(k) for k in doc["importances"])
+        lines += [
+            f"  {k:<{width}}  {v:5.2f}  {'#' * round(v * 30)}"
+            for k, v in doc["importances"].items()
+        ]
+    if doc["failures"]:
+        lines += ["", "Failures"]
+        for f in doc["failures"]:
+            lines.append(f"  {f['count']} x {f['reason']}  (trials {_numbers(f['trials'])})")
+            tail = [x for x in str(f["example"]).splitlines()[1:] if x.strip()][-3:]
+            lines += [f"      {x[:160]}" for x in tail]
+    lines += ["", _totals_line(doc["totals"])]
+    return "\n".join(lines)
+
+
+def _table(trials: list[dict[str, Any]]) -> list[str]:
+    params = list(trials[0]["params"])
+    head = ["rank", "trial", "value", "job", "seconds", "billable", *params]
+    rows = [
+        [
+            str(i),
+            str(t["number"]),
+            _short(t["value"]),
+            str(t["job"]),
+            _short(t["job_seconds"]),
+            _short(t["billable_seconds"]),
+            *(_short(t["params"].get(p)) for p in params),
+        ]
+        for i, t in enumerate(trials, 1)
+    ]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
+        for r in [head, *rows]
+    ]
+
+
+def _totals_line(t: dict[str, Any]) -> str:
+    wall = f"{t['wall_seconds']:.1f} s" if t["wall_seconds"] is not None else "n/a"
+    savings = f"{t['spot_savings']:.0%}" if t["spot_savings"] is not None else "n/a"
+    return (
+        f"Totals: wall {wall}; job time {t['job_seconds']:.1f} s; training"
+        f" {t['training_seconds']} s; billable {t['billable_seconds']} s; spot savings {savings}"
+    )
+
+
+def csv_text(doc: dict[str, Any]) -> str:
+    """One row per trial, parameters as columns."""
+    params = sorted({p for t in doc["trials"] for p in t["params"]})
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(
+        [
+            "number",
+            "state",
+            "value",
+            "job",
+            "attempt",
+            "job_seconds",
+            "billable_seconds",
+            *params,
+            "failure",
+        ]
+    )
+    for t in doc["trials"]:
+        failure = (t["failure"] or "").splitlines()[0] if t["failure"] else ""
+        writer.writerow(
+            [
+                t["number"],
+                t["state"],
+                t["value"],
+                t["job"],
+                t["attempt"],
+                t["job_seconds"],
+                t["billable_seconds"],
+                *(t["params"].get(p) for p in params),
+                failure,
+            ]
+        )
+    return out.getvalue()
 
 
 def _short(value: Any) -> str:
+    if value is None:
+        return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-class ConsoleReporter:
-    """Prints one line per trial event, stamped with seconds since the sweep started."""
-
-    def __init__(self, clock: Clock, metric: str, out: TextIO | None = None) -> None:
-        self._clock = clock
-        self._start = clock.now()
-        self._metric = metric
-        self._out = out
-
-    def _line(self, text: str) -> None:
-        print(
-            f"[{self._clock.now() - self._start:7.1f}s] {text}",
-            file=self._out or sys.stdout,
-            flush=True,
-        )
-
-    def started(self, number: int, job: str, params: dict[str, Any]) -> None:
-        self._line(f"trial {number:<3} started   {job}  {format_params(params)}")
-
-    def finished(self, number: int, job: str, value: float, seconds: float | None) -> None:
-        took = f" (job {seconds:.1f} s)" if seconds is not None else ""
-        self._line(f"trial {number:<3} finished  {self._metric}={_short(value)}{took}")
-
-    def note(self, text: str) -> None:
-        self._line(text)
-
-    def failed(self, number: int, job: str, reason: str) -> None:
-        first = " | ".join(line.strip() for line in reason.splitlines() if line.strip())
-        self._line(f"trial {number:<3} failed    {job}: {first[:300]}")
+def _yaml(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else str(value)
 
 
-def summary(
-    name: str,
-    metric: str,
-    direction: str,
-    counts: Counts,
-    best: FrozenTrial | None,
-    wall: float,
-    stop_reason: str,
-    storage_url: str,
-) -> str:
-    """The end-of-sweep summary: counts, why it stopped, the best trial, where it is stored."""
-    lines = [
-        f"Sweep {name}: {counts.total} trials ({counts.complete} complete, {counts.failed} failed,"
-        f" {counts.running} running) in {wall:.1f} s; stopped: {stop_reason}",
-    ]
-    if best is None:
-        lines.append("No trial completed, so there is no best trial.")
-    else:
-        lines += [
-            f"Best trial {best.number}: {metric} = {_short(best.value)} ({direction})",
-            f"  job:    {best.user_attrs.get(JOB_NAME, '?')}",
-            "  params:",
-            *(f"    {k}: {v!r}" for k, v in best.params.items()),
-        ]
-    lines.append(f"Study storage: {storage_url}  (run the same command again to continue)")
-    return "\n".join(lines)
-
-
-def interrupted_text(running: int, on_exit: str, embedded: bool, command: str) -> str:
-    """What an interrupted sweep tells the user: where its jobs are and how to go on."""
-    if running == 0:
-        jobs = "No job was running."
-    elif embedded:
-        jobs = (
-            f"{running} job(s) were running in the embedded emulator, which stops with Sweeper:"
-            " they run again when you resume."
-        )
-    elif on_exit == "stop":
-        jobs = f"{running} job(s) were asked to stop; resuming runs their trials again."
-    else:
-        jobs = f"{running} job(s) are still running; resuming re-attaches them."
-    return f"Interrupted. {jobs}\nResume with: {command}"
-
-
-def status_text(
-    config: SweepConfig,
-    counts: Counts,
-    best: FrozenTrial | None,
-    running: list[TrialRecord],
-    states: dict[str, JobState] | None,
-) -> str:
-    """``sweep.py status``: counts, the best trial, and each running trial's job."""
-    lines = [
-        f"Sweep {config.name} ({config.storage_url})",
-        f"  trials: {counts.total} of {config.budget.max_trials}: {counts.complete} done,"
-        f" {counts.running} running, {counts.failed} failed, {counts.pruned} pruned",
-    ]
-    if best is not None:
-        lines.append(
-            f"  best: trial {best.number}, {config.objective.metric} = {_short(best.value)}"
-            f" ({format_params(best.params)})"
-        )
-    if running and states is None:
-        lines.append(
-            "  job states are not shown: the embedded emulator runs only while sweep.py runs"
-            " (set backend.endpoint_url to a standalone emulator to inspect jobs)"
-        )
-    for record in running:
-        where = "no job recorded yet"
-        if record.job_name:
-            state = (states or {}).get(record.job_name)
-            where = record.job_name
-            if states is not None:
-                found = f"{state.status}/{state.secondary_status}" if state else "not created yet"
-                where += f"  {found}"
-        lines.append(f"  trial {record.number:<4} attempt {record.attempt}  {where}")
-    return "\n".join(lines)
+def _numbers(numbers: list[int]) -> str:
+    shown = ", ".join(map(str, numbers[:10]))
+    return shown + (f", ... ({len(numbers)} in all)" if len(numbers) > 10 else "")

@@ -373,7 +373,13 @@ class Scheduler:
         """
         t = self._t
         t.billable += state.billable_seconds or 0
-        attrs = {"job_status": str(state.status), "secondary_status": state.secondary_status}
+        attrs = {
+            "job_status": str(state.status),
+            "secondary_status": state.secondary_status,
+            "job_seconds": state.duration,
+            "training_seconds": state.training_seconds,
+            "billable_seconds": state.billable_seconds,
+        }
         metric = self._config.objective.metric
         value = state.final_metrics.get(metric)
         if state.status != JobStatus.COMPLETED:

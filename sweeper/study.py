@@ -214,6 +214,20 @@ class SweepStudy:
             pruned=by[TrialState.PRUNED],
         )
 
+    async def importances(self) -> dict[str, float]:
+        """Parameter importances (Optuna's default evaluator); empty under two results."""
+        return await self._run(self._importances)
+
+    def _importances(self) -> dict[str, float]:
+        done = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(done) < 2:
+            return {}
+        try:
+            found = optuna.importance.get_param_importances(self._study)
+        except (RuntimeError, ValueError):  # e.g. no parameter ever varied
+            return {}
+        return {k: float(v) for k, v in found.items()}
+
     async def best(self) -> FrozenTrial | None:
         """The best COMPLETE trial, or None when there is none yet."""
         done = [t for t in await self.trials() if t.state == TrialState.COMPLETE]

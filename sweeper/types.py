@@ -32,6 +32,7 @@ class JobState:
     final_metrics: dict[str, float] = field(default_factory=dict)
     created: datetime | None = None
     ended: datetime | None = None
+    training_seconds: int | None = None
     billable_seconds: int | None = None
 
     @property

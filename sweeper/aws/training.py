@@ -202,5 +202,6 @@ def job_state(job: Mapping[str, Any]) -> JobState:
         },
         created=job.get("CreationTime"),
         ended=job.get("TrainingEndTime"),
+        training_seconds=job.get("TrainingTimeInSeconds"),
         billable_seconds=job.get("BillableTimeInSeconds"),
     )

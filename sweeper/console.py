@@ -1,0 +1,131 @@
+"""What the user reads while a sweep runs: trial events, the summary, status."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from optuna.trial import FrozenTrial
+
+from sweeper.clock import Clock
+from sweeper.config import SweepConfig
+from sweeper.study import JOB_NAME, Counts, TrialRecord
+from sweeper.types import JobState
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_short(v)}" for k, v in params.items())
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class ConsoleReporter:
+    """Prints one line per trial event, stamped with seconds since the sweep started."""
+
+    def __init__(self, clock: Clock, metric: str, out: TextIO | None = None) -> None:
+        self._clock = clock
+        self._start = clock.now()
+        self._metric = metric
+        self._out = out
+
+    def _line(self, text: str) -> None:
+        print(
+            f"[{self._clock.now() - self._start:7.1f}s] {text}",
+            file=self._out or sys.stdout,
+            flush=True,
+        )
+
+    def started(self, number: int, job: str, params: dict[str, Any]) -> None:
+        self._line(f"trial {number:<3} started   {job}  {format_params(params)}")
+
+    def finished(self, number: int, job: str, value: float, seconds: float | None) -> None:
+        took = f" (job {seconds:.1f} s)" if seconds is not None else ""
+        self._line(f"trial {number:<3} finished  {self._metric}={_short(value)}{took}")
+
+    def note(self, text: str) -> None:
+        self._line(text)
+
+    def failed(self, number: int, job: str, reason: str) -> None:
+        first = " | ".join(line.strip() for line in reason.splitlines() if line.strip())
+        self._line(f"trial {number:<3} failed    {job}: {first[:300]}")
+
+
+def summary(
+    name: str,
+    metric: str,
+    direction: str,
+    counts: Counts,
+    best: FrozenTrial | None,
+    wall: float,
+    stop_reason: str,
+    storage_url: str,
+) -> str:
+    """The end-of-sweep summary: counts, why it stopped, the best trial, where it is stored."""
+    lines = [
+        f"Sweep {name}: {counts.total} trials ({counts.complete} complete, {counts.failed} failed,"
+        f" {counts.running} running) in {wall:.1f} s; stopped: {stop_reason}",
+    ]
+    if best is None:
+        lines.append("No trial completed, so there is no best trial.")
+    else:
+        lines += [
+            f"Best trial {best.number}: {metric} = {_short(best.value)} ({direction})",
+            f"  job:    {best.user_attrs.get(JOB_NAME, '?')}",
+            "  params:",
+            *(f"    {k}: {v!r}" for k, v in best.params.items()),
+        ]
+    lines.append(f"Study storage: {storage_url}  (run the same command again to continue)")
+    return "\n".join(lines)
+
+
+def interrupted_text(running: int, on_exit: str, embedded: bool, command: str) -> str:
+    """What an interrupted sweep tells the user: where its jobs are and how to go on."""
+    if running == 0:
+        jobs = "No job was running."
+    elif embedded:
+        jobs = (
+            f"{running} job(s) were running in the embedded emulator, which stops with Sweeper:"
+            " they run again when you resume."
+        )
+    elif on_exit == "stop":
+        jobs = f"{running} job(s) were asked to stop; resuming runs their trials again."
+    else:
+        jobs = f"{running} job(s) are still running; resuming re-attaches them."
+    return f"Interrupted. {jobs}\nResume with: {command}"
+
+
+def status_text(
+    config: SweepConfig,
+    counts: Counts,
+    best: FrozenTrial | None,
+    running: list[TrialRecord],
+    states: dict[str, JobState] | None,
+) -> str:
+    """``sweep.py status``: counts, the best trial, and each running trial's job."""
+    lines = [
+        f"Sweep {config.name} ({config.storage_url})",
+        f"  trials: {counts.total} of {config.budget.max_trials}: {counts.complete} done,"
+        f" {counts.running} running, {counts.failed} failed, {counts.pruned} pruned",
+    ]
+    if best is not None:
+        lines.append(
+            f"  best: trial {best.number}, {config.objective.metric} = {_short(best.value)}"
+            f" ({format_params(best.params)})"
+        )
+    if running and states is None:
+        lines.append(
+            "  job states are not shown: the embedded emulator runs only while sweep.py runs"
+            " (set backend.endpoint_url to a standalone emulator to inspect jobs)"
+        )
+    for record in running:
+        where = "no job recorded yet"
+        if record.job_name:
+            state = (states or {}).get(record.job_name)
+            where = record.job_name
+            if states is not None:
+                found = f"{state.status}/{state.secondary_status}" if state else "not created yet"
+                where += f"  {found}"
+        lines.append(f"  trial {record.number:<4} attempt {record.attempt}  {where}")
+    return "\n".join(lines)

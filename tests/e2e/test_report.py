@@ -1,0 +1,78 @@
+"""``sweep.py report``: text, JSON (checked against its schema) and CSV of a real sweep."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.helpers import ROOT, run_sweep, space_doc, write_sweep
+
+SCHEMA = json.loads((ROOT / "sweeper" / "report.schema.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished 6-trial sweep in which trials with x > 0.8 fail."""
+    root = tmp_path_factory.mktemp("report")
+    doc = space_doc(
+        budget={"max_trials": 6, "max_parallel": 3, "max_failures": 6},
+        sampler={"kind": "grid"},
+        space={"x": {"type": "float", "values": [0.1, 0.3, 0.45, 0.7, 0.9, 0.95]}},
+    )
+    doc["estimator"]["hyperparameters"] = {"fail_above": 0.8}
+    space = write_sweep(root, doc)
+    assert run_sweep(str(space)).returncode == 0
+    return space
+
+
+def test_the_json_report_follows_its_schema(swept: Path) -> None:
+    result = run_sweep("report", str(swept), "--json", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert doc["counts"] == {"total": 6, "complete": 4, "fail": 2, "running": 0, "pruned": 0}
+    assert [t["params"]["x"] for t in doc["top"]] == [0.3, 0.45, 0.1]  # minimize (x - 0.3)^2
+    assert doc["best"]["job"] == doc["top"][0]["job"]
+    assert doc["best"]["value"] == 0.0
+    assert doc["failures"][0]["count"] == 2
+    assert "is too large" in doc["failures"][0]["example"]
+    assert doc["totals"]["billable_seconds"] >= 6
+    assert all(t["job_seconds"] is not None for t in doc["trials"])
+
+
+def test_the_text_report_shows_table_best_params_failures_and_totals(swept: Path) -> None:
+    result = run_sweep("report", str(swept))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Sweep quad: 6 trials (4 complete, 2 failed, 0 running, 0 pruned)" in out
+    assert out.splitlines()[2].split() == [
+        "rank",
+        "trial",
+        "value",
+        "job",
+        "seconds",
+        "billable",
+        "x",
+    ]
+    assert "ready to paste under estimator.hyperparameters:\n  x: 0.3" in out
+    assert "2 x AlgorithmError: ExecuteUserScriptError:" in out
+    assert "Totals: wall" in out
+
+
+def test_the_csv_report_has_a_row_per_trial(swept: Path) -> None:
+    result = run_sweep("report", str(swept), "--csv")
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert len(rows) == 6
+    assert {r["state"] for r in rows} == {"complete", "fail"}
+    assert sorted(float(r["x"]) for r in rows) == [0.1, 0.3, 0.45, 0.7, 0.9, 0.95]
+
+
+def test_a_report_of_a_sweep_that_never_ran_says_so(tmp_path: Path) -> None:
+    result = run_sweep("report", str(write_sweep(tmp_path)))
+    assert result.returncode == 2
+    assert "no sweep named 'quad'" in result.stderr
