@@ -170,7 +170,7 @@ async def _sweep(config: SweepConfig, endpoint: str | None, on_exit: OnExit) -> 
             build_request=lambda job, params: build_request(template, job, params),
             job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
             clock=clock,
-            reporter=ConsoleReporter(clock, config.objective.metric),
+            reporter=ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config)),
             timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
         )
         _handle_signals(scheduler, on_exit)
@@ -194,6 +194,17 @@ async def _sweep(config: SweepConfig, endpoint: str | None, on_exit: OnExit) -> 
             print(interrupted_text(len(outcome.in_flight), on_exit, embedded, resume_command()))
             return 130
         return 0 if best is not None else 1
+
+
+def _job_tags(config: SweepConfig) -> str:
+    est = config.estimator
+    return (
+        "spot"
+        if est.use_spot_instances
+        else "warm pool"
+        if est.keep_alive_period_in_seconds
+        else ""
+    )
 
 
 async def _client(stack: AsyncExitStack, config: SweepConfig, endpoint: str | None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Any, TextIO
 
@@ -10,7 +11,7 @@ from optuna.trial import FrozenTrial
 from sweeper.clock import Clock
 from sweeper.config import SweepConfig
 from sweeper.study import JOB_NAME, Counts, TrialRecord
-from sweeper.types import JobState
+from sweeper.types import JobState, Progress
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -22,20 +23,63 @@ def _short(value: Any) -> str:
 
 
 class ConsoleReporter:
-    """Prints one line per trial event, stamped with seconds since the sweep started."""
+    """Prints one line per trial event, stamped with seconds since the sweep started.
 
-    def __init__(self, clock: Clock, metric: str, out: TextIO | None = None) -> None:
+    On a terminal it also keeps a live status block under the events (counts, best so
+    far, elapsed and remaining time, one line per running job), redrawn in place; in a
+    log or a pipe it adds a plain progress line at most every ``PLAIN_EVERY`` seconds.
+    """
+
+    PLAIN_EVERY = 30.0
+
+    def __init__(
+        self, clock: Clock, metric: str, out: TextIO | None = None, tags: str = ""
+    ) -> None:
         self._clock = clock
         self._start = clock.now()
         self._metric = metric
         self._out = out
+        self._tags = tags  # e.g. "spot" or "warm pool", shown on each running job
+        self._block: list[str] = []  # the status block now on screen (terminal only)
+        self._last_plain = -math.inf
+
+    @property
+    def _stream(self) -> TextIO:
+        return self._out or sys.stdout
 
     def _line(self, text: str) -> None:
-        print(
-            f"[{self._clock.now() - self._start:7.1f}s] {text}",
-            file=self._out or sys.stdout,
-            flush=True,
+        stream = self._stream
+        self._erase()
+        print(f"[{self._clock.now() - self._start:7.1f}s] {text}", file=stream)
+        self._draw()
+        stream.flush()
+
+    def progress(self, p: Progress) -> None:
+        best = _short(p.best) if p.best is not None else "-"
+        eta = f", about {p.eta:.0f} s left" if p.eta is not None else ""
+        head = (
+            f"{p.done}/{p.limit} done, {p.running} running, {p.failed} failed;"
+            f" best {self._metric}={best}; {p.elapsed:.0f} s elapsed{eta}"
         )
+        if not self._stream.isatty():
+            if p.elapsed - self._last_plain >= self.PLAIN_EVERY:
+                self._last_plain = p.elapsed
+                self._line(f"progress: {head}")
+            return
+        tags = f" ({self._tags})" if self._tags else ""
+        jobs = [f"  trial {n:<4} {job}  {status}{tags}" for n, job, status in p.jobs]
+        self._erase()
+        self._block = [f"-- {head}", *jobs]
+        self._draw()
+        self._stream.flush()
+
+    def _erase(self) -> None:
+        if self._block:  # up to the block's first line, then clear to the end of screen
+            self._stream.write(f"\x1b[{len(self._block)}F\x1b[J")
+
+    def _draw(self) -> None:
+        for line in self._block:
+            self._stream.write(line + "\n")
 
     def started(self, number: int, job: str, params: dict[str, Any]) -> None:
         self._line(f"trial {number:<3} started   {job}  {format_params(params)}")

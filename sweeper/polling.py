@@ -50,7 +50,13 @@ class PollPlanner:
 
     @property
     def expected(self) -> float | None:
+        """The shortest recent duration: when the next job may end."""
         return min(self._recent) if self._recent else None
+
+    @property
+    def mean(self) -> float | None:
+        """The mean recent duration: how long a job takes, for estimates."""
+        return sum(self._recent) / len(self._recent) if self._recent else None
 
     def delay(self, ages: Iterable[float]) -> float:
         """Seconds until the next poll, given the ages of the jobs in flight."""

@@ -42,7 +42,7 @@ from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
-from sweeper.types import JobState, JobStatus
+from sweeper.types import JobState, JobStatus, Progress
 
 MAX_ATTEMPTS = 3
 
@@ -75,6 +75,8 @@ class Reporter(Protocol):
     def failed(self, number: int, job: str, reason: str) -> None: ...
 
     def note(self, text: str) -> None: ...
+
+    def progress(self, progress: Progress) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +152,7 @@ class Scheduler:
         self._started_at = 0.0
         self._on_exit = OnExit.LEAVE
         self._wake = asyncio.Event()
+        self._statuses: dict[str, str] = {}  # job -> secondary status at the last poll
 
     @property
     def interrupted(self) -> bool:
@@ -336,11 +339,36 @@ class Scheduler:
             for name, state in states.items()
             if state.status.is_terminal and name in self._t.inflight
         ]
+        self._statuses = {n: s.secondary_status for n, s in states.items()}
         for flight, state in finished:
             self._t.unrecorded += self._judge(flight, state)
         if finished:
             self._t.capacity_wait = False
             await self._fill()  # refill before storage writes: a slot never waits on them
+        self._reporter.progress(self._progress())
+
+    def _progress(self) -> Progress:
+        t, now = self._t, self._clock.now()
+        elapsed = now - self._started_at
+        left = self._study.trial_limit - t.trials_total + len(t.inflight) + len(t.ready)
+        eta = None
+        if self._planner.expected is not None and t.stop is None:
+            rounds = math.ceil(max(0, left) / self._config.budget.max_parallel)
+            eta = rounds * (self._planner.mean or self._planner.expected) if rounds else None
+        jobs = tuple(
+            (f.trial.number, name, self._statuses.get(name, "Starting"))
+            for name, f in sorted(t.inflight.items(), key=lambda kv: kv[1].trial.number)
+        )
+        return Progress(
+            t.completed,
+            t.failed,
+            len(t.inflight),
+            self._study.trial_limit,
+            t.best,
+            elapsed,
+            eta,
+            jobs,
+        )
 
     async def _bookkeeping(self, deadline: float) -> None:
         """Record results and pre-ask trials, after the jobs just started are under way.

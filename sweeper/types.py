@@ -41,3 +41,17 @@ class JobState:
         if self.created is None or self.ended is None:
             return None
         return (self.ended - self.created).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where a sweep stands, for live display. ``jobs``: (trial, job, secondary status)."""
+
+    done: int
+    failed: int
+    running: int
+    limit: int
+    best: float | None
+    elapsed: float
+    eta: float | None
+    jobs: tuple[tuple[int, str, str], ...] = ()

@@ -18,7 +18,7 @@ from sweeper.errors import BackendError, CapacityError
 from sweeper.polling import PollTiming
 from sweeper.scheduler import Scheduler, StopReason, SweepOutcome
 from sweeper.study import SweepStudy
-from sweeper.types import JobState, JobStatus
+from sweeper.types import JobState, JobStatus, Progress
 from tests.helpers import objective, space_doc, write_sweep
 
 TIMING = PollTiming(min_interval=0.05, max_interval=2.0, ratio=0.25)
@@ -98,6 +98,7 @@ class FakeBackend:
 class Events:
     def __init__(self) -> None:
         self.lines: list[tuple[str, int]] = []
+        self.progresses: list[Progress] = []
 
     def started(self, number: int, job: str, params: dict[str, Any]) -> None:
         self.lines.append(("started", number))
@@ -110,6 +111,9 @@ class Events:
 
     def note(self, text: str) -> None:
         self.lines.append((text, -1))
+
+    def progress(self, progress: Progress) -> None:
+        self.progresses.append(progress)
 
 
 def make_scheduler(
