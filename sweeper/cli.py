@@ -54,6 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _status_command(args[1:])
         if args and args[0] == "report":
             return _report_command(args[1:])
+        if args and args[0] == "note":
+            return _note_command(args[1:])
         return _sweep_command(args)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -267,9 +269,10 @@ def _report_command(argv: list[str]) -> int:
         study = SweepStudy.open(config, create=False)
         try:
             trials, importances = await study.trials(), await study.importances()
+            notes = await study.notes()
         finally:
             study.close()
-        return report.build(config, trials, importances, args.top)
+        return report.build(config, trials, importances, args.top, notes)
 
     doc = asyncio.run(load())
     if args.json:
@@ -278,6 +281,28 @@ def _report_command(argv: list[str]) -> int:
         sys.stdout.write(report.csv_text(doc))
     else:
         print(report.text(doc))
+    return 0
+
+
+def _note_command(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="sweep.py note", description="Attach a comment to a trial; reports show it."
+    )
+    parser.add_argument("space", help="the space file (YAML)")
+    parser.add_argument("trial", type=int, help="the trial number")
+    parser.add_argument("text", help="the comment (replaces an earlier one)")
+    args = parser.parse_args(argv)
+    config = config_mod.load(args.space)
+
+    async def note() -> None:
+        study = SweepStudy.open(config, create=False)
+        try:
+            await study.add_note(args.trial, args.text)
+        finally:
+            study.close()
+
+    asyncio.run(note())
+    print(f"noted on trial {args.trial}")
     return 0
 
 

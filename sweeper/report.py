@@ -22,9 +22,14 @@ SCHEMA = "sweeper.report/1"
 
 
 def build(
-    config: SweepConfig, trials: list[FrozenTrial], importances: dict[str, float], top: int
+    config: SweepConfig,
+    trials: list[FrozenTrial],
+    importances: dict[str, float],
+    top: int,
+    notes: dict[int, str] | None = None,
 ) -> dict[str, Any]:
     """The report document of a sweep's trials, with its ``top`` best trials."""
+    notes = notes or {}
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     done.sort(
         key=lambda t: t.value if t.value is not None else math.nan,
@@ -38,18 +43,18 @@ def build(
         "counts": {s.name.lower(): sum(t.state == s for t in trials) for s in _STATES}
         | {"total": len(trials)},
         "totals": _totals(trials),
-        "best": _trial(done[0]) if done else None,
-        "top": [_trial(t) for t in done[:top]],
+        "best": _trial(done[0], notes) if done else None,
+        "top": [_trial(t, notes) for t in done[:top]],
         "importances": importances,
         "failures": _failures(trials),
-        "trials": [_trial(t) for t in trials],
+        "trials": [_trial(t, notes) for t in trials],
     }
 
 
 _STATES = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING, TrialState.PRUNED)
 
 
-def _trial(t: FrozenTrial) -> dict[str, Any]:
+def _trial(t: FrozenTrial, notes: dict[int, str]) -> dict[str, Any]:
     a = t.user_attrs
     return {
         "number": t.number,
@@ -61,6 +66,7 @@ def _trial(t: FrozenTrial) -> dict[str, Any]:
         "job_seconds": a.get("job_seconds"),
         "billable_seconds": a.get("billable_seconds"),
         "failure": a.get("failure") or a.get("pruned"),
+        "note": notes.get(t.number),
     }
 
 
@@ -120,6 +126,10 @@ def text(doc: dict[str, Any]) -> str:
         lines += [f"  {k}: {_yaml(v)}" for k, v in best["params"].items()]
     else:
         lines.append("No trial has completed yet.")
+    noted = [t for t in doc["trials"] if t["note"]]
+    if noted:
+        lines += ["", "Notes"]
+        lines += [f"  trial {t['number']}: {t['note']}" for t in noted]
     if doc["importances"]:
         lines += ["", "Parameter importances"]
         width = max(len(k) for k in doc["importances"])

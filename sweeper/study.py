@@ -37,6 +37,7 @@ JOB_NAME = "job_name"
 ATTEMPT = "attempt"
 STOPPED_ON_EXIT = "stopped_on_exit"
 SPEC = "sweeper:spec"
+NOTES = "sweeper:notes"
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +214,21 @@ class SweepStudy:
             running=by[TrialState.RUNNING] + by[TrialState.WAITING],
             pruned=by[TrialState.PRUNED],
         )
+
+    async def add_note(self, number: int, text: str) -> None:
+        """Attach a comment to a trial (kept on the study: Optuna freezes finished trials)."""
+        await self._run(self._add_note, number, text)
+
+    def _add_note(self, number: int, text: str) -> None:
+        if not 0 <= number < len(self._study.get_trials(deepcopy=False)):
+            raise ConfigError(f"sweep {self._config.name!r} has no trial {number}")
+        notes = dict(self._study.user_attrs.get(NOTES, {}))
+        notes[str(number)] = text
+        self._study.set_user_attr(NOTES, notes)
+
+    async def notes(self) -> dict[int, str]:
+        stored = await self._run(lambda: self._study.user_attrs.get(NOTES, {}))
+        return {int(k): str(v) for k, v in stored.items()}
 
     async def importances(self) -> dict[str, float]:
         """Parameter importances (Optuna's default evaluator); empty under two results."""

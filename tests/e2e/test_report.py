@@ -76,3 +76,16 @@ def test_a_report_of_a_sweep_that_never_ran_says_so(tmp_path: Path) -> None:
     result = run_sweep("report", str(write_sweep(tmp_path)))
     assert result.returncode == 2
     assert "no sweep named 'quad'" in result.stderr
+
+
+def test_a_note_on_a_trial_shows_in_the_reports(swept: Path) -> None:
+    assert run_sweep("note", str(swept), "1", "baseline: the default learning rate").returncode == 0
+    doc = json.loads(run_sweep("report", str(swept), "--json").stdout)
+    jsonschema.validate(doc, SCHEMA)
+    assert [t["note"] for t in doc["trials"] if t["note"]] == [
+        "baseline: the default learning rate"
+    ]
+    assert "trial 1: baseline: the default learning rate" in run_sweep("report", str(swept)).stdout
+    missing = run_sweep("note", str(swept), "99", "nope")
+    assert missing.returncode == 2
+    assert "has no trial 99" in missing.stderr
