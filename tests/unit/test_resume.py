@@ -11,11 +11,11 @@ from optuna.trial import TrialState
 from sweeper import config
 from sweeper.clock import VirtualClock
 from sweeper.errors import ConfigError
-from sweeper.scheduler import OnExit, StopReason
+from sweeper.scheduler import OnExit, Scheduler, StopReason
 from sweeper.study import SweepStudy
 from sweeper.types import JobStatus
 from tests.helpers import objective, space_doc, write_sweep
-from tests.unit.test_scheduler import FakeBackend, make_scheduler
+from tests.unit.test_scheduler import TIMING, Events, FakeBackend, make_scheduler
 
 
 def _storage(tmp_path: Path) -> str:
@@ -213,4 +213,37 @@ async def test_a_trial_whose_sampling_was_cut_short_is_pruned_and_not_counted(
     assert trials[0].user_attrs["pruned"] == "not launched: its sampling was interrupted"
     assert [t.state for t in trials[1:]] == [TrialState.COMPLETE] * 3  # the budget is intact
     assert "quad-0-1" not in backend.creates
+    study.close()
+
+
+async def test_a_resumed_grid_sweep_never_repeats_a_grid_point(tmp_path: Path) -> None:
+    doc = space_doc(
+        sampler={"kind": "grid"},
+        budget={"max_trials": 50, "max_parallel": 2},
+        space={"x": {"type": "float", "values": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}},
+    )
+    cfg = config.load(write_sweep(tmp_path, doc))
+    clock = VirtualClock()
+    backend = FakeBackend(clock)
+    for interrupt_at in (3, None):  # interrupted with trials in flight, then resumed
+        study = SweepStudy.open(cfg, storage=_storage(tmp_path))
+        scheduler = Scheduler(
+            cfg,
+            study,
+            backend,
+            build_request=lambda job, params: {"TrainingJobName": job, "HyperParameters": params},
+            job_name=lambda n, attempt: f"quad-{n}-{attempt}",
+            clock=clock,
+            reporter=Events(),
+            timing=TIMING,
+        )
+        backend.on_create = lambda count, s=scheduler, at=interrupt_at: (
+            s.interrupt(OnExit.LEAVE) if count == at else None
+        )
+        await scheduler.run()
+        study.close()
+    study = SweepStudy.open(cfg, storage=_storage(tmp_path))
+    xs = sorted(t.params["x"] for t in await study.trials() if t.state == TrialState.COMPLETE)
+    assert xs == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # every point once, none twice
+    assert len(set(backend.creates)) == len(backend.creates) == 6
     study.close()
