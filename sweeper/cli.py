@@ -262,6 +262,7 @@ def _report_command(argv: list[str]) -> int:
     form = parser.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="one JSON document (sweeper.report/1)")
     form.add_argument("--csv", action="store_true", help="one CSV row per trial")
+    parser.add_argument("--html", type=Path, metavar="FILE", help="also write a page of plots")
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
 
@@ -269,12 +270,18 @@ def _report_command(argv: list[str]) -> int:
         study = SweepStudy.open(config, create=False)
         try:
             trials, importances = await study.trials(), await study.importances()
-            notes = await study.notes()
+            doc = report.build(config, trials, importances, args.top, await study.notes())
+            if args.html:
+                from sweeper import report_html  # plotly loads only when asked for
+
+                args.html.write_text(report_html.render(doc, study.study), encoding="utf-8")
         finally:
             study.close()
-        return report.build(config, trials, importances, args.top, notes)
+        return doc
 
     doc = asyncio.run(load())
+    if args.html:
+        print(f"wrote {args.html}", file=sys.stderr)
     if args.json:
         print(json.dumps(doc, indent=2, default=str))
     elif args.csv:

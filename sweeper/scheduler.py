@@ -405,6 +405,8 @@ class Scheduler:
             "job_status": str(state.status),
             "secondary_status": state.secondary_status,
             "job_seconds": state.duration,
+            "job_created": state.created.timestamp() if state.created else None,
+            "job_ended": state.ended.timestamp() if state.ended else None,
             "training_seconds": state.training_seconds,
             "billable_seconds": state.billable_seconds,
         }

@@ -114,6 +114,11 @@ class SweepStudy:
         study.sampler = make_sampler(config, offset=len(study.get_trials(deepcopy=False)))
         return cls(study, config)
 
+    @property
+    def study(self) -> optuna.Study:
+        """The Optuna study itself, read-only by convention: for Optuna's visualization."""
+        return self._study
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 

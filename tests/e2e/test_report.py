@@ -5,6 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import jsonschema
@@ -89,3 +93,71 @@ def test_a_note_on_a_trial_shows_in_the_reports(swept: Path) -> None:
     missing = run_sweep("note", str(swept), "99", "nope")
     assert missing.returncode == 2
     assert "has no trial 99" in missing.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=20000",
+]
+PLOTS = [
+    "optimisation-history",
+    "parallel-coordinates",
+    "parameter-importances",
+    "slices",
+    "jobs-per-slot",
+]
+
+
+@pytest.fixture(scope="module")
+def page(swept: Path) -> Path:
+    out = swept.parent / "report.html"
+    result = run_sweep("report", str(swept), "--html", str(out))
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def test_the_html_report_is_one_self_contained_file_with_every_plot(page: Path) -> None:
+    content = page.read_text()
+    assert "<script src=" not in content  # plotly.js is inline: the file works offline
+    for plot in PLOTS:  # a div, and the inline call that draws into it
+        assert f'id="plot-{plot}"' in content
+        assert re.search(rf'Plotly\.newPlot\(\s*"plot-{plot}"', content), plot
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("SWEEPER_REQUIRE_CHROMIUM"),
+    reason="headless Chromium is not installed (apt-get install chromium)",
+)
+def test_headless_chromium_renders_every_plot(page: Path, tmp_path: Path) -> None:
+    assert CHROMIUM is not None, "SWEEPER_REQUIRE_CHROMIUM is set but chromium is missing"
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    for plot in PLOTS:  # each plot div now holds the SVG plotly drew in the browser
+        div = dom.split(f'id="plot-{plot}"', 1)[1].split("<h2>", 1)[0]
+        assert 'class="main-svg"' in div, plot
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [
+            CHROMIUM,
+            *CHROMIUM_FLAGS,
+            "--window-size=1200,4200",
+            f"--screenshot={shot}",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.stat().st_size > 100_000  # a page of drawn plots, not a blank one
