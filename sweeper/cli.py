@@ -24,6 +24,7 @@ from sweeper import config as config_mod
 from sweeper import report
 from sweeper.aws import names
 from sweeper.aws.clients import open_client
+from sweeper.aws.logs import JobLogs
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import JobTemplate, TrainingJobs, build_request
 from sweeper.clock import RealClock
@@ -163,8 +164,17 @@ async def _sweep(config: SweepConfig, endpoint: str | None, on_exit: OnExit) -> 
     emulated = config.backend.kind == BackendKind.EMULATOR
     async with AsyncExitStack() as stack:
         client = await _client(stack, config, endpoint)
+        logs = JobLogs(
+            await _client(stack, config, endpoint, "logs"), RetryPolicy(sleep=clock.sleep)
+        )
         study = SweepStudy.open(config)
         stack.callback(study.close)
+        log_dir = config.path.parent.resolve() / ".sweeps" / config.name / "logs"
+
+        async def keep_log(job: str) -> None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+            (log_dir / f"{job}.log").write_text(await logs.text(job), encoding="utf-8")
+
         scheduler = Scheduler(
             config,
             study,
@@ -174,6 +184,7 @@ async def _sweep(config: SweepConfig, endpoint: str | None, on_exit: OnExit) -> 
             clock=clock,
             reporter=ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config)),
             timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
+            on_failed_job=keep_log,
         )
         _handle_signals(scheduler, on_exit)
         start = clock.now()
@@ -209,11 +220,13 @@ def _job_tags(config: SweepConfig) -> str:
     )
 
 
-async def _client(stack: AsyncExitStack, config: SweepConfig, endpoint: str | None) -> Any:
+async def _client(
+    stack: AsyncExitStack, config: SweepConfig, endpoint: str | None, service: str = "sagemaker"
+) -> Any:
     emulated = config.backend.kind == BackendKind.EMULATOR
     return await open_client(
         stack,
-        "sagemaker",
+        service,
         region=config.backend.region,
         endpoint_url=endpoint,
         credentials=EMULATOR_CREDENTIALS if emulated else None,

@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -94,6 +94,7 @@ class _Verdict:
     value: float | None
     reason: str
     attrs: dict[str, Any]
+    job: str | None = None  # set when a job ran and failed: its log is worth keeping
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ class Scheduler:
         clock: Clock,
         reporter: Reporter,
         timing: PollTiming,
+        on_failed_job: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._config = config
         self._study = study
@@ -147,6 +149,7 @@ class Scheduler:
         self._job_name = job_name
         self._clock = clock
         self._reporter = reporter
+        self._on_failed_job = on_failed_job  # e.g. save its log for the user
         self._planner = PollPlanner(timing)
         self._t = _Tally()
         self._started_at = 0.0
@@ -318,10 +321,12 @@ class Scheduler:
                 self._t.pending.appendleft(record)
                 self._t.capacity_wait = True
                 return
-            await self._record(self._failed(flight, f"CreateTrainingJob failed: {exc}", {}))
+            await self._record(
+                self._failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
+            )
             return
         except (BackendError, TransientError) as exc:
-            verdict = self._failed(flight, f"CreateTrainingJob failed: {exc}", {})
+            verdict = self._failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
             await self._record(verdict)
             return
         self._t.launched += 1
@@ -441,11 +446,13 @@ class Scheduler:
         self._t.pending.append(TrialRecord(trial.number, trial.params, None, trial.attempt + 1))
         return []
 
-    def _failed(self, flight: _InFlight, reason: str, attrs: dict[str, Any]) -> _Verdict:
+    def _failed(
+        self, flight: _InFlight, reason: str, attrs: dict[str, Any], ran: bool = True
+    ) -> _Verdict:
         self._t.failed += 1
         self._t.failures_total += 1
         self._reporter.failed(flight.trial.number, flight.job, reason)
-        return _Verdict(flight.trial.number, None, reason, attrs)
+        return _Verdict(flight.trial.number, None, reason, attrs, flight.job if ran else None)
 
     async def _flush(self) -> None:
         """Write every judged result not yet in the study."""
@@ -453,8 +460,18 @@ class Scheduler:
             verdict = self._t.unrecorded.pop(0)
             if verdict.value is None:
                 await self._study.tell_failed(verdict.number, verdict.reason, verdict.attrs)
+                if verdict.job is not None and self._on_failed_job is not None:
+                    await self._keep_log(verdict.job)
             else:
                 await self._study.tell_complete(verdict.number, verdict.value, verdict.attrs)
+
+    async def _keep_log(self, job: str) -> None:
+        """Save a failed job's log; a log that cannot be read costs a note, nothing more."""
+        assert self._on_failed_job is not None
+        try:
+            await self._on_failed_job(job)
+        except (BackendError, TransientError, OSError) as exc:
+            self._reporter.note(f"could not save the log of {job}: {exc}")
 
     async def _record(self, verdict: _Verdict) -> None:
         self._t.unrecorded.append(verdict)

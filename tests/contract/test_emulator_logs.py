@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from sweeper.aws.logs import JobLogs
+from sweeper.aws.retry import RetryPolicy
 from sweeper.emulator.server import EmbeddedEmulator
 from tests.helpers import aio_client, job_request, wait_for_job, wait_for_log
 
@@ -102,3 +104,17 @@ async def test_unknown_group_and_stream_are_resource_not_found(
     assert (
         no_stream.value.response["Error"]["Message"] == "The specified log stream does not exist."
     )
+
+
+async def test_job_logs_reads_a_whole_log_through_the_api(
+    sagemaker: Any, logs: Any, code_dir: Path
+) -> None:
+    await sagemaker.create_training_job(**job_request("whole-1", code_dir))
+    await wait_for_job(sagemaker, "whole-1")
+    text = await JobLogs(logs, RetryPolicy()).text("whole-1")
+    assert text.splitlines()[2:] == [
+        "step=0 loss=1.0000",
+        "step=1 loss=0.5000",
+        "step=2 loss=0.3333",
+    ]
+    assert await JobLogs(logs, RetryPolicy()).text("never-ran-1") == ""

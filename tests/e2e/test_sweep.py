@@ -92,6 +92,9 @@ def test_failures_are_reported_with_their_reason_and_stop_the_sweep(tmp_path: Pa
     trials = load(space, "quad")
     assert 2 <= len(trials) <= 3
     assert all("ExitCode 3" in t.user_attrs["failure"] for t in trials)
+    for t in trials:  # each failed job's log was saved, fetched through the Logs API
+        log = tmp_path / ".sweeps" / "quad" / "logs" / f"{t.user_attrs['job_name']}.log"
+        assert "is too large" in log.read_text()
 
 
 def test_quickstart_values_come_from_real_training(tmp_path: Path) -> None:
