@@ -164,16 +164,17 @@ async def _sweep(config: SweepConfig, endpoint: str | None, on_exit: OnExit) -> 
     emulated = config.backend.kind == BackendKind.EMULATOR
     async with AsyncExitStack() as stack:
         client = await _client(stack, config, endpoint)
-        logs = JobLogs(
-            await _client(stack, config, endpoint, "logs"), RetryPolicy(sleep=clock.sleep)
-        )
         study = SweepStudy.open(config)
         stack.callback(study.close)
         log_dir = config.path.parent.resolve() / ".sweeps" / config.name / "logs"
+        logs: list[JobLogs] = []  # the Logs client opens with the first failed job
 
         async def keep_log(job: str) -> None:
+            if not logs:
+                client = await _client(stack, config, endpoint, "logs")
+                logs.append(JobLogs(client, RetryPolicy(sleep=clock.sleep)))
             log_dir.mkdir(parents=True, exist_ok=True)
-            (log_dir / f"{job}.log").write_text(await logs.text(job), encoding="utf-8")
+            (log_dir / f"{job}.log").write_text(await logs[0].text(job), encoding="utf-8")
 
         scheduler = Scheduler(
             config,
