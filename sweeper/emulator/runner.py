@@ -97,7 +97,8 @@ class Runner:
             job.advance("Training", "Training image download completed. Training in progress.")
             job.started = job.started or job.modified
             outcome, stderr_tail = await self._execute(job, launch, layout)
-            await asyncio.to_thread(spot.save, layout.checkpoints, checkpoints)
+            if checkpoints is not None:
+                await asyncio.to_thread(spot.save, layout.checkpoints, checkpoints)
             if outcome != INTERRUPTED:
                 break
             job.advance(INTERRUPTED, "The spot instance was reclaimed; the job will restart")
