@@ -35,9 +35,9 @@ from sweeper.emulator.server import EmbeddedEmulator, Emulator, EmulatorSettings
 from sweeper.emulator.spot import SpotSettings
 from sweeper.errors import ConfigError, SweepError
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
-from sweeper.scheduler import OnExit, Scheduler, StopReason
+from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
-from sweeper.types import JobState
+from sweeper.types import JobState, OnExit, StopReason
 
 EMULATOR_ACCOUNT = "123456789012"
 EMULATOR_CREDENTIALS = ("test", "test")

@@ -33,8 +33,7 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 from sweeper.aws.training import JobBackend
 from sweeper.clock import Clock, first_of
@@ -42,41 +41,17 @@ from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
-from sweeper.types import JobState, JobStatus, Progress
+from sweeper.types import (
+    JobState,
+    JobStatus,
+    OnExit,
+    Progress,
+    Reporter,
+    StopReason,
+    SweepOutcome,
+)
 
 MAX_ATTEMPTS = 3
-
-
-class StopReason(StrEnum):
-    BUDGET = "all trials dispatched"
-    FAILURES = "max_failures reached"
-    WALL = "max_wall_seconds reached"
-    BILLABLE = "max_billable_seconds reached"
-    TARGET = "target reached"
-    PATIENCE = "no improvement within patience"
-    INTERRUPTED = "interrupted"
-
-
-class OnExit(StrEnum):
-    """What an interrupted sweep does with the jobs it has in flight."""
-
-    LEAVE = "leave"  # exit at once; the jobs go on and a rerun re-attaches them
-    STOP = "stop"  # stop them; a rerun runs their trials again
-    WAIT = "wait"  # start nothing new, but wait for them and record their results
-
-
-class Reporter(Protocol):
-    """Receives trial events as they happen (the CLI prints them)."""
-
-    def started(self, number: int, job: str, params: dict[str, Any]) -> None: ...
-
-    def finished(self, number: int, job: str, value: float, seconds: float | None) -> None: ...
-
-    def failed(self, number: int, job: str, reason: str) -> None: ...
-
-    def note(self, text: str) -> None: ...
-
-    def progress(self, progress: Progress) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,16 +70,6 @@ class _Verdict:
     reason: str
     attrs: dict[str, Any]
     job: str | None = None  # set when a job ran and failed: its log is worth keeping
-
-
-@dataclass(frozen=True, slots=True)
-class SweepOutcome:
-    stop_reason: StopReason
-    launched: int
-    completed: int
-    failed: int
-    polls: int
-    in_flight: list[str]  # jobs still running when the loop ended (interrupted only)
 
 
 @dataclass(slots=True)

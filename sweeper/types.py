@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any, Protocol
 
 
 class JobStatus(StrEnum):
@@ -55,3 +56,45 @@ class Progress:
     elapsed: float
     eta: float | None
     jobs: tuple[tuple[int, str, str], ...] = ()
+
+
+class StopReason(StrEnum):
+    BUDGET = "all trials dispatched"
+    FAILURES = "max_failures reached"
+    WALL = "max_wall_seconds reached"
+    BILLABLE = "max_billable_seconds reached"
+    TARGET = "target reached"
+    PATIENCE = "no improvement within patience"
+    INTERRUPTED = "interrupted"
+
+
+class OnExit(StrEnum):
+    """What an interrupted sweep does with the jobs it has in flight."""
+
+    LEAVE = "leave"  # exit at once; the jobs go on and a rerun re-attaches them
+    STOP = "stop"  # stop them; a rerun runs their trials again
+    WAIT = "wait"  # start nothing new, but wait for them and record their results
+
+
+class Reporter(Protocol):
+    """Receives trial events as they happen (the CLI prints them)."""
+
+    def started(self, number: int, job: str, params: dict[str, Any]) -> None: ...
+
+    def finished(self, number: int, job: str, value: float, seconds: float | None) -> None: ...
+
+    def failed(self, number: int, job: str, reason: str) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    def progress(self, progress: Progress) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SweepOutcome:
+    stop_reason: StopReason
+    launched: int
+    completed: int
+    failed: int
+    polls: int
+    in_flight: list[str]  # jobs still running when the loop ended (interrupted only)

@@ -11,9 +11,9 @@ from optuna.trial import TrialState
 from sweeper import config
 from sweeper.clock import VirtualClock
 from sweeper.errors import ConfigError
-from sweeper.scheduler import OnExit, Scheduler, StopReason
+from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
-from sweeper.types import JobStatus
+from sweeper.types import JobStatus, OnExit, StopReason
 from tests.helpers import objective, space_doc, write_sweep
 from tests.unit.test_scheduler import TIMING, Events, FakeBackend, make_scheduler
 

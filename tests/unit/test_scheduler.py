@@ -16,9 +16,9 @@ from sweeper.aws.names import job_name
 from sweeper.clock import VirtualClock
 from sweeper.errors import BackendError, CapacityError
 from sweeper.polling import PollTiming
-from sweeper.scheduler import Scheduler, StopReason, SweepOutcome
+from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
-from sweeper.types import JobState, JobStatus, Progress
+from sweeper.types import JobState, JobStatus, Progress, StopReason, SweepOutcome
 from tests.helpers import objective, space_doc, write_sweep
 
 TIMING = PollTiming(min_interval=0.05, max_interval=2.0, ratio=0.25)
