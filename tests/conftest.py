@@ -6,16 +6,14 @@ from typing import Any
 
 import pytest
 
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
-from tests.helpers import PROBE, aio_client
+from sweeper.emulator.server import EmbeddedEmulator
+from tests.helpers import PROBE, aio_client, embedded_emulator
 
 
 @pytest.fixture
 def emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
     """A fresh emulator on loopback, state under tmp_path/emulator, short stop grace."""
-    settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emulator", stop_grace_seconds=5))
-    with EmbeddedEmulator(settings) as emu:
+    with embedded_emulator(tmp_path / "emulator", stop_grace_seconds=5) as emu:
         yield emu
 
 

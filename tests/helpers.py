@@ -21,6 +21,9 @@ import optuna
 import yaml
 from aiobotocore.session import get_session
 
+from sweeper.emulator.runner import RunnerSettings
+from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+
 # A training script whose objective is a known function of its hyperparameters, so a
 # test can check every reported value against the parameters that produced it.
 QUADRATIC = textwrap.dedent(
@@ -116,32 +119,39 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return proc.stdout.readline()
 
 
+def start_emulator_process(state: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    """``sweep.py emulator`` on a free port as a separate process, once it listens."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        str(ROOT / "sweep.py"),
+        "emulator",
+        "--port",
+        str(port),
+        "--state",
+        str(state),
+        *extra,
+    ]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = read_line(proc, timeout=30)
+    assert f"listening on http://127.0.0.1:{port}" in line, line
+    return proc, f"http://127.0.0.1:{port}"
+
+
 @contextlib.contextmanager
 def standalone_emulator(state: Path, *extra: str) -> Iterator[str]:
-    """``sweep.py emulator`` on a free port, as a separate process; yields its URL."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(ROOT / "sweep.py"),
-            "emulator",
-            "--port",
-            str(port),
-            "--state",
-            str(state),
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    """A standalone emulator process for the block; yields its URL, stops it after."""
+    proc, url = start_emulator_process(state, *extra)
     try:
-        line = read_line(proc, timeout=30)
-        assert f"listening on http://127.0.0.1:{port}" in line, line
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def embedded_emulator(root: Path, **runner: Any) -> EmbeddedEmulator:
+    """An in-process emulator (a context manager) whose jobs run with ``runner`` settings."""
+    return EmbeddedEmulator(EmulatorSettings(RunnerSettings(root=root, **runner)))
 
 
 def run_sweep(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

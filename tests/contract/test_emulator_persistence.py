@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -16,12 +14,10 @@ from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from tests.helpers import (
     PROBE,
-    ROOT,
     boto3_client,
-    free_port,
     job_request,
-    read_line,
     standalone_emulator,
+    start_emulator_process,
     wait_for_job,
     wait_for_log,
 )
@@ -86,23 +82,13 @@ async def test_a_restarted_emulator_keeps_its_jobs_pools_and_logs(
 
 
 def test_jobs_running_when_the_emulator_crashed_come_back_failed(tmp_path: Path) -> None:
-    state, port = tmp_path / "state", free_port()
+    state = tmp_path / "state"
     code = tmp_path / "code"
     code.mkdir()
     (code / "probe.py").write_text(PROBE)
-    argv = [
-        sys.executable,
-        str(ROOT / "sweep.py"),
-        "emulator",
-        "--port",
-        str(port),
-        "--state",
-        str(state),
-    ]
-    crashed = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    crashed, url = start_emulator_process(state)
     try:
-        assert "listening" in read_line(crashed, timeout=30)
-        sm = boto3_client(f"http://127.0.0.1:{port}")
+        sm = boto3_client(url)
         sm.create_training_job(**job_request("crash-1", code, "slow"))
         deadline = time.monotonic() + 30
         while sm.describe_training_job(TrainingJobName="crash-1")["SecondaryStatus"] != "Training":

@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
-from tests.helpers import aio_client, job_request, wait_for_job, wait_for_log
+from sweeper.emulator.server import EmbeddedEmulator
+from tests.helpers import aio_client, embedded_emulator, job_request, wait_for_job, wait_for_log
 
 
 def resources(keep_alive: int = 0, volume: int = 1) -> dict[str, Any]:
@@ -26,17 +25,14 @@ def starting_seconds(job: dict[str, Any]) -> float:
 
 @pytest.fixture
 def pool_emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
-    settings = EmulatorSettings(
-        RunnerSettings(
-            root=tmp_path / "emulator",
-            cold_start_seconds=0.6,
-            warm_start_seconds=0.0,
-            instance_quota=2,
-            warm_pool_quota=2,
-            stop_grace_seconds=5,
-        )
-    )
-    with EmbeddedEmulator(settings) as emu:
+    with embedded_emulator(
+        tmp_path / "emulator",
+        cold_start_seconds=0.6,
+        warm_start_seconds=0.0,
+        instance_quota=2,
+        warm_pool_quota=2,
+        stop_grace_seconds=5,
+    ) as emu:
         yield emu
 
 

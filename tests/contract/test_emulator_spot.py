@@ -11,10 +11,16 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from sweeper.emulator.server import EmbeddedEmulator
 from sweeper.emulator.spot import SpotSettings
-from tests.helpers import ROOT, aio_client, job_request, wait_for_job, wait_for_log
+from tests.helpers import (
+    ROOT,
+    aio_client,
+    embedded_emulator,
+    job_request,
+    wait_for_job,
+    wait_for_log,
+)
 
 SPOT = {"EnableManagedSpotTraining": True}
 
@@ -23,10 +29,7 @@ SPOT = {"EnableManagedSpotTraining": True}
 def spot_emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
     """Every spot job is interrupted once, when its second checkpoint is saved."""
     spot = SpotSettings(interruption_rate=1.0, interrupt_on_log=r"checkpoint saved epoch=2")
-    settings = EmulatorSettings(
-        RunnerSettings(root=tmp_path / "emulator", spot=spot, stop_grace_seconds=5)
-    )
-    with EmbeddedEmulator(settings) as emu:
+    with embedded_emulator(tmp_path / "emulator", spot=spot, stop_grace_seconds=5) as emu:
         yield emu
 
 
@@ -149,8 +152,7 @@ async def test_interruption_after_a_delay_restarts_the_job_once(
     tmp_path: Path, code_dir: Path
 ) -> None:
     spot = SpotSettings(interruption_rate=1.0, interruption_after_seconds=0.3)
-    settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emu", spot=spot))
-    with EmbeddedEmulator(settings) as emu:
+    with embedded_emulator(tmp_path / "emu", spot=spot) as emu:
         async with aio_client(emu.endpoint_url) as client:
             request = job_request(
                 "timed-1",
