@@ -3,7 +3,9 @@
 Runs unchanged on SageMaker (any scikit-learn container) and in Sweeper's emulator:
 hyperparameters arrive as ``--name value`` arguments, metrics are printed for the
 space file's ``metric_definitions`` regexes, and the model is written to
-``SM_MODEL_DIR``. The data ships with scikit-learn, so nothing is downloaded.
+``SM_MODEL_DIR``. The data ships with scikit-learn, so nothing is downloaded; give the
+job a ``train`` channel (``inputs: {train: s3://...}``) of CSV files (pixel columns,
+then the label) and it trains on those instead.
 
 Training runs in epochs (``--epochs``, adding ``max_iter / epochs`` boosting rounds
 each, with ``warm_start``) and saves a checkpoint after each one, so a managed-spot
@@ -20,6 +22,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import accuracy_score, log_loss
@@ -37,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", "model"))
+    p.add_argument("--train-dir", default=os.environ.get("SM_CHANNEL_TRAIN"))
     default_checkpoints = (
         str(Path(os.environ["SM_MODEL_DIR"]).parent / "checkpoints")
         if "SM_MODEL_DIR" in os.environ
@@ -44,6 +48,18 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--checkpoint-dir", default=default_checkpoints)
     return p.parse_args()
+
+
+def load_data(directory: str | None) -> tuple[Any, Any]:
+    """(features, labels): every CSV in the ``train`` channel, else scikit-learn's digits."""
+    if directory is None:
+        return load_digits(return_X_y=True)
+    files = sorted(Path(directory).rglob("*.csv"))
+    if not files:
+        raise SystemExit(f"no CSV files in the train channel {directory}")
+    rows = np.concatenate([np.loadtxt(f, delimiter=",", ndmin=2) for f in files])
+    print(f"data: {len(rows)} samples from {len(files)} files in {directory}", flush=True)
+    return rows[:, :-1], rows[:, -1].astype(int)
 
 
 def load_checkpoint(directory: str | None) -> tuple[int, Any]:
@@ -70,7 +86,7 @@ def save_checkpoint(directory: str | None, epoch: int, model: Any) -> None:
 
 def main() -> None:
     args = parse_args()
-    x, y = load_digits(return_X_y=True)
+    x, y = load_data(args.train_dir)
     x_train, x_val, y_train, y_val = train_test_split(
         x, y, test_size=0.25, random_state=args.seed, stratify=y
     )

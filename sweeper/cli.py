@@ -8,41 +8,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import dataclasses
 import json
-import shlex
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
 from sweeper import config as config_mod
-from sweeper import report
-from sweeper.aws import names
-from sweeper.aws.clients import open_client
-from sweeper.aws.logs import JobLogs
+from sweeper import launch, report
+from sweeper.aws import template
 from sweeper.aws.retry import RetryPolicy
-from sweeper.aws.training import JobTemplate, TrainingJobs, build_request
-from sweeper.clock import RealClock
+from sweeper.aws.training import TrainingJobs
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
-from sweeper.console import ConsoleReporter, interrupted_text, status_text, summary
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, Emulator, EmulatorSettings, require_loopback
-from sweeper.emulator.spot import SpotSettings
+from sweeper.console import status_text
+from sweeper.emulator.server import Emulator, require_loopback
 from sweeper.errors import ConfigError, SweepError
-from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
-from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
-from sweeper.types import JobState, OnExit, StopReason
-
-EMULATOR_ACCOUNT = "123456789012"
-EMULATOR_CREDENTIALS = ("test", "test")
-EMULATOR_ROLE = f"arn:aws:iam::{EMULATOR_ACCOUNT}:role/SweeperEmulatorRole"
-EMULATOR_IMAGE = "sweeper-emulator/local-python:latest"
+from sweeper.types import JobState, OnExit
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,11 +68,20 @@ def _sweep_command(argv: list[str]) -> int:
         " them), stop them (a rerun runs them again), or wait for them. A second Ctrl-C"
         " exits at once.",
     )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be uploaded and the first trial's CreateTrainingJob request;"
+        " send nothing",
+    )
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
-    with _endpoint(config) as endpoint:
+    if args.dry_run:
+        print(launch.dry_run(config))
+        return 0
+    with launch.endpoints(config) as ends:
         try:
-            return asyncio.run(_sweep(config, endpoint, OnExit(args.on_exit)))
+            return asyncio.run(launch.run(config, ends, OnExit(args.on_exit)))
         except asyncio.CancelledError:
             print(
                 "exited at once: results already recorded are safe; running the same command"
@@ -94,176 +89,6 @@ def _sweep_command(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 130
-
-
-@contextlib.contextmanager
-def _endpoint(config: SweepConfig) -> Iterator[str | None]:
-    """The SageMaker endpoint to use: an embedded emulator unless one is configured."""
-    if config.backend.kind == BackendKind.SAGEMAKER or config.backend.endpoint_url:
-        yield config.backend.endpoint_url
-        return
-    state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
-    settings = emulator_settings(config.emulator, state, config.backend.region)
-    with EmbeddedEmulator(settings) as emulator:
-        print(f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})", flush=True)
-        yield emulator.endpoint_url
-
-
-def emulator_settings(
-    options: EmulatorOptions, state: Path, region: str, **server: Any
-) -> EmulatorSettings:
-    """The emulator's settings from the space file's ``emulator:`` section (or flags)."""
-    runner = RunnerSettings(
-        root=state,
-        region=region,
-        account=EMULATOR_ACCOUNT,
-        cold_start_seconds=options.cold_start_seconds,
-        warm_start_seconds=options.warm_start_seconds,
-        instance_quota=options.instance_quota,
-        warm_pool_quota=options.warm_pool_quota,
-        spot=SpotSettings(
-            interruption_rate=options.spot_interruption_rate,
-            interruption_after_seconds=options.spot_interruption_after_seconds,
-            discount=options.spot_discount,
-        ),
-    )
-    return EmulatorSettings(
-        runner,
-        throttle_rate=options.throttle_rate,
-        internal_failure_rate=options.internal_failure_rate,
-        **server,
-    )
-
-
-def job_template(config: SweepConfig) -> JobTemplate:
-    """What every job shares; refuses what a real account would refuse, with a hint."""
-    est, region = config.estimator, config.backend.region
-    if config.backend.kind == BackendKind.SAGEMAKER:
-        if not est.role:
-            raise ConfigError(
-                "estimator.role: required for backend.kind sagemaker; list candidate roles with"
-                " `aws iam list-roles --query \"Roles[?contains(RoleName,'SageMaker')].Arn\"`"
-            )
-        raise ConfigError(
-            "backend.kind sagemaker: uploading source_dir to S3 (script mode) is not"
-            " implemented yet; use backend.kind emulator for now"
-        )
-    return JobTemplate(
-        estimator=est,
-        role=est.role or EMULATOR_ROLE,
-        image=est.image_uri or EMULATOR_IMAGE,
-        output_path=est.output_path or f"s3://sagemaker-{region}-{EMULATOR_ACCOUNT}/{config.name}",
-        code_uri=str(est.source_dir),
-        region=region,
-    )
-
-
-async def _sweep(config: SweepConfig, endpoint: str | None, on_exit: OnExit) -> int:
-    template = job_template(config)
-    clock = RealClock()
-    emulated = config.backend.kind == BackendKind.EMULATOR
-    async with AsyncExitStack() as stack:
-        client = await _client(stack, config, endpoint)
-        study = SweepStudy.open(config)
-        stack.callback(study.close)
-        log_dir = config.path.parent.resolve() / ".sweeps" / config.name / "logs"
-        logs: list[JobLogs] = []  # the Logs client opens with the first failed job
-
-        async def keep_log(job: str) -> None:
-            if not logs:
-                client = await _client(stack, config, endpoint, "logs")
-                logs.append(JobLogs(client, RetryPolicy(sleep=clock.sleep)))
-            log_dir.mkdir(parents=True, exist_ok=True)
-            (log_dir / f"{job}.log").write_text(await logs[0].text(job), encoding="utf-8")
-
-        scheduler = Scheduler(
-            config,
-            study,
-            TrainingJobs(client, RetryPolicy(sleep=clock.sleep)),
-            build_request=lambda job, params: build_request(template, job, params),
-            job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
-            clock=clock,
-            reporter=ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config)),
-            timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
-            on_failed_job=keep_log,
-        )
-        _handle_signals(scheduler, on_exit)
-        start = clock.now()
-        outcome = await scheduler.run()
-        counts, best = await study.counts(), await study.best()
-        print(
-            summary(
-                config.name,
-                config.objective.metric,
-                config.objective.direction,
-                counts,
-                best,
-                clock.now() - start,
-                outcome.stop_reason,
-                config.storage_url,
-            )
-        )
-        if outcome.stop_reason == StopReason.INTERRUPTED:
-            embedded = emulated and not config.backend.endpoint_url
-            print(interrupted_text(len(outcome.in_flight), on_exit, embedded, resume_command()))
-            return 130
-        return 0 if best is not None else 1
-
-
-def _job_tags(config: SweepConfig) -> str:
-    est = config.estimator
-    return (
-        "spot"
-        if est.use_spot_instances
-        else "warm pool"
-        if est.keep_alive_period_in_seconds
-        else ""
-    )
-
-
-async def _client(
-    stack: AsyncExitStack, config: SweepConfig, endpoint: str | None, service: str = "sagemaker"
-) -> Any:
-    emulated = config.backend.kind == BackendKind.EMULATOR
-    return await open_client(
-        stack,
-        service,
-        region=config.backend.region,
-        endpoint_url=endpoint,
-        credentials=EMULATOR_CREDENTIALS if emulated else None,
-    )
-
-
-def _handle_signals(scheduler: Scheduler, on_exit: OnExit) -> None:
-    """First SIGINT/SIGTERM: stop dispatching (``on_exit`` decides the rest); second: exit."""
-    loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
-
-    def on_signal(name: str) -> None:
-        if scheduler.interrupted:
-            print(f"\n{name} again: exiting at once", file=sys.stderr, flush=True)
-            if main_task is not None:
-                main_task.cancel()
-            return
-        what = {
-            OnExit.LEAVE: "leaving running jobs alone",
-            OnExit.STOP: "stopping running jobs",
-            OnExit.WAIT: "waiting for running jobs to finish",
-        }[on_exit]
-        print(
-            f"\n{name}: starting no new trials, {what} (again to exit at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-        scheduler.interrupt(on_exit)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
-
-
-def resume_command() -> str:
-    """The exact command line that started this process, to run again to resume."""
-    argv = list(sys.orig_argv)
-    return shlex.join(argv)
 
 
 def _report_command(argv: list[str]) -> int:
@@ -346,8 +171,15 @@ async def _status(config: SweepConfig) -> int:
         named = [r.job_name for r in running if r.job_name]
         embedded = config.backend.kind == BackendKind.EMULATOR and not config.backend.endpoint_url
         if named and not embedded:
+            ends = launch.Endpoints(
+                template.region(config),
+                config.backend.endpoint_url,
+                credentials=None
+                if config.backend.kind == BackendKind.SAGEMAKER
+                else template.EMULATOR_CREDENTIALS,
+            )
             async with AsyncExitStack() as stack:
-                client = await _client(stack, config, config.backend.endpoint_url)
+                client = await ends.client(stack, "sagemaker")
                 states = await TrainingJobs(client, RetryPolicy()).poll(named)
         print(status_text(config, counts, best, running, states))
     finally:
@@ -382,7 +214,7 @@ def _emulator_command(argv: list[str]) -> int:
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(EmulatorOptions)}
     )
     state = (args.state or Path(tempfile.mkdtemp(prefix="sweeper-emulator-"))).resolve()
-    settings = emulator_settings(
+    settings = launch.emulator_settings(
         options,
         state,
         args.region,
@@ -394,7 +226,10 @@ def _emulator_command(argv: list[str]) -> int:
 
     def started(url: str) -> None:
         print(
-            f"SageMaker emulator listening on {url} (state: {state}); Ctrl-C stops it", flush=True
+            f"SageMaker emulator listening on {url} (state: {state}); Ctrl-C stops it\n"
+            f"  S3 and STS on {emulator.s3.endpoint_url}; region {args.region},"
+            f" account {template.EMULATOR_ACCOUNT}",
+            flush=True,
         )
 
     async def serve() -> None:

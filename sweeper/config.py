@@ -124,9 +124,13 @@ class Experiment:
 
 @dataclass(frozen=True, slots=True)
 class Backend:
+    """Where jobs run. ``region`` None: the AWS configuration's. ``s3_endpoint_url`` None:
+    AWS's, or the emulator's own S3 (which it announces)."""
+
     kind: BackendKind = BackendKind.EMULATOR
-    region: str = "us-east-1"
+    region: str | None = None
     endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,8 +352,12 @@ def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
         output_path=_get(sec, "output_path", p, str, None),
         hyperparameters=_scalars(_get(sec, "hyperparameters", p, dict, {}), f"{p}.hyperparameters"),
         environment=_strings(_get(sec, "environment", p, dict, {}), f"{p}.environment"),
-        inputs=_strings(_get(sec, "inputs", p, dict, {}), f"{p}.inputs"),
+        inputs=_inputs(_get(sec, "inputs", p, dict, {}), base),
     )
+    for key in ("output_path", "checkpoint_s3_uri"):
+        value = getattr(est, key)
+        if value is not None and not _S3_URI.match(value):
+            raise ConfigError(f"estimator.{key}: expected an s3://bucket/prefix URI, got {value!r}")
     for key in ("instance_count", "volume_size", "max_run"):
         if getattr(est, key) < 1:
             raise ConfigError(f"estimator.{key}: must be >= 1, got {getattr(est, key)}")
@@ -364,6 +372,29 @@ def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
     if not 0 <= est.keep_alive_period_in_seconds <= 21600:
         raise ConfigError("estimator.keep_alive_period_in_seconds: must be within 0..21600")
     return est
+
+
+_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
+_CHANNEL = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
+
+
+def _inputs(raw: dict[str, Any], base: Path) -> dict[str, str]:
+    """Channel → ``s3://`` URI, or an existing local path (made absolute; emulator only)."""
+    inputs: dict[str, str] = {}
+    for channel, value in _strings(raw, "estimator.inputs").items():
+        path = f"estimator.inputs.{channel}"
+        if not _CHANNEL.match(channel) or channel in (".", ".."):
+            raise ConfigError(f"{path}: a channel name is 1-64 of A-Z a-z 0-9 . - _")
+        if value.startswith("s3://"):
+            if not _S3_URI.match(value):
+                raise ConfigError(f"{path}: not a valid s3://bucket/prefix URI: {value!r}")
+            inputs[channel] = value
+            continue
+        local = (base / value).resolve()
+        if not local.exists():
+            raise ConfigError(f"{path}: {str(local)!r} does not exist (nor is it an s3:// URI)")
+        inputs[channel] = str(local)
+    return inputs
 
 
 def _metric_definition(raw: object, path: str) -> MetricDefinition:
@@ -392,8 +423,9 @@ def _backend(raw: dict[str, Any]) -> Backend:
     _one_of(kind, [k.value for k in BackendKind], "backend.kind")
     return Backend(
         kind=BackendKind(kind),
-        region=_get(sec, "region", "backend", str, "us-east-1"),
+        region=_get(sec, "region", "backend", str, None),
         endpoint_url=_get(sec, "endpoint_url", "backend", str, None),
+        s3_endpoint_url=_get(sec, "s3_endpoint_url", "backend", str, None),
     )
 
 

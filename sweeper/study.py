@@ -337,6 +337,12 @@ def _storage(url: str) -> optuna.storages.BaseStorage | None:
     )
 
 
+def first_params(config: SweepConfig) -> dict[str, Any]:
+    """The parameters the sweep's first trial gets (an in-memory study; nothing stored)."""
+    study = optuna.create_study(sampler=make_sampler(config), direction="minimize")
+    return dict(study.ask(space.distributions(config.space)).params)
+
+
 def make_sampler(config: SweepConfig, offset: int = 0) -> optuna.samplers.BaseSampler:
     """The configured sampler; TPE uses ``constant_liar`` so parallel asks spread out.
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sweeper.emulator.server import EmbeddedEmulator
-from tests.helpers import PROBE, aio_client, embedded_emulator
+from tests.helpers import PROBE, aio_client, embedded_emulator, s3_client
 
 
 @pytest.fixture
@@ -15,6 +15,12 @@ def emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
     """A fresh emulator on loopback, state under tmp_path/emulator, short stop grace."""
     with embedded_emulator(tmp_path / "emulator", stop_grace_seconds=5) as emu:
         yield emu
+
+
+@pytest.fixture
+def s3(emulator: EmbeddedEmulator) -> Any:
+    """A boto3 S3 client on the emulator's S3 (where bucket ``bucket`` exists)."""
+    return s3_client(emulator.s3_endpoint_url)
 
 
 @pytest.fixture

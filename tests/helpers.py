@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import random
 import select
@@ -11,12 +12,15 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import textwrap
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.config
 import optuna
 import yaml
 from aiobotocore.session import get_session
@@ -97,11 +101,32 @@ def boto3_client(url: str, service: str = "sagemaker", **kwargs: Any) -> Any:
     return boto3.client(service, endpoint_url=url, region_name="us-east-1", **CREDENTIALS, **kwargs)
 
 
+def s3_client(url: str) -> Any:
+    """An unmodified boto3 S3 client for an emulator's S3 endpoint (path-style)."""
+    config = botocore.config.Config(s3={"addressing_style": "path"})
+    return boto3_client(url, "s3", config=config)
+
+
+def s3_tar_names(s3: Any, uri: str) -> list[str]:
+    """The member names of the ``tar.gz`` object at ``uri``."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return tar.getnames()
+
+
 def aio_client(url: str, service: str = "sagemaker") -> Any:
     """An unmodified aiobotocore client for the emulator (an async context manager)."""
     return get_session().create_client(
         service, endpoint_url=url, region_name="us-east-1", **CREDENTIALS
     )
+
+
+def emulator_info(url: str) -> dict[str, Any]:
+    """The emulator's ``/_emulator/info``: its S3 endpoint, region and account."""
+    with urllib.request.urlopen(f"{url}/_emulator/info", timeout=10) as response:
+        info: dict[str, Any] = json.load(response)
+    return info
 
 
 def free_port() -> int:
@@ -149,9 +174,13 @@ def standalone_emulator(state: Path, *extra: str) -> Iterator[str]:
         proc.wait(timeout=30)
 
 
-def embedded_emulator(root: Path, **runner: Any) -> EmbeddedEmulator:
-    """An in-process emulator (a context manager) whose jobs run with ``runner`` settings."""
-    return EmbeddedEmulator(EmulatorSettings(RunnerSettings(root=root, **runner)))
+@contextlib.contextmanager
+def embedded_emulator(root: Path, **runner: Any) -> Iterator[EmbeddedEmulator]:
+    """An in-process emulator whose jobs run with ``runner`` settings, and whose S3 has
+    bucket ``bucket`` (where :func:`job_request` puts models)."""
+    with EmbeddedEmulator(EmulatorSettings(RunnerSettings(root=root, **runner))) as emu:
+        s3_client(emu.s3_endpoint_url).create_bucket(Bucket="bucket")
+        yield emu
 
 
 def run_sweep(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sweeper.aws.retry import RetryPolicy
@@ -22,10 +22,11 @@ _MAX_FILTERS = 20  # Filters per SearchExpression
 
 @dataclass(frozen=True, slots=True)
 class JobTemplate:
-    """What every job of a sweep shares, resolved once at start-up.
+    """What every job of a sweep shares, resolved once at start-up
+    (:mod:`sweeper.aws.template`).
 
-    ``code_uri`` is where the training code is: a local directory for the emulator,
-    an S3 ``sourcedir.tar.gz`` for SageMaker.
+    ``code_uri`` is the uploaded ``sourcedir.tar.gz``; ``inputs`` maps channels to S3
+    prefixes; each job checkpoints under ``<checkpoint_base>/<job>`` if it is set.
     """
 
     estimator: Estimator
@@ -34,6 +35,8 @@ class JobTemplate:
     output_path: str
     code_uri: str
     region: str
+    inputs: Mapping[str, str] = field(default_factory=dict)
+    checkpoint_base: str | None = None
 
 
 def build_request(tmpl: JobTemplate, job_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,7 +82,7 @@ def build_request(tmpl: JobTemplate, job_name: str, params: Mapping[str, Any]) -
         "ResourceConfig": resources,
         "StoppingCondition": stopping,
     }
-    if est.inputs:
+    if tmpl.inputs:
         request["InputDataConfig"] = [
             {
                 "ChannelName": channel,
@@ -91,14 +94,14 @@ def build_request(tmpl: JobTemplate, job_name: str, params: Mapping[str, Any]) -
                     }
                 },
             }
-            for channel, uri in est.inputs.items()
+            for channel, uri in tmpl.inputs.items()
         ]
     if est.environment:
         request["Environment"] = dict(est.environment)
     if est.use_spot_instances:
         request["EnableManagedSpotTraining"] = True
-    if est.checkpoint_s3_uri:
-        request["CheckpointConfig"] = {"S3Uri": f"{est.checkpoint_s3_uri.rstrip('/')}/{job_name}"}
+    if tmpl.checkpoint_base:
+        request["CheckpointConfig"] = {"S3Uri": f"{tmpl.checkpoint_base.rstrip('/')}/{job_name}"}
     return request
 
 

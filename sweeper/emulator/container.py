@@ -14,16 +14,17 @@ import json
 import os
 import shutil
 import sys
-import tarfile
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from sweeper.emulator.errors import validation
 
 # Host variables a local process needs to run at all; nothing else leaks in.
 _PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
-_IGNORE = shutil.ignore_patterns(".sweeps", "__pycache__", ".git", ".venv", "*.pyc")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +101,9 @@ def command_line_args(user: dict[str, Any]) -> list[str]:
     return args
 
 
-def prepare(job: dict[str, Any], arn: str, layout: Layout, s3_root: Path, region: str) -> Launch:
-    """Lay out the tree for ``job`` (a CreateTrainingJob request, ARN ``arn``); return its launch.
-
-    Blocking (copies files); call it off the event loop. A tree left by an earlier
-    emulator for the same job name is replaced: every job starts on a fresh instance.
-    """
+def reset(layout: Layout) -> None:
+    """Give the job a fresh, empty tree (blocking). A tree left by an earlier emulator
+    for the same job name is removed: every container run starts on a new instance."""
     if layout.root.exists():
         shutil.rmtree(layout.root)
     for d in (
@@ -118,14 +116,24 @@ def prepare(job: dict[str, Any], arn: str, layout: Layout, s3_root: Path, region
         layout.checkpoints,
     ):
         d.mkdir(parents=True, exist_ok=True)
+
+
+def submit_directory(job: dict[str, Any]) -> str:
+    """Where the job's code is (``sagemaker_submit_directory``), or ``""``."""
+    _, framework = decode_hyperparameters(job.get("HyperParameters", {}))
+    return str(framework.get("sagemaker_submit_directory") or "")
+
+
+def prepare(job: dict[str, Any], arn: str, layout: Layout, region: str) -> Launch:
+    """Write the config files of ``job`` (a CreateTrainingJob request, ARN ``arn``) into
+    its tree, whose code and data are already in place; return its launch (blocking)."""
     user, framework = decode_hyperparameters(job.get("HyperParameters", {}))
     program = framework.get("sagemaker_program")
     if not program:
         raise validation(
             "The emulator runs script-mode jobs only: hyperparameter sagemaker_program is missing"
         )
-    _fetch_code(str(framework.get("sagemaker_submit_directory", "")), layout.code, s3_root)
-    channels = _channels(job, layout, s3_root)
+    channels = _channels(job)
     resource = _resource_config(job)
     (layout.config / "hyperparameters.json").write_text(json.dumps(job.get("HyperParameters", {})))
     (layout.config / "inputdataconfig.json").write_text(json.dumps(channels))
@@ -135,49 +143,40 @@ def prepare(job: dict[str, Any], arn: str, layout: Layout, s3_root: Path, region
     return Launch([sys.executable, str(program), *args], env, layout.code)
 
 
-def s3_path(uri: str, s3_root: Path) -> Path:
-    """Where the emulator keeps ``s3://bucket/key`` on disk; refuses escapes."""
-    if not uri.startswith("s3://"):
-        raise validation(f"Not an S3 URI: {uri}")
-    path = (s3_root / uri.removeprefix("s3://")).resolve()
-    if not path.is_relative_to(s3_root.resolve()):
-        raise validation(f"Invalid S3 URI: {uri}")
-    return path
+def unmet_requirements(code: Path) -> list[str] | None:
+    """The lines of ``requirements.txt`` this interpreter does not satisfy (or cannot
+    check: options, URLs), or None if there is no such file."""
+    path = code / "requirements.txt"
+    if not path.is_file():
+        return None
+    unmet: list[str] = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            req = Requirement(line)
+            applies = req.marker is None or req.marker.evaluate()
+            satisfied = not applies or req.specifier.contains(
+                metadata.version(req.name), prereleases=True
+            )
+        except (InvalidRequirement, metadata.PackageNotFoundError):
+            satisfied = False
+        if not satisfied:
+            unmet.append(line)
+    return unmet
 
 
-def _fetch_code(source: str, dest: Path, s3_root: Path) -> None:
-    """Fill ``/opt/ml/code`` from the submit directory (local dir, local tar or s3://)."""
-    if not source:
-        return
-    path = s3_path(source, s3_root) if source.startswith("s3://") else Path(source)
-    if path.is_dir():
-        shutil.copytree(path, dest, dirs_exist_ok=True, ignore=_IGNORE)
-    elif path.is_file() and tarfile.is_tarfile(path):
-        with tarfile.open(path) as tar:
-            tar.extractall(dest, filter="data")
-    else:
-        raise validation(f"sagemaker_submit_directory {source!r} was not found")
-
-
-def _channels(job: dict[str, Any], layout: Layout, s3_root: Path) -> dict[str, Any]:
+def _channels(job: dict[str, Any]) -> dict[str, Any]:
+    """``inputdataconfig.json``: each channel's mode and distribution."""
     channels: dict[str, Any] = {}
     for ch in job.get("InputDataConfig", []):
-        name = ch["ChannelName"]
-        target = layout.data / name
-        target.mkdir(parents=True, exist_ok=True)
-        uri = ch["DataSource"].get("S3DataSource", {}).get("S3Uri", "")
-        src = s3_path(uri, s3_root) if uri else None
-        if src is not None and src.is_dir():
-            shutil.copytree(src, target, dirs_exist_ok=True)
-        elif src is not None and src.is_file():
-            shutil.copy2(src, target / src.name)
-        channels[name] = {
+        source = ch["DataSource"].get("S3DataSource", {})
+        channels[ch["ChannelName"]] = {
             "TrainingInputMode": ch.get(
                 "InputMode", job["AlgorithmSpecification"].get("TrainingInputMode", "File")
             ),
-            "S3DistributionType": ch["DataSource"]
-            .get("S3DataSource", {})
-            .get("S3DataDistributionType", "FullyReplicated"),
+            "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
             "RecordWrapperType": ch.get("RecordWrapperType", "None"),
         }
     return channels

@@ -17,7 +17,7 @@ import contextlib
 import os
 import re
 import signal
-import tarfile
+import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ from sweeper.emulator import container, pools, spot
 from sweeper.emulator.errors import AwsError
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore, Stream
+from sweeper.emulator.transfer import Transfer
 
 INTERRUPTED = "Interrupted"
 
@@ -47,14 +48,21 @@ class RunnerSettings:
     spot: spot.SpotSettings = field(default_factory=spot.SpotSettings)
 
 
+class ScriptFailure(Exception):
+    """The job failed because of what the user sent (its FailureReason is the message)."""
+
+
 class Runner:
-    """Runs one job's lifecycle to the end. Task-safe per job: one task per job."""
+    """Runs one job's lifecycle to the end. Task-safe per job: one task per job.
+
+    ``transfer`` (S3) is set by the server once its S3 client is open.
+    """
 
     def __init__(self, settings: RunnerSettings, logs: LogStore) -> None:
         self.settings = settings
-        self.s3_root = settings.root / "s3"
         self.logs = logs
         self.spot = spot.Spot(settings.spot)
+        self.transfer: Transfer | None = None
 
     async def run(self, job: Job) -> None:
         """Drive ``job`` from Starting to a terminal status; never raises but cancellation."""
@@ -63,6 +71,8 @@ class Runner:
             await self._run(job)
         except AwsError as exc:
             self._finish(job, *failed, f"ClientError: {exc.message}")
+        except ScriptFailure as exc:
+            self._finish(job, *failed, str(exc))
         except asyncio.CancelledError:
             if job.status in ("InProgress", "Stopping"):
                 reason = "InternalServerError: the emulator shut down during the job"
@@ -74,8 +84,8 @@ class Runner:
     async def _run(self, job: Job) -> None:
         s = self.settings
         layout = container.Layout(s.root / "jobs" / job.name)
-        checkpoint_uri = (job.request.get("CheckpointConfig") or {}).get("S3Uri")
-        checkpoints = container.s3_path(checkpoint_uri, self.s3_root) if checkpoint_uri else None
+        checkpoints = (job.request.get("CheckpointConfig") or {}).get("S3Uri")
+        assert self.transfer is not None, "the emulator is not serving"
         while True:  # one pass per container run: more than one only after a spot interruption
             restarting = job.secondary == INTERRUPTED
             warm = job.warm and not restarting
@@ -93,12 +103,13 @@ class Runner:
                 )
                 return
             job.advance("Downloading", "Downloading input data")
-            launch = await asyncio.to_thread(self._prepare, job, layout, checkpoints)
+            stream = self.logs.open(job.name)
+            launch = await self._prepare(job, layout, checkpoints, stream, self.transfer)
             job.advance("Training", "Training image download completed. Training in progress.")
             job.started = job.started or job.modified
-            outcome, stderr_tail = await self._execute(job, launch, layout)
-            if checkpoints is not None:
-                await asyncio.to_thread(spot.save, layout.checkpoints, checkpoints)
+            outcome, stderr_tail = await self._execute(job, launch, stream)
+            if checkpoints:  # the state SageMaker's continuous sync would have reached
+                await self.transfer.mirror(layout.checkpoints, checkpoints)
             if outcome != INTERRUPTED:
                 break
             job.advance(INTERRUPTED, "The spot instance was reclaimed; the job will restart")
@@ -107,18 +118,64 @@ class Runner:
             self._finish(job, "Failed", "Failed", "Training job failed", reason)
             return
         job.advance("Uploading", "Uploading generated training model")
-        await asyncio.to_thread(self._upload, job, layout)
+        await self.transfer.upload_tar(layout.model, f"{job.output_prefix}/model.tar.gz")
+        await self.transfer.upload_tar(layout.output / "data", f"{job.output_prefix}/output.tar.gz")
         if outcome == 0:
             self._finish(job, "Completed", "Completed", "Training job completed")
         else:
             self._finish(job, "Stopped", str(outcome), "Training job stopped")
 
-    def _prepare(
-        self, job: Job, layout: container.Layout, checkpoints: Path | None
+    async def _prepare(
+        self,
+        job: Job,
+        layout: container.Layout,
+        checkpoints: str | None,
+        stream: Stream,
+        transfer: Transfer,
     ) -> container.Launch:
-        launch = container.prepare(job.request, job.arn, layout, self.s3_root, self.settings.region)
-        spot.restore(checkpoints, layout.checkpoints)
-        return launch
+        """A fresh tree with code, channels and checkpoints in place, requirements met."""
+        await asyncio.to_thread(container.reset, layout)
+        await transfer.fetch_code(container.submit_directory(job.request), layout.code)
+        for channel in job.request.get("InputDataConfig", []):
+            uri = channel["DataSource"].get("S3DataSource", {}).get("S3Uri")
+            if uri:
+                await transfer.fetch_prefix(uri, layout.data / channel["ChannelName"])
+        if checkpoints:
+            await transfer.fetch_prefix(checkpoints.rstrip("/") + "/", layout.checkpoints)
+        await self._install_requirements(layout, stream)
+        return await asyncio.to_thread(
+            container.prepare, job.request, job.arn, layout, self.settings.region
+        )
+
+    async def _install_requirements(self, layout: container.Layout, stream: Stream) -> None:
+        """``pip install -r requirements.txt`` as the training toolkit does, unless this
+        interpreter already satisfies every line (then nothing is downloaded)."""
+        unmet = await asyncio.to_thread(container.unmet_requirements, layout.code)
+        if unmet is None:
+            return
+        if not unmet:
+            self.logs.append(stream, "requirements.txt: already satisfied, nothing to install")
+            return
+        argv = [sys.executable, "-m", "pip", "install", "-r", "requirements.txt"]
+        self.logs.append(stream, f"Installing requirements: {' '.join(argv[1:])}")
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            cwd=layout.code,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert proc.stdout is not None
+        tail: deque[str] = deque(maxlen=5)
+        while line := await proc.stdout.readline():
+            text = line.decode("utf-8", errors="replace").rstrip("\n")
+            self.logs.append(stream, text)
+            tail.append(text)
+        if await proc.wait() != 0:
+            raise ScriptFailure(
+                f"AlgorithmError: InstallRequirementsError:\nExitCode {proc.returncode}\n"
+                f'ErrorMessage "{" ".join(tail)[-600:]}"\nCommand "{" ".join(argv[1:])}"'
+            )
 
     def _finish(
         self, job: Job, status: str, secondary: str, message: str, reason: str | None = None
@@ -128,7 +185,7 @@ class Runner:
         pools.retain(job, reason)
 
     async def _execute(
-        self, job: Job, launch: container.Launch, layout: container.Layout
+        self, job: Job, launch: container.Launch, stream: Stream
     ) -> tuple[int | str, list[str]]:
         """Run the process once; return its exit code or why it was stopped, and its stderr tail."""
         regexes = [
@@ -137,7 +194,6 @@ class Runner:
         ]
         trigger = self.settings.spot.interrupt_on_log
         watch = Watch(regexes, re.compile(trigger) if trigger and job.interruptible else None)
-        stream = self.logs.open(job.name)
         tail: deque[str] = deque(maxlen=20)
         started = time.time()
         proc = await asyncio.create_subprocess_exec(
@@ -200,18 +256,6 @@ class Runner:
             _signal_group(proc, signal.SIGKILL)
             await proc.wait()
         return reason
-
-    def _upload(self, job: Job, layout: container.Layout) -> None:
-        """Tar the model (and output data) to where SageMaker would put them."""
-        prefix = container.s3_path(job.output_prefix, self.s3_root)
-        prefix.mkdir(parents=True, exist_ok=True)
-        for source, name in (
-            (layout.model, "model.tar.gz"),
-            (layout.output / "data", "output.tar.gz"),
-        ):
-            with tarfile.open(prefix / name, "w:gz") as tar:
-                for item in sorted(source.iterdir()):
-                    tar.add(item, arcname=item.name)
 
 
 async def _wait_stop(job: Job, seconds: float) -> bool:

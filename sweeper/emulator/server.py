@@ -9,7 +9,8 @@ tests and benchmarks can measure API calls per trial.
 
 Differences from SageMaker, by design: the training image is not pulled or run; the
 job's script-mode entry point runs as a local process with this Python interpreter.
-S3 is a directory under the state root (``s3/<bucket>/<key>``).
+S3 is moto's S3 server on another loopback port (:mod:`sweeper.emulator.s3`), announced
+with the region and account at ``GET /_emulator/info``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from types import TracebackType
 from typing import Any
 
 import botocore.session
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 from aiohttp import web
 
 from sweeper.emulator import auth, pools, search, validate
@@ -38,6 +41,8 @@ from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore
 from sweeper.emulator.runner import Runner, RunnerSettings
+from sweeper.emulator.s3 import S3Server
+from sweeper.emulator.transfer import Transfer
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -76,6 +81,7 @@ class Emulator:
         self.logs = LogStore(s.root, s.region, s.account)
         self.logs.load()
         self._runner = Runner(settings.runner, self.logs)
+        self.s3 = S3Server(s.root, s.region)
         self._random = random.Random(settings.seed)
         session = botocore.session.get_session()
         self._models = {
@@ -100,6 +106,7 @@ class Emulator:
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_post("/", self._handle)
         app.router.add_get("/_emulator/stats", self._stats)
+        app.router.add_get("/_emulator/info", self._info)
         return app
 
     async def serve(self, started: Callable[[str], None], stop: asyncio.Event) -> None:
@@ -111,7 +118,20 @@ class Emulator:
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         try:
-            async with asyncio.TaskGroup() as tg:
+            s3_url = await self.s3.start()
+            key, secret = self.settings.credentials[0]
+            async with (
+                get_session().create_client(
+                    "s3",
+                    endpoint_url=s3_url,
+                    region_name=self.settings.runner.region,
+                    aws_access_key_id=key,
+                    aws_secret_access_key=secret,
+                    config=AioConfig(s3={"addressing_style": "path"}, max_pool_connections=32),
+                ) as s3,
+                asyncio.TaskGroup() as tg,
+            ):
+                self._runner.transfer = Transfer(s3)
                 self._tg = tg
                 site = web.TCPSite(runner, self.settings.host, self.settings.port)
                 await site.start()
@@ -122,9 +142,16 @@ class Emulator:
                     task.cancel()
         finally:
             await runner.cleanup()
+            await self.s3.stop()
 
     async def _stats(self, request: web.Request) -> web.Response:
         body = {"calls": dict(self.calls), "jobs": len(self.jobs), "pid": os.getpid()}
+        return web.json_response(body)
+
+    async def _info(self, request: web.Request) -> web.Response:
+        """Where the emulator's S3 (and STS) is, and the account and region it plays."""
+        s = self.settings.runner
+        body = {"s3_endpoint_url": self.s3.endpoint_url, "region": s.region, "account": s.account}
         return web.json_response(body)
 
     async def _handle(self, request: web.Request) -> web.Response:
@@ -307,9 +334,18 @@ class EmbeddedEmulator:
     def __exit__(
         self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._loop is not None and self._stop is not None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop serving: kill running jobs, write S3 to disk. Idempotent."""
+        if self._thread.is_alive() and self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
+
+    @property
+    def s3_endpoint_url(self) -> str:
+        return self.emulator.s3.endpoint_url
 
     @property
     def calls(self) -> Counter[str]:

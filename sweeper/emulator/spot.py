@@ -3,9 +3,8 @@
 A spot job (``EnableManagedSpotTraining``) is interrupted at most once, with
 probability ``interruption_rate``: ``interruption_after_seconds`` into training, or,
 for deterministic tests, at the first output line matching ``interrupt_on_log``.
-Checkpoints: the job's checkpoint directory is filled from ``CheckpointConfig.S3Uri``
-when each container run starts, and mirrored back (deletions included) when the
-container stops, which is the state SageMaker's continuous sync would have reached.
+Checkpoints are restored from and mirrored to ``CheckpointConfig.S3Uri`` around each
+container run (:mod:`sweeper.emulator.transfer`), so a restarted job resumes.
 Billable time is the training time less ``discount`` (the spot saving).
 """
 
@@ -13,9 +12,7 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 
@@ -45,18 +42,3 @@ class Spot:
         if not request.get("EnableManagedSpotTraining"):
             return training_seconds
         return max(1, math.floor(training_seconds * (1 - self.settings.discount)))
-
-
-def restore(source: Path | None, checkpoints: Path) -> None:
-    """Fill the local checkpoint directory from its S3 stand-in (blocking)."""
-    if source is not None and source.is_dir():
-        shutil.copytree(source, checkpoints, dirs_exist_ok=True)
-
-
-def save(checkpoints: Path, target: Path | None) -> None:
-    """Mirror the local checkpoint directory to its S3 stand-in (blocking)."""
-    if target is None or not checkpoints.is_dir():
-        return
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(checkpoints, target)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import tarfile
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,11 @@ from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from sweeper.errors import BackendError
 from sweeper.types import JobStatus
-from tests.helpers import job_request, wait_for_job, wait_for_log
+from tests.helpers import job_request, s3_tar_names, wait_for_job, wait_for_log
 
 
 async def test_completed_job_follows_the_sagemaker_lifecycle(
-    sagemaker: Any, emulator: EmbeddedEmulator, code_dir: Path, tmp_path: Path
+    sagemaker: Any, emulator: EmbeddedEmulator, code_dir: Path, tmp_path: Path, s3: Any
 ) -> None:
     arn = (await sagemaker.create_training_job(**job_request("ok-1", code_dir)))["TrainingJobArn"]
     assert arn == "arn:aws:sagemaker:us-east-1:123456789012:training-job/ok-1"
@@ -40,8 +39,7 @@ async def test_completed_job_follows_the_sagemaker_lifecycle(
     assert job["BillableTimeInSeconds"] == job["TrainingTimeInSeconds"] >= 1
     artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
     assert artifact == "s3://bucket/out/ok-1/output/model.tar.gz"
-    with tarfile.open(tmp_path / "emulator" / "s3" / "bucket/out/ok-1/output/model.tar.gz") as tar:
-        assert tar.getnames() == ["weights.txt"]
+    assert s3_tar_names(s3, artifact) == ["weights.txt"]
     # The container contract: toolkit-style argv, hyperparameters.json, SM_* environment.
     log = emulator.emulator.logs.text("ok-1")
     argv = json.loads(log.split("ARGV ", 1)[1].splitlines()[0])
@@ -84,7 +82,7 @@ async def test_failure_file_becomes_the_failure_reason(sagemaker: Any, code_dir:
 
 
 async def test_stop_goes_through_stopping_to_stopped(
-    sagemaker: Any, emulator: EmbeddedEmulator, code_dir: Path, tmp_path: Path
+    sagemaker: Any, emulator: EmbeddedEmulator, code_dir: Path, s3: Any
 ) -> None:
     await sagemaker.create_training_job(**job_request("stop-1", code_dir, "hang"))
     await wait_for_log(emulator, "stop-1", "ready")
@@ -92,7 +90,7 @@ async def test_stop_goes_through_stopping_to_stopped(
     job = await wait_for_job(sagemaker, "stop-1")
     assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
     assert "Stopping" in [t["Status"] for t in job["SecondaryStatusTransitions"]]
-    assert (tmp_path / "emulator/s3/bucket/out/stop-1/output/model.tar.gz").is_file()
+    s3.head_object(Bucket="bucket", Key="out/stop-1/output/model.tar.gz")  # still uploaded
     with pytest.raises(ClientError) as err:
         await sagemaker.stop_training_job(TrainingJobName="stop-1")
     assert err.value.response["Error"]["Code"] == "ValidationException"

@@ -1,4 +1,4 @@
-"""``--state DIR``: jobs, pools and logs survive an emulator restart."""
+"""``--state DIR``: jobs, pools, logs and S3 objects survive an emulator restart."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from tests.helpers import (
     PROBE,
     boto3_client,
+    emulator_info,
     job_request,
+    s3_client,
+    s3_tar_names,
     standalone_emulator,
     start_emulator_process,
     wait_for_job,
@@ -43,6 +46,7 @@ async def test_a_restarted_emulator_keeps_its_jobs_pools_and_logs(
 ) -> None:
     settings = EmulatorSettings(RunnerSettings(root=tmp_path / "state", stop_grace_seconds=5))
     with EmbeddedEmulator(settings) as first:
+        s3_client(first.s3_endpoint_url).create_bucket(Bucket="bucket")
         async with AsyncExitStack() as stack:
             sm = await _client(stack, first.endpoint_url)
             await sm.create_training_job(**job_request("done-1", code_dir, **KEEP))
@@ -72,6 +76,10 @@ async def test_a_restarted_emulator_keeps_its_jobs_pools_and_logs(
                 logStreamName=streams["logStreams"][0]["logStreamName"],
                 startFromHead=True,
             )
+        model = s3_tar_names(
+            s3_client(second.s3_endpoint_url), done["ModelArtifacts"]["S3ModelArtifacts"]
+        )
+    assert model == ["weights.txt"]  # the restarted emulator's S3 still has it
     assert done["TrainingJobStatus"] == "Completed"
     assert done["FinalMetricDataList"][0]["MetricName"] == "loss"
     assert done["WarmPoolStatus"]["Status"] == "Available"
@@ -88,6 +96,9 @@ def test_jobs_running_when_the_emulator_crashed_come_back_failed(tmp_path: Path)
     (code / "probe.py").write_text(PROBE)
     crashed, url = start_emulator_process(state)
     try:
+        s3 = s3_client(emulator_info(url)["s3_endpoint_url"])
+        s3.create_bucket(Bucket="bucket")
+        s3.put_object(Bucket="bucket", Key="data/kept.txt", Body=b"kept")
         sm = boto3_client(url)
         sm.create_training_job(**job_request("crash-1", code, "slow"))
         deadline = time.monotonic() + 30
@@ -100,7 +111,11 @@ def test_jobs_running_when_the_emulator_crashed_come_back_failed(tmp_path: Path)
     with standalone_emulator(state) as url:
         sm = boto3_client(url)
         job = sm.describe_training_job(TrainingJobName="crash-1")
-    assert job["TrainingJobStatus"] == "Failed"
+        s3 = s3_client(emulator_info(url)["s3_endpoint_url"])
+        kept = s3.get_object(Bucket="bucket", Key="data/kept.txt")["Body"].read()
+    assert (
+        kept == b"kept"
+    )  # S3 objects survive the emulator's SIGKILL    assert job["TrainingJobStatus"] == "Failed"
     assert (
         job["FailureReason"]
         == "InternalServerError: the emulator restarted while the job was running"

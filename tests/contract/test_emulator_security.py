@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,9 @@ def test_a_tampered_body_is_refused(emulator: EmbeddedEmulator) -> None:
     assert err.value.response["Error"]["Code"] == "InvalidSignatureException"
 
 
-async def test_path_escapes_are_refused(sagemaker: Any, code_dir: Path, tmp_path: Path) -> None:
+async def test_path_escapes_are_refused(
+    sagemaker: Any, emulator: EmbeddedEmulator, s3: Any, code_dir: Path, tmp_path: Path
+) -> None:
     channel = job_request(
         "esc-1",
         code_dir,
@@ -88,14 +91,35 @@ async def test_path_escapes_are_refused(sagemaker: Any, code_dir: Path, tmp_path
     assert err.value.response["Error"]["Code"] == "ValidationException"
     assert "channel" in err.value.response["Error"]["Message"].lower()
 
+    # S3 keys may hold "..": they are S3 keys, never paths on this machine.
+    s3.put_object(Bucket="bucket", Key="data/../../../escaped.txt", Body=b"x")
+    s3.put_object(Bucket="bucket", Key="data/fine.txt", Body=b"y")
     outside = job_request(
-        "esc-2", code_dir, OutputDataConfig={"S3OutputPath": "s3://bucket/../../../../tmp"}
+        "esc-2",
+        code_dir,
+        OutputDataConfig={"S3OutputPath": "s3://bucket/../../../../tmp"},
+        InputDataConfig=[
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://bucket/data/"}
+                },
+            }
+        ],
     )
     await sagemaker.create_training_job(**outside)
     job = await wait_for_job(sagemaker, "esc-2")
-    assert job["TrainingJobStatus"] == "Failed"
-    assert "Invalid S3 URI" in job["FailureReason"]
-    assert not (tmp_path / "esc-2").exists()
+    assert job["TrainingJobStatus"] == "Completed"
+    channel_dir = tmp_path / "emulator/jobs/esc-2/opt/ml/input/data/train"
+    assert sorted(p.name for p in channel_dir.rglob("*")) == ["fine.txt"]
+    s3.head_object(Bucket="bucket", Key="../../../../tmp/esc-2/output/model.tar.gz")
+    emulator.close()  # the S3 server writes its objects to disk
+    assert await asyncio.to_thread(_nothing_escaped, tmp_path)
+
+
+def _nothing_escaped(tmp_path: Path) -> bool:
+    escaped = list(tmp_path.parent.glob("**/escaped.txt"))
+    return not escaped and not (tmp_path / "esc-2").exists() and not Path("/tmp/esc-2").exists()
 
 
 @pytest.mark.parametrize(

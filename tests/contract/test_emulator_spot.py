@@ -18,6 +18,7 @@ from tests.helpers import (
     aio_client,
     embedded_emulator,
     job_request,
+    s3_client,
     wait_for_job,
     wait_for_log,
 )
@@ -128,8 +129,8 @@ async def test_an_interrupted_spot_job_resumes_train_py_from_its_checkpoint(
     assert "epoch=1 " not in second
     assert job["FinalMetricDataList"][0]["Value"] > 0.9
     assert job["BillableTimeInSeconds"] < job["TrainingTimeInSeconds"]
-    synced = tmp_path / "emulator" / "s3" / "bucket" / "checkpoints" / "spot-1" / "checkpoint.pkl"
-    assert synced.is_file()
+    s3 = s3_client(spot_emulator.s3_endpoint_url)  # the last checkpoint was synced to S3
+    s3.head_object(Bucket="bucket", Key="checkpoints/spot-1/checkpoint.pkl")
 
 
 async def test_max_wait_exceeded_stops_the_job(

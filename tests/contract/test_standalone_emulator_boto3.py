@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.helpers import boto3_client, standalone_emulator
+from tests.helpers import boto3_client, emulator_info, s3_client, s3_tar_names, standalone_emulator
 
 ROOT = Path(__file__).parents[2]
 
@@ -21,6 +21,7 @@ ROOT = Path(__file__).parents[2]
 @pytest.fixture
 def standalone(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     with standalone_emulator(tmp_path / "state") as url:
+        s3_client(emulator_info(url)["s3_endpoint_url"]).create_bucket(Bucket="bucket")
         yield url, tmp_path / "state"
 
 
@@ -68,7 +69,10 @@ def test_boto3_can_create_describe_list_search_and_stop(
     sm = _client(url)
     sm.create_training_job(**_request("quick-1", code, 0))
     sm.create_training_job(**_request("long-1", code, 300))
-    assert _wait(sm, "quick-1", {"Completed", "Failed"})["TrainingJobStatus"] == "Completed"
+    quick = _wait(sm, "quick-1", {"Completed", "Failed"})
+    assert quick["TrainingJobStatus"] == "Completed"
+    s3 = s3_client(emulator_info(url)["s3_endpoint_url"])  # boto3 reaches the model on S3
+    assert s3_tar_names(s3, quick["ModelArtifacts"]["S3ModelArtifacts"]) == []
     assert sm.describe_training_job(TrainingJobName="long-1")["TrainingJobStatus"] == "InProgress"
 
     names = [s["TrainingJobName"] for s in sm.list_training_jobs()["TrainingJobSummaries"]]

@@ -1,0 +1,159 @@
+"""A job's data between S3 and its ``/opt/ml`` tree, moved as SageMaker's platform does.
+
+Code (``sagemaker_submit_directory``) and ``S3Prefix`` channels are downloaded before
+training, checkpoints are restored from ``CheckpointConfig.S3Uri`` at each container
+start and mirrored back when it stops, and the model and output directories are
+uploaded as ``<S3OutputPath>/<job>/output/{model,output}.tar.gz``.
+
+An S3 error the request caused (no such bucket or key, access denied) fails the job
+with ``ClientError`` as SageMaker does; a transport error is the platform's fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions as bce
+
+from sweeper.emulator.errors import AwsError, validation
+
+_IGNORE = shutil.ignore_patterns(".sweeps", "__pycache__", ".git", ".venv", "*.pyc")
+
+
+def split(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` → (bucket, key)."""
+    if not uri.startswith("s3://") or not uri[5:].split("/", 1)[0]:
+        raise validation(f"Not an S3 URI: {uri}")
+    bucket, _, key = uri[5:].partition("/")
+    return bucket, key
+
+
+def relative(key: str, prefix: str) -> str | None:
+    """Where ``key`` (matched by ``prefix``) lands in the target directory, or None if it
+    cannot be a file there (``..``, empty segments, a folder marker)."""
+    rest = key[len(prefix) :]
+    if not prefix or prefix.endswith("/") or rest.startswith("/") or not rest:
+        rel = rest.lstrip("/") or key.rsplit("/", 1)[-1]
+    else:  # a prefix ending mid-name: keep the name, as the key's last segment
+        rel = key[prefix.rfind("/") + 1 :]
+    parts = rel.split("/")
+    if rel.endswith("/") or any(p in ("", ".", "..") for p in parts):
+        return None
+    return rel
+
+
+class Transfer:
+    """S3 moves for jobs, over the emulator's long-lived S3 client. Task-safe."""
+
+    def __init__(self, client: Any) -> None:
+        self._s3 = client
+
+    async def fetch_code(self, source: str, dest: Path) -> None:
+        """Fill the code directory from the submit directory: an S3 ``tar.gz``, or a
+        local directory or tar (which the training toolkit accepts too)."""
+        if not source:
+            return
+        if source.startswith("s3://"):
+            with tempfile.TemporaryDirectory() as tmp:
+                archive = Path(tmp) / "sourcedir.tar.gz"
+                await self._download(source, archive)
+                await asyncio.to_thread(_extract, archive, dest)
+            return
+        await asyncio.to_thread(_copy_local, Path(source), dest)
+
+    async def fetch_prefix(self, uri: str, dest: Path) -> int:
+        """Download every object under ``uri`` (an S3 prefix) into ``dest``; return the count."""
+        bucket, prefix = split(uri)
+        count = 0
+        async for obj in self._objects(bucket, prefix, uri):
+            rel = relative(obj["Key"], prefix)
+            if rel is None:
+                continue
+            await self._download(f"s3://{bucket}/{obj['Key']}", dest / rel)
+            count += 1
+        return count
+
+    async def mirror(self, source: Path, uri: str) -> None:
+        """Make the S3 prefix ``uri`` hold exactly the files under ``source``."""
+        bucket, prefix = split(uri)
+        prefix = prefix.rstrip("/") + "/" if prefix else ""
+        local = await asyncio.to_thread(_files, source)
+        remote = [o["Key"] async for o in self._objects(bucket, prefix, uri)]
+        for rel, path in sorted(local.items()):
+            await self._upload(path, bucket, prefix + rel, uri)
+        for key in remote:
+            if key[len(prefix) :] not in local:
+                await self._call(uri, self._s3.delete_object(Bucket=bucket, Key=key))
+
+    async def upload_tar(self, source: Path, uri: str) -> None:
+        """Upload the contents of ``source`` as one ``tar.gz`` object at ``uri``."""
+        bucket, key = split(uri)
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "archive.tar.gz"
+            await asyncio.to_thread(_pack, source, archive)
+            await self._upload(archive, bucket, key, uri)
+
+    async def _objects(self, bucket: str, prefix: str, uri: str) -> Any:
+        paginator = self._s3.get_paginator("list_objects_v2")
+        try:
+            async for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                for obj in page.get("Contents", []):
+                    yield obj
+        except bce.ClientError as exc:
+            raise _client_error(exc, uri) from exc
+
+    async def _download(self, uri: str, path: Path) -> None:
+        bucket, key = split(uri)
+        response = await self._call(uri, self._s3.get_object(Bucket=bucket, Key=key))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        async with response["Body"] as body:
+            with path.open("wb") as out:
+                while chunk := await body.read(1 << 20):
+                    out.write(chunk)
+
+    async def _upload(self, path: Path, bucket: str, key: str, uri: str) -> None:
+        with path.open("rb") as body:
+            await self._call(uri, self._s3.put_object(Bucket=bucket, Key=key, Body=body))
+
+    @staticmethod
+    async def _call(uri: str, request: Any) -> Any:
+        try:
+            return await request
+        except bce.ClientError as exc:
+            raise _client_error(exc, uri) from exc
+
+
+def _client_error(exc: bce.ClientError, uri: str) -> AwsError:
+    err = exc.response.get("Error", {})
+    code, message = err.get("Code", "S3Error"), err.get("Message", str(exc))
+    return AwsError("ValidationException", f"S3 {code} for {uri}: {message}")
+
+
+def _copy_local(source: Path, dest: Path) -> None:
+    if source.is_dir():
+        shutil.copytree(source, dest, dirs_exist_ok=True, ignore=_IGNORE)
+    elif source.is_file() and tarfile.is_tarfile(source):
+        _extract(source, dest)
+    else:
+        raise validation(f"sagemaker_submit_directory {str(source)!r} was not found")
+
+
+def _files(source: Path) -> dict[str, Path]:
+    return {p.relative_to(source).as_posix(): p for p in source.rglob("*") if p.is_file()}
+
+
+def _extract(archive: Path, dest: Path) -> None:
+    with tarfile.open(archive) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def _pack(source: Path, archive: Path) -> None:
+    with tarfile.open(archive, "w:gz") as tar:
+        if source.is_dir():
+            for item in sorted(source.iterdir()):
+                tar.add(item, arcname=item.name)

@@ -1,0 +1,255 @@
+"""Starting a sweep: which endpoints, which clients, what to upload, then the scheduler.
+
+The composition root's working half (``cli`` parses commands and calls in here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from sweeper.aws import code, names, template
+from sweeper.aws.clients import open_client
+from sweeper.aws.logs import JobLogs
+from sweeper.aws.retry import RetryPolicy
+from sweeper.aws.s3 import S3
+from sweeper.aws.training import TrainingJobs, build_request
+from sweeper.clock import RealClock
+from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
+from sweeper.console import ConsoleReporter, interrupted_text, summary
+from sweeper.emulator.runner import RunnerSettings
+from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from sweeper.emulator.spot import SpotSettings
+from sweeper.errors import ConfigError
+from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
+from sweeper.scheduler import Scheduler
+from sweeper.study import SweepStudy, first_params
+from sweeper.types import OnExit, StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where each service is (None: AWS's own), in which region, with which keys
+    (None: the standard AWS credential chain)."""
+
+    region: str
+    sagemaker: str | None = None
+    s3: str | None = None
+    credentials: tuple[str, str] | None = None
+    embedded: bool = False  # an emulator inside this process, gone when it exits
+
+    async def client(self, stack: AsyncExitStack, service: str) -> Any:
+        """A client for ``service`` (``sagemaker``, ``logs``, ``s3``, ``sts``) on ``stack``."""
+        url = self.s3 if service in ("s3", "sts") else self.sagemaker
+        return await open_client(
+            stack, service, region=self.region, endpoint_url=url, credentials=self.credentials
+        )
+
+
+@contextmanager
+def endpoints(config: SweepConfig) -> Iterator[Endpoints]:
+    """The sweep's endpoints; an embedded emulator runs for the block unless the space file
+    names SageMaker or a standalone emulator."""
+    region = template.region(config)
+    backend = config.backend
+    if backend.kind == BackendKind.SAGEMAKER:
+        yield Endpoints(region, backend.endpoint_url, backend.s3_endpoint_url)
+        return
+    keys = template.EMULATOR_CREDENTIALS
+    if backend.endpoint_url:
+        s3 = backend.s3_endpoint_url or asyncio.run(_announced_s3(backend.endpoint_url))
+        yield Endpoints(region, backend.endpoint_url, s3, keys)
+        return
+    state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
+    settings = emulator_settings(config.emulator, state, region)
+    with EmbeddedEmulator(settings) as emulator:
+        print(f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})", flush=True)
+        yield Endpoints(region, emulator.endpoint_url, emulator.s3_endpoint_url, keys, True)
+
+
+async def _announced_s3(url: str) -> str:
+    """A standalone emulator's S3 endpoint, from its ``/_emulator/info``."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(f"{url.rstrip('/')}/_emulator/info") as response,
+        ):
+            info = await response.json()
+        return str(info["s3_endpoint_url"])
+    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"backend.endpoint_url: no emulator answers at {url} ({exc}); start one with"
+            " `python sweep.py emulator`, or set backend.s3_endpoint_url"
+        ) from exc
+
+
+def emulator_settings(
+    options: EmulatorOptions, state: Path, region: str, **server: Any
+) -> EmulatorSettings:
+    """The emulator's settings from the space file's ``emulator:`` section (or flags)."""
+    runner = RunnerSettings(
+        root=state,
+        region=region,
+        account=template.EMULATOR_ACCOUNT,
+        cold_start_seconds=options.cold_start_seconds,
+        warm_start_seconds=options.warm_start_seconds,
+        instance_quota=options.instance_quota,
+        warm_pool_quota=options.warm_pool_quota,
+        spot=SpotSettings(
+            interruption_rate=options.spot_interruption_rate,
+            interruption_after_seconds=options.spot_interruption_after_seconds,
+            discount=options.spot_discount,
+        ),
+    )
+    return EmulatorSettings(
+        runner,
+        throttle_rate=options.throttle_rate,
+        internal_failure_rate=options.internal_failure_rate,
+        **server,
+    )
+
+
+def dry_run(config: SweepConfig) -> str:
+    """What the sweep would upload and the first trial's CreateTrainingJob request.
+
+    Sends nothing and starts nothing: where the default bucket needs the account (an
+    STS call), the bucket name shows a placeholder.
+    """
+    where = template.region(config)
+    emulated = config.backend.kind == BackendKind.EMULATOR
+    account = template.EMULATOR_ACCOUNT if emulated else template.ACCOUNT_PLACEHOLDER
+    plan = template.plan(config, where, template.default_output_path(config, where, account))
+    job = names.job_name(config.name, 0, 1)
+    request = build_request(plan.template, job, first_params(config))
+    lines = [f"Dry run of {config.name} on {config.backend.kind} ({where}); nothing is sent.", ""]
+    lines.append("Uploads (skipped when already on S3):")
+    for item in plan.uploads:
+        shown = ", ".join(item.files[:8]) + (", ..." if len(item.files) > 8 else "")
+        lines.append(f"  {item.kind}: {item.source} -> {item.uri}")
+        lines.append(f"    {len(item.files)} files, {item.size:,} bytes: {shown}")
+    lines += ["", f"CreateTrainingJob request of the first trial ({job}):"]
+    lines.append(json.dumps(request, indent=2))
+    return "\n".join(lines)
+
+
+async def upload(config: SweepConfig, ends: Endpoints, stack: AsyncExitStack) -> template.Plan:
+    """Resolve the output path (default bucket), then upload code and local inputs that
+    are not on S3 yet."""
+    retry = RetryPolicy()
+    s3 = S3(await ends.client(stack, "s3"), retry)
+    sts = await ends.client(stack, "sts") if not config.estimator.output_path else None
+    output_path = await template.resolve_output_path(config, ends.region, s3, sts, retry)
+    plan = template.plan(config, ends.region, output_path)
+    for item in plan.uploads:
+        await code.upload(item, s3, say=lambda text: print(text, flush=True))
+    return plan
+
+
+async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
+    """Run (or resume) the sweep to its end; return the exit code."""
+    clock = RealClock()
+    emulated = config.backend.kind == BackendKind.EMULATOR
+    async with AsyncExitStack() as stack:
+        plan = await upload(config, ends, stack)
+        client = await ends.client(stack, "sagemaker")
+        study = SweepStudy.open(config)
+        stack.callback(study.close)
+        scheduler = Scheduler(
+            config,
+            study,
+            TrainingJobs(client, RetryPolicy(sleep=clock.sleep)),
+            build_request=lambda job, params: build_request(plan.template, job, params),
+            job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
+            clock=clock,
+            reporter=ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config)),
+            timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
+            on_failed_job=_log_keeper(config, ends, stack, clock),
+        )
+        _handle_signals(scheduler, on_exit)
+        start = clock.now()
+        outcome = await scheduler.run()
+        counts, best = await study.counts(), await study.best()
+        print(
+            summary(
+                config.name,
+                config.objective.metric,
+                config.objective.direction,
+                counts,
+                best,
+                clock.now() - start,
+                outcome.stop_reason,
+                config.storage_url,
+            )
+        )
+        if outcome.stop_reason == StopReason.INTERRUPTED:
+            text = interrupted_text(
+                len(outcome.in_flight), on_exit, ends.embedded, resume_command()
+            )
+            print(text)
+            return 130
+        return 0 if best is not None else 1
+
+
+def _log_keeper(
+    config: SweepConfig, ends: Endpoints, stack: AsyncExitStack, clock: RealClock
+) -> Callable[[str], Any]:
+    """Saves a failed job's log under ``.sweeps/<name>/logs/``; the Logs client opens
+    with the first failure."""
+    log_dir = config.path.parent.resolve() / ".sweeps" / config.name / "logs"
+    logs: list[JobLogs] = []
+
+    async def keep_log(job: str) -> None:
+        if not logs:
+            logs.append(JobLogs(await ends.client(stack, "logs"), RetryPolicy(sleep=clock.sleep)))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / f"{job}.log").write_text(await logs[0].text(job), encoding="utf-8")
+
+    return keep_log
+
+
+def _job_tags(config: SweepConfig) -> str:
+    est = config.estimator
+    if est.use_spot_instances:
+        return "spot"
+    return "warm pool" if est.keep_alive_period_in_seconds else ""
+
+
+def _handle_signals(scheduler: Scheduler, on_exit: OnExit) -> None:
+    """First SIGINT/SIGTERM: stop dispatching (``on_exit`` decides the rest); second: exit."""
+    loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
+
+    def on_signal(name: str) -> None:
+        if scheduler.interrupted:
+            print(f"\n{name} again: exiting at once", file=sys.stderr, flush=True)
+            if main_task is not None:
+                main_task.cancel()
+            return
+        what = {
+            OnExit.LEAVE: "leaving running jobs alone",
+            OnExit.STOP: "stopping running jobs",
+            OnExit.WAIT: "waiting for running jobs to finish",
+        }[on_exit]
+        print(
+            f"\n{name}: starting no new trials, {what} (again to exit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        scheduler.interrupt(on_exit)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+
+
+def resume_command() -> str:
+    """The exact command line that started this process, to run again to resume."""
+    return shlex.join(list(sys.orig_argv))
