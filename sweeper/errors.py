@@ -34,3 +34,8 @@ class TransientError(SweepError):
 
 class CapacityError(BackendError):
     """A quota was hit (ResourceLimitExceeded): wait for capacity, do not fail the trial."""
+
+
+class AccessError(SweepError):
+    """AWS refused who we are or what we may do (bad or expired credentials, a missing
+    permission). Fatal for the sweep, never for a trial: the trial is retried on resume."""

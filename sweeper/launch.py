@@ -131,7 +131,10 @@ def dry_run(config: SweepConfig) -> str:
     plan = template.plan(config, where, template.default_output_path(config, where, account))
     job = names.job_name(config.name, 0, 1)
     request = build_request(plan.template, job, first_params(config))
-    lines = [f"Dry run of {config.name} on {config.backend.kind} ({where}); nothing is sent.", ""]
+    lines = [f"Dry run of {config.name} on {config.backend.kind} ({where}); nothing is sent."]
+    if not emulated and not config.estimator.output_path:
+        lines.append(f"{account}: your account, which the sweep asks STS for at launch.")
+    lines.append("")
     lines.append("Uploads (skipped when already on S3):")
     for item in plan.uploads:
         shown = ", ".join(item.files[:8]) + (", ..." if len(item.files) > 8 else "")

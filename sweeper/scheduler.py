@@ -235,11 +235,14 @@ class Scheduler:
         known += [t.ready.popleft() for _ in range(min(n - len(known), len(t.ready)))]
         new = min(n - len(known), self._room())
         t.trials_total += new
-        async with asyncio.TaskGroup() as tg:
-            for record in known:
-                tg.create_task(self._launch(record))
-            for _ in range(new):
-                tg.create_task(self._launch(None))
+        try:
+            async with asyncio.TaskGroup() as tg:
+                for record in known:
+                    tg.create_task(self._launch(record))
+                for _ in range(new):
+                    tg.create_task(self._launch(None))
+        except ExceptionGroup as group:  # one launch's fatal error ends the sweep, as itself
+            raise group.exceptions[0] from None
 
     async def _ask(self) -> TrialRecord:
         start = self._clock.now()

@@ -339,6 +339,7 @@ def _storage(url: str) -> optuna.storages.BaseStorage | None:
 
 def first_params(config: SweepConfig) -> dict[str, Any]:
     """The parameters the sweep's first trial gets (an in-memory study; nothing stored)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=make_sampler(config), direction="minimize")
     return dict(study.ask(space.distributions(config.space)).params)
 

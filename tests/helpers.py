@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import random
 import select
 import signal
@@ -183,13 +184,16 @@ def embedded_emulator(root: Path, **runner: Any) -> Iterator[EmbeddedEmulator]:
         yield emu
 
 
-def run_sweep(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """``python sweep.py ARGS`` in a subprocess, output captured."""
+def run_sweep(
+    *args: str, timeout: float = 180, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python sweep.py ARGS`` in a subprocess, output captured; ``env`` adds variables."""
     return subprocess.run(
         [sys.executable, str(ROOT / "sweep.py"), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -29,7 +29,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from sweeper.errors import BackendError, CapacityError, TransientError
+from sweeper.errors import AccessError, BackendError, CapacityError, TransientError
 
 T = TypeVar("T")
 
@@ -46,6 +46,25 @@ THROTTLING_CODES = frozenset(
     }
 )
 CAPACITY_CODES = frozenset({"ResourceLimitExceeded"})
+ACCESS_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "IncompleteSignature",
+        "InvalidClientTokenId",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "AccessDenied",
+        "AccessDeniedException",
+    }
+)
+_ACCESS_HINT = (
+    "check the credentials the AWS chain finds (`aws sts get-caller-identity`) and their"
+    " permissions; nothing was lost: run the same command again once fixed"
+)
 BOTOCORE_RETRIES = {"mode": "standard", "total_max_attempts": 3}
 
 
@@ -59,7 +78,11 @@ def classify(exc: BaseException) -> BaseException:
             return TransientError(f"{code or status}: {message}")
         if code in CAPACITY_CODES:
             return CapacityError(code, message)
+        if code in ACCESS_CODES:
+            return AccessError(f"AWS refused the request ({code}: {message}); {_ACCESS_HINT}")
         return BackendError(code, message)
+    if isinstance(exc, bce.NoCredentialsError | bce.PartialCredentialsError):
+        return AccessError(f"no AWS credentials found; {_ACCESS_HINT}")
     if isinstance(exc, bce.HTTPClientError | bce.ConnectionError):  # transport trouble
         return TransientError(str(exc))
     return exc

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,7 @@ def image(config: SweepConfig, where: str) -> str:
 def _lookup_image(est: Estimator, where: str) -> str:
     os.environ.setdefault("SAGEMAKER_SUPPRESS_V2_WARNING", "1")  # a lookup is no migration
     logging.getLogger("sagemaker.config").setLevel(logging.WARNING)  # "Not applying defaults"
+    excepthook = sys.excepthook  # some SDK releases install rich's traceback printer
     try:  # ~2 s and many modules: only when a framework is named
         from sagemaker.core import image_uris  # SDK v3 (sagemaker-core)
     except ImportError:
@@ -99,6 +101,8 @@ def _lookup_image(est: Estimator, where: str) -> str:
                 "estimator.framework: resolving its image URI needs the SageMaker SDK:"
                 " pip install 'sweeper[sagemaker]' (or set estimator.image_uri)"
             ) from exc
+    finally:
+        sys.excepthook = excepthook
     try:
         uri = image_uris.retrieve(
             framework=est.framework,

@@ -20,6 +20,7 @@ from tests.helpers import (
     ROOT,
     boto3_client,
     emulator_info,
+    list_jobs,
     run_sweep,
     s3_client,
     s3_tar_names,
@@ -134,3 +135,53 @@ def test_local_inputs_are_uploaded_once_for_the_embedded_emulator(tmp_path: Path
     assert again.returncode == 0, again.stdout + again.stderr
     assert re.search(r"input train: .* is already on S3 \(unchanged\)", again.stdout)
     assert len(sweep_trials(space)) == 3
+
+
+def test_kind_sagemaker_runs_unchanged_against_sagemaker_compatible_endpoints(
+    tmp_path: Path,
+) -> None:
+    """``backend.kind: sagemaker`` with the endpoints pointed at a standalone emulator: the
+    AWS path end to end (standard credential chain, STS for the default bucket, the SDK's
+    image URI, uploads), with only the endpoints changed."""
+    with standalone_emulator(tmp_path / "emulator") as url:
+        s3_url = emulator_info(url)["s3_endpoint_url"]
+        doc = space_doc(budget={"max_trials": 2, "max_parallel": 2})
+        doc["estimator"] |= {
+            "role": "arn:aws:iam::123456789012:role/SageMakerRole",
+            "framework": "sklearn",
+            "framework_version": "1.2-1",
+            "py_version": "py3",
+        }
+        doc["backend"] = {
+            "kind": "sagemaker",
+            "region": "us-east-1",
+            "endpoint_url": url,
+            "s3_endpoint_url": s3_url,
+        }
+        space = write_sweep(tmp_path, doc)
+        keys = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}  # the chain's
+        result = run_sweep(str(space), env=keys)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "Sweep quad: 2 trials (2 complete" in result.stdout
+        job = boto3_client(url).describe_training_job(TrainingJobName="quad-0-1")
+        image = job["AlgorithmSpecification"]["TrainingImage"]
+        assert image.endswith(
+            ".dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+        )
+        assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{BUCKET}/quad/"  # made via STS
+        s3_client(s3_url).head_object(Bucket=BUCKET, Key="quad/quad-0-1/output/model.tar.gz")
+
+        doc["budget"]["max_trials"] = 3  # one more job to create, with keys it refuses
+        space.write_text(yaml.safe_dump(doc))
+        wrong = run_sweep(str(space), env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
+        assert "quad-2-1" not in list_jobs(url)  # the keys really come from the chain
+        assert wrong.returncode == 1, wrong.stdout[-3000:]
+        assert "error: AWS refused the request (UnrecognizedClientException" in wrong.stderr, (
+            wrong.stdout[-6000:]
+        )
+        assert "Traceback" not in wrong.stderr
+        trials = sweep_trials(space)
+        assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "RUNNING"]  # kept
+        fixed = run_sweep(str(space), env=keys)  # the resumed sweep creates it
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert "quad-2-1" in list_jobs(url)
