@@ -118,8 +118,10 @@ class Runner:
             self._finish(job, "Failed", "Failed", "Training job failed", reason)
             return
         job.advance("Uploading", "Uploading generated training model")
-        await self.transfer.upload_tar(layout.model, f"{job.output_prefix}/model.tar.gz")
-        await self.transfer.upload_tar(layout.output / "data", f"{job.output_prefix}/output.tar.gz")
+        async with asyncio.TaskGroup() as tg:
+            for source, name in ((layout.model, "model"), (layout.output / "data", "output")):
+                uri = f"{job.output_prefix}/{name}.tar.gz"
+                tg.create_task(self.transfer.upload_tar(source, uri))
         if outcome == 0:
             self._finish(job, "Completed", "Completed", "Training job completed")
         else:

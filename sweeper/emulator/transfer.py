@@ -12,6 +12,7 @@ with ``ClientError`` as SageMaker does; a transport error is the platform's faul
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import tarfile
 import tempfile
@@ -22,6 +23,7 @@ import botocore.exceptions as bce
 
 from sweeper.emulator.errors import AwsError, validation
 
+_CACHE_BYTES = 64 << 20  # code archives up to this size are kept in memory
 _IGNORE = shutil.ignore_patterns(".sweeps", "__pycache__", ".git", ".venv", "*.pyc")
 
 
@@ -52,6 +54,7 @@ class Transfer:
 
     def __init__(self, client: Any) -> None:
         self._s3 = client
+        self._archives: dict[tuple[str, str], bytes] = {}
 
     async def fetch_code(self, source: str, dest: Path) -> None:
         """Fill the code directory from the submit directory: an S3 ``tar.gz``, or a
@@ -59,12 +62,25 @@ class Transfer:
         if not source:
             return
         if source.startswith("s3://"):
-            with tempfile.TemporaryDirectory() as tmp:
-                archive = Path(tmp) / "sourcedir.tar.gz"
-                await self._download(source, archive)
-                await asyncio.to_thread(_extract, archive, dest)
+            archive = await self._archive(source)
+            await asyncio.to_thread(_extract, io.BytesIO(archive), dest)
             return
         await asyncio.to_thread(_copy_local, Path(source), dest)
+
+    async def _archive(self, uri: str) -> bytes:
+        """The object's bytes; a sweep's jobs share one archive, so it is kept by ETag
+        (a HeadObject checks that it is still the same object)."""
+        bucket, key = split(uri)
+        head = await self._call(uri, self._s3.head_object(Bucket=bucket, Key=key))
+        cached = self._archives.get((uri, head["ETag"]))
+        if cached is not None:
+            return cached
+        response = await self._call(uri, self._s3.get_object(Bucket=bucket, Key=key))
+        async with response["Body"] as body:
+            data: bytes = await body.read()
+        if len(data) <= _CACHE_BYTES:
+            self._archives = {(uri, head["ETag"]): data}  # the latest only: one per sweep
+        return data
 
     async def fetch_prefix(self, uri: str, dest: Path) -> int:
         """Download every object under ``uri`` (an S3 prefix) into ``dest``; return the count."""
@@ -147,8 +163,10 @@ def _files(source: Path) -> dict[str, Path]:
     return {p.relative_to(source).as_posix(): p for p in source.rglob("*") if p.is_file()}
 
 
-def _extract(archive: Path, dest: Path) -> None:
-    with tarfile.open(archive) as tar:
+def _extract(archive: Path | io.BytesIO, dest: Path) -> None:
+    with (
+        tarfile.open(archive) if isinstance(archive, Path) else tarfile.open(fileobj=archive) as tar
+    ):
         tar.extractall(dest, filter="data")
 
 
