@@ -18,8 +18,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from sweeper import artifacts, launch, report
 from sweeper import config as config_mod
-from sweeper import launch, report
 from sweeper.aws import template
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import TrainingJobs
@@ -102,6 +102,12 @@ def _report_command(argv: list[str]) -> int:
     form.add_argument("--json", action="store_true", help="one JSON document (sweeper.report/1)")
     form.add_argument("--csv", action="store_true", help="one CSV row per trial")
     parser.add_argument("--html", type=Path, metavar="FILE", help="also write a page of plots")
+    parser.add_argument(
+        "--download-best",
+        type=Path,
+        metavar="DIR",
+        help="also fetch the best trial's model.tar.gz (S3) and its log (CloudWatch Logs)",
+    )
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
 
@@ -121,6 +127,14 @@ def _report_command(argv: list[str]) -> int:
     doc = asyncio.run(load())
     if args.html:
         print(f"wrote {args.html}", file=sys.stderr)
+    if args.download_best:
+        if doc["best"] is None:
+            raise SweepError("--download-best: the sweep has no completed trial yet")
+        job = doc["best"]["job"]
+        with launch.endpoints(config, out=sys.stderr) as ends:
+            files = asyncio.run(_download(ends, job, args.download_best))
+        for path in files:
+            print(f"wrote {path}", file=sys.stderr)
     if args.json:
         print(json.dumps(doc, indent=2, default=str))
     elif args.csv:
@@ -128,6 +142,12 @@ def _report_command(argv: list[str]) -> int:
     else:
         print(report.text(doc))
     return 0
+
+
+async def _download(ends: launch.Endpoints, job: str, dest: Path) -> list[Path]:
+    async with AsyncExitStack() as stack:
+        clients = [await ends.client(stack, s) for s in ("sagemaker", "s3", "logs")]
+        return await artifacts.download(job, dest, *clients)
 
 
 def _note_command(argv: list[str]) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import aiohttp
 
@@ -57,9 +57,9 @@ class Endpoints:
 
 
 @contextmanager
-def endpoints(config: SweepConfig) -> Iterator[Endpoints]:
+def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoints]:
     """The sweep's endpoints; an embedded emulator runs for the block unless the space file
-    names SageMaker or a standalone emulator."""
+    names SageMaker or a standalone emulator (it says so on ``out``, default stdout)."""
     region = template.region(config)
     backend = config.backend
     if backend.kind == BackendKind.SAGEMAKER:
@@ -73,7 +73,11 @@ def endpoints(config: SweepConfig) -> Iterator[Endpoints]:
     state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
     settings = emulator_settings(config.emulator, state, region)
     with EmbeddedEmulator(settings) as emulator:
-        print(f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})", flush=True)
+        print(
+            f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})",
+            file=out or sys.stdout,
+            flush=True,
+        )
         yield Endpoints(region, emulator.endpoint_url, emulator.s3_endpoint_url, keys, True)
 
 

@@ -42,7 +42,7 @@ def build(
         "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
         "counts": {s.name.lower(): sum(t.state == s for t in trials) for s in _STATES}
         | {"total": len(trials)},
-        "totals": _totals(trials),
+        "totals": _totals(trials, config.estimator.use_spot_instances),
         "best": _trial(done[0], notes) if done else None,
         "top": [_trial(t, notes) for t in done[:top]],
         "importances": importances,
@@ -70,7 +70,8 @@ def _trial(t: FrozenTrial, notes: dict[int, str]) -> dict[str, Any]:
     }
 
 
-def _totals(trials: list[FrozenTrial]) -> dict[str, Any]:
+def _totals(trials: list[FrozenTrial], spot: bool) -> dict[str, Any]:
+    """Sums over the trials; spot savings (1 - billable / training) only for spot sweeps."""
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
@@ -81,7 +82,7 @@ def _totals(trials: list[FrozenTrial]) -> dict[str, Any]:
         "job_seconds": sum(t.user_attrs.get("job_seconds") or 0.0 for t in trials),
         "training_seconds": training,
         "billable_seconds": billable,
-        "spot_savings": 1 - billable / training if training else None,
+        "spot_savings": 1 - billable / training if training and spot else None,
     }
 
 

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 import jsonschema
@@ -161,3 +162,16 @@ def test_headless_chromium_renders_every_plot(page: Path, tmp_path: Path) -> Non
     )
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 100_000  # a page of drawn plots, not a blank one
+
+
+def test_download_best_leaves_the_model_and_the_log(swept: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "best"
+    result = run_sweep("report", str(swept), "--json", "--download-best", str(dest))
+    assert result.returncode == 0, result.stderr
+    best = json.loads(result.stdout)["best"]  # stdout stays pure JSON
+    assert sorted(p.name for p in dest.iterdir()) == sorted(["model.tar.gz", f"{best['job']}.log"])
+    with tarfile.open(dest / "model.tar.gz") as tar:
+        member = tar.extractfile("model.txt")
+        assert member is not None and float(member.read()) == best["params"]["x"]
+    assert "loss=0.0000000000" in (dest / f"{best['job']}.log").read_text()
+    assert f"wrote {dest / 'model.tar.gz'}" in result.stderr
