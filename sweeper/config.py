@@ -146,6 +146,7 @@ class EmulatorOptions:
     internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
     instance_quota: int | None = None  # concurrent training instances per type (None: no limit)
     warm_pool_quota: int | None = None  # warm-pool instances per type (None: no limit)
+    trial_component_quota: int | None = 50  # user runs per run group (AWS's default: 50)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ import aiohttp
 
 from sweeper.aws import code, names, template
 from sweeper.aws.clients import open_client
+from sweeper.aws.experiments import ExperimentsApi
 from sweeper.aws.logs import JobLogs
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.s3 import S3
@@ -34,6 +35,7 @@ from sweeper.errors import ConfigError
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy, first_params
+from sweeper.tracking import Tracker
 from sweeper.types import OnExit, StopReason
 
 
@@ -118,6 +120,7 @@ def emulator_settings(
     return EmulatorSettings(
         runner,
         throttle_rate=options.throttle_rate,
+        trial_component_quota=options.trial_component_quota,
         internal_failure_rate=options.internal_failure_rate,
         **server,
     )
@@ -171,6 +174,8 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         client = await ends.client(stack, "sagemaker")
         study = SweepStudy.open(config)
         stack.callback(study.close)
+        reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
+        tracker = await _tracker(config, ends, stack, study, plan, reporter.note, client)
         scheduler = Scheduler(
             config,
             study,
@@ -178,13 +183,23 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             build_request=lambda job, params: build_request(plan.template, job, params),
             job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
             clock=clock,
-            reporter=ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config)),
+            reporter=reporter,
             timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
             on_failed_job=_log_keeper(config, ends, stack, clock),
+            tracker=tracker,
         )
         _handle_signals(scheduler, on_exit)
         start = clock.now()
-        outcome = await scheduler.run()
+        try:
+            async with asyncio.TaskGroup() as tg:  # runs are completed beside the sweep
+                tg.create_task(tracker.drain())
+                try:
+                    outcome = await scheduler.run()
+                finally:
+                    tracker.close()
+        except ExceptionGroup as group:  # the sweep's own error, as itself
+            raise group.exceptions[0] from None
+        print(tracker.summary())
         counts, best = await study.counts(), await study.best()
         print(
             summary(
@@ -205,6 +220,29 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             print(text)
             return 130
         return 0 if best is not None else 1
+
+
+async def _tracker(
+    config: SweepConfig,
+    ends: Endpoints,
+    stack: AsyncExitStack,
+    study: SweepStudy,
+    plan: template.Plan,
+    note: Callable[[str], None],
+    sagemaker: Any,
+) -> Tracker:
+    """The Experiments recorder, with what earlier runs left unrecorded queued."""
+    retry = RetryPolicy()
+    api = ExperimentsApi(sagemaker, await ends.client(stack, "sagemaker-metrics"), retry)
+    logs = JobLogs(await ends.client(stack, "logs"), retry)
+    output = plan.template.output_path.rstrip("/")
+    tracker = Tracker(
+        api, logs, study, config, lambda job: f"{output}/{job}/output/model.tar.gz", note
+    )
+    queued = await tracker.catch_up()
+    if queued:
+        print(f"Experiments: completing {queued} runs an earlier run left unrecorded", flush=True)
+    return tracker
 
 
 def _log_keeper(

@@ -33,7 +33,7 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sweeper.aws.training import JobBackend
 from sweeper.clock import Clock, first_of
@@ -52,6 +52,16 @@ from sweeper.types import (
 )
 
 MAX_ATTEMPTS = 3
+
+
+class RunTracker(Protocol):
+    """Records trials elsewhere (Experiments Runs); never fails a trial."""
+
+    async def begin(self, record: TrialRecord) -> None: ...
+
+    def experiment_config(self, number: int) -> dict[str, str] | None: ...
+
+    def enqueue(self, number: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +116,7 @@ class Scheduler:
         reporter: Reporter,
         timing: PollTiming,
         on_failed_job: Callable[[str], Awaitable[None]] | None = None,
+        tracker: RunTracker | None = None,
     ) -> None:
         self._config = config
         self._study = study
@@ -115,6 +126,7 @@ class Scheduler:
         self._clock = clock
         self._reporter = reporter
         self._on_failed_job = on_failed_job  # e.g. save its log for the user
+        self._tracker = tracker
         self._planner = PollPlanner(timing)
         self._t = _Tally()
         self._started_at = 0.0
@@ -247,6 +259,8 @@ class Scheduler:
     async def _ask(self) -> TrialRecord:
         start = self._clock.now()
         record = await self._study.ask(self._job_name)
+        if self._tracker is not None:  # pre-asked trials get their run during the wait
+            await self._tracker.begin(record)
         self._t.ask_seconds = self._clock.now() - start
         return record
 
@@ -281,8 +295,13 @@ class Scheduler:
         self._reporter.started(record.number, job, record.params)
         sent_at = self._clock.now()  # the job's age counts from before the request
         flight = _InFlight(record, job, sent_at)
+        request = self._build(job, record.params)
+        if self._tracker is not None:
+            await self._tracker.begin(record)  # nothing to do unless an earlier run failed
+            if (experiment := self._tracker.experiment_config(record.number)) is not None:
+                request["ExperimentConfig"] = experiment
         try:
-            await self._backend.create(self._build(job, record.params))
+            await self._backend.create(request)
         except CapacityError as exc:
             if self._t.inflight:  # capacity comes back when one of them ends
                 self._reporter.note(f"trial {record.number}: {exc.code}, waiting for capacity")
@@ -382,6 +401,7 @@ class Scheduler:
             "job_ended": state.ended.timestamp() if state.ended else None,
             "training_seconds": state.training_seconds,
             "billable_seconds": state.billable_seconds,
+            "final_metrics": dict(state.final_metrics),
         }
         metric = self._config.objective.metric
         value = state.final_metrics.get(metric)
@@ -432,6 +452,8 @@ class Scheduler:
                     await self._keep_log(verdict.job)
             else:
                 await self._study.tell_complete(verdict.number, verdict.value, verdict.attrs)
+            if self._tracker is not None:
+                self._tracker.enqueue(verdict.number)
 
     async def _keep_log(self, job: str) -> None:
         """Save a failed job's log; a log that cannot be read costs a note, nothing more."""

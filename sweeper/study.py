@@ -37,6 +37,7 @@ JOB_NAME = "job_name"
 ATTEMPT = "attempt"
 STOPPED_ON_EXIT = "stopped_on_exit"
 SPEC = "sweeper:spec"
+RUN_PREFIX = "sweeper:run:"  # study attribute per trial: its Experiments Run
 NOTES = "sweeper:notes"
 
 
@@ -234,6 +235,21 @@ class SweepStudy:
     async def notes(self) -> dict[int, str]:
         stored = await self._run(lambda: self._study.user_attrs.get(NOTES, {}))
         return {int(k): str(v) for k, v in stored.items()}
+
+    async def trial(self, number: int) -> FrozenTrial:
+        return await self._run(lambda: self._study.get_trials(deepcopy=False)[number])
+
+    async def set_run(self, number: int, run: dict[str, Any]) -> None:
+        """Where a trial's Experiments Run is and whether it is complete (a study attribute
+        per trial: finished trials are frozen, and one key each never races)."""
+        await self._run(self._study.set_user_attr, f"{RUN_PREFIX}{number}", run)
+
+    async def runs(self) -> dict[int, dict[str, Any]]:
+        """Every trial's run record (see :meth:`set_run`), by trial number."""
+        attrs = await self._run(lambda: dict(self._study.user_attrs))
+        return {
+            int(k.removeprefix(RUN_PREFIX)): v for k, v in attrs.items() if k.startswith(RUN_PREFIX)
+        }
 
     async def importances(self) -> dict[str, float]:
         """Parameter importances (Optuna's default evaluator); empty under two results."""

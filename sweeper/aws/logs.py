@@ -20,16 +20,23 @@ class JobLogs:
     async def text(self, job: str) -> str:
         """The job's log lines; streams after the first are preceded by a header line.
         Empty if the job wrote nothing (or the log group does not exist yet)."""
-        try:
-            names = await self._streams(job)
-            parts = [await self._events(name) for name in names]
-        except BackendError as exc:
-            if exc.code == "ResourceNotFoundException":
-                return ""
-            raise
+        streams = await self.events(job)
+        parts = ["".join(f"{message}\n" for _, message in events) for _, events in streams]
         if len(parts) <= 1:
             return "".join(parts)
-        return "".join(f"==> {name} <==\n{part}" for name, part in zip(names, parts, strict=True))
+        return "".join(
+            f"==> {name} <==\n{part}" for (name, _), part in zip(streams, parts, strict=True)
+        )
+
+    async def events(self, job: str) -> list[tuple[str, list[tuple[int, str]]]]:
+        """Every stream of the job, oldest first, with its (timestamp ms, message) events."""
+        try:
+            names = await self._streams(job)
+            return [(name, await self._events(name)) for name in names]
+        except BackendError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return []
+            raise
 
     async def _streams(self, job: str) -> list[str]:
         names: list[str] = []
@@ -48,8 +55,8 @@ class JobLogs:
             if not token:
                 return names
 
-    async def _events(self, stream: str) -> str:
-        lines: list[str] = []
+    async def _events(self, stream: str) -> list[tuple[int, str]]:
+        lines: list[tuple[int, str]] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {
@@ -60,7 +67,7 @@ class JobLogs:
             if token:
                 kwargs["nextToken"] = token
             page = await self._retry.call(lambda k=kwargs: self._client.get_log_events(**k))  # type: ignore[misc]
-            lines += [e["message"] + "\n" for e in page.get("events", [])]
+            lines += [(int(e["timestamp"]), e["message"]) for e in page.get("events", [])]
             if not page.get("events") or page.get("nextForwardToken") == token:
-                return "".join(lines)
+                return lines
             token = page["nextForwardToken"]

@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,7 @@ class Runner:
         self.logs = logs
         self.spot = spot.Spot(settings.spot)
         self.transfer: Transfer | None = None
+        self.on_finish: Callable[[Job], None] | None = None  # after each job's last status
 
     async def run(self, job: Job) -> None:
         """Drive ``job`` from Starting to a terminal status; never raises but cancellation."""
@@ -185,6 +187,8 @@ class Runner:
         job.billable_seconds = self.spot.billable(job.request, max(1, round(job.training_seconds)))
         job.finish(status, secondary, message, reason)
         pools.retain(job, reason)
+        if self.on_finish is not None:
+            self.on_finish(job)
 
     async def _execute(
         self, job: Job, launch: container.Launch, stream: Stream

@@ -74,21 +74,26 @@ def list_jobs(jobs: Sequence[Job], params: dict[str, Any]) -> list[Job]:
 
 def search_jobs(jobs: Sequence[Job], params: dict[str, Any]) -> list[dict[str, Any]]:
     """``TrainingJob`` records matching a Search request, sorted as it asks."""
-    if params.get("Resource") != "TrainingJob":
-        raise validation(f"The emulator searches TrainingJob only, not {params.get('Resource')}")
-    expression = params.get("SearchExpression")
     records = []
     for job in jobs:
         record = job.describe()
         record["Tags"] = job.request.get("Tags", [])
-        if expression is None or _matches(record, expression):
-            records.append(record)
+        records.append(record)
+    return search_records(records, params)
+
+
+def search_records(records: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records matching a Search request's expression, sorted as it asks (default
+    LastModifiedTime, descending). A path through a list (``Parents.TrialName``) matches
+    if any item does."""
+    expression = params.get("SearchExpression")
+    found = [r for r in records if expression is None or _matches(r, expression)]
     sort_by = params.get("SortBy", "LastModifiedTime")
-    records.sort(
+    found.sort(
         key=lambda r: _sort_key(_lookup(r, sort_by)),
         reverse=params.get("SortOrder", "Descending") == "Descending",
     )
-    return records
+    return found
 
 
 def _matches(record: dict[str, Any], expr: dict[str, Any]) -> bool:
@@ -109,6 +114,10 @@ def _matches(record: dict[str, Any], expr: dict[str, Any]) -> bool:
 def _filter(record: dict[str, Any], flt: dict[str, Any]) -> bool:
     op = str(flt.get("Operator", "Equals"))
     actual = _lookup(record, flt["Name"])
+    if isinstance(actual, list):  # through a list: any item
+        return any(_filter({"v": item}, {**flt, "Name": "v"}) for item in actual) or (
+            not actual and op in ("NotExists", "NotEquals")
+        )
     if op == "Exists":
         return actual is not None
     if op == "NotExists":
@@ -139,9 +148,15 @@ def _lookup(record: dict[str, Any], path: str) -> Any:
     if head == "Metrics" and rest:
         metrics = record.get("FinalMetricDataList", [])
         return next((m["Value"] for m in metrics if m["MetricName"] == rest), None)
+    if head in ("Parameters",) and rest:  # a trial component's {StringValue|NumberValue}
+        param = record.get("Parameters", {}).get(rest)
+        return None if param is None else param.get("NumberValue", param.get("StringValue"))
     value: Any = record
     for part in path.split(".") if head != "HyperParameters" else [head, rest]:
-        value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, list):
+            value = [item.get(part) for item in value if isinstance(item, dict)]
+        else:
+            value = value.get(part) if isinstance(value, dict) else None
     return value
 
 

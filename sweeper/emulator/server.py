@@ -38,6 +38,7 @@ from aiohttp import web
 
 from sweeper.emulator import auth, pools, search, validate
 from sweeper.emulator.errors import AwsError, not_found, validation
+from sweeper.emulator.experiments import Experiments
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore
 from sweeper.emulator.runner import Runner, RunnerSettings
@@ -53,6 +54,7 @@ class EmulatorSettings:
     host: str = "127.0.0.1"
     port: int = 0  # 0: any free port
     credentials: tuple[tuple[str, str], ...] = (("test", "test"),)  # (access key, secret)
+    trial_component_quota: int | None = 50  # user trial components per trial (None: no limit)
     throttle_rate: float = 0.0  # share of calls answered ThrottlingException
     internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
     seed: int | None = None
@@ -81,12 +83,17 @@ class Emulator:
         self.logs = LogStore(s.root, s.region, s.account)
         self.logs.load()
         self._runner = Runner(settings.runner, self.logs)
+        self.experiments = Experiments(
+            s.root, s.region, s.account, component_quota=settings.trial_component_quota
+        )
+        self._runner.on_finish = self._job_finished
         self.s3 = S3Server(s.root, s.region)
         self._random = random.Random(settings.seed)
         session = botocore.session.get_session()
         self._models = {
             "SageMaker": session.get_service_model("sagemaker"),
             "Logs_20140328": session.get_service_model("logs"),
+            "metrics": session.get_service_model("sagemaker-metrics"),
         }
         self._tg: asyncio.TaskGroup | None = None
         self._ops: dict[str, Handler] = {
@@ -99,7 +106,7 @@ class Emulator:
             "DescribeLogStreams": self._sync(self.logs.describe_log_streams),
             "GetLogEvents": self._sync(self.logs.get_log_events),
             "FilterLogEvents": self._sync(self.logs.filter_log_events),
-        }
+        } | {op: self._sync(fn) for op, fn in self.experiments.operations().items()}
         self._service_of = {op: "Logs_20140328" if "Log" in op else "SageMaker" for op in self._ops}
 
     def app(self) -> web.Application:
@@ -107,6 +114,7 @@ class Emulator:
         app.router.add_post("/", self._handle)
         app.router.add_get("/_emulator/stats", self._stats)
         app.router.add_get("/_emulator/info", self._info)
+        app.router.add_put("/BatchPutMetrics", self._put_metrics)  # sagemaker-metrics
         return app
 
     async def serve(self, started: Callable[[str], None], stop: asyncio.Event) -> None:
@@ -159,6 +167,30 @@ class Emulator:
         s = self.settings.runner
         body = {"s3_endpoint_url": self.s3.endpoint_url, "region": s.region, "account": s.account}
         return web.json_response(body)
+
+    async def _put_metrics(self, request: web.Request) -> web.Response:
+        """sagemaker-metrics (rest-json): errors carry ``x-amzn-ErrorType``."""
+        self.calls["BatchPutMetrics"] += 1
+        try:
+            body = await request.read()
+            creds = dict(self.settings.credentials)
+            auth.verify(request.method, str(request.url), request.headers, body, creds)
+            self._inject_fault("BatchPutMetrics")
+            params = json.loads(body or b"{}")
+            op = self._models["metrics"].operation_model("BatchPutMetrics")
+            validate.check(op.input_shape, params)
+            return web.json_response(self.experiments.put_metrics(params))
+        except (AwsError, ValueError) as exc:
+            err = exc if isinstance(exc, AwsError) else validation("Request body is not valid JSON")
+            return web.json_response(
+                err.body(), status=err.status, headers={"x-amzn-ErrorType": err.code}
+            )
+
+    def _job_finished(self, job: Job) -> None:
+        artifact = None if job.status == "Failed" else f"{job.output_prefix}/model.tar.gz"
+        self.experiments.job_finished(
+            job.name, job.status, job.failure_reason, job.metrics, artifact
+        )
 
     async def _handle(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "")
@@ -223,6 +255,7 @@ class Emulator:
         job = Job(request=request, arn=arn, created=time.time())
         job.record_path = s.root / "records" / f"{name}.json"
         pools.check_quotas(job, self.jobs.values(), s.instance_quota, s.warm_pool_quota)
+        self.experiments.job_created(request, arn)  # its own trial component, if asked
         job.warm = pools.claim(job, self.jobs.values())
         job.interruptible = self._runner.spot.will_interrupt(request)
         job.modified = job.created
@@ -243,10 +276,18 @@ class Emulator:
         return out
 
     async def _search(self, params: dict[str, Any]) -> dict[str, Any]:
-        records = search.search_jobs(list(self.jobs.values()), params)
+        resource = params["Resource"]
+        if resource == "TrainingJob":
+            records = [
+                {"TrainingJob": r} for r in search.search_jobs(list(self.jobs.values()), params)
+            ]
+        elif resource in ("ExperimentTrialComponent", "Experiment", "ExperimentTrial"):
+            records = self.experiments.search(resource, params)
+        else:
+            raise validation(f"The emulator does not search {resource}")
         page, token = search.paginate(records, params, default=10)
         out: dict[str, Any] = {
-            "Results": [{"TrainingJob": r} for r in page],
+            "Results": page,
             "TotalHits": {"Value": len(records), "Relation": "EqualTo"},
         }
         if token:

@@ -1,0 +1,422 @@
+"""SageMaker Experiments in the emulator: experiments, trials, trial components, metrics.
+
+Operations answer as SageMaker does (see the reference's Experiments section):
+duplicates are ``ValidationException`` "... already exists"; AssociateTrialComponent
+refuses a 51st user component in a trial and CreateTrial a 301st trial in an
+experiment with ``ResourceLimitExceeded`` and AWS's message; components made for
+training jobs (``<job>-aws-training-job``) do not count toward the first quota.
+BatchPutMetrics values are rolled into the component's ``Metrics`` summaries.
+
+The store is kept in ``<root>/experiments.json`` (rewritten after each change).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from sweeper.emulator.errors import AwsError, validation
+from sweeper.emulator.search import paginate, search_records
+
+JOB_SUFFIX = "-aws-training-job"
+_QUOTA = (
+    "The account-level service limit '{name}' is {limit} {unit}, with current utilization of"
+    " {used} {unit} and a request delta of 1 {unit}. Please use AWS Service Quotas to request"
+    " an increase for this quota. If AWS Service Quotas is not available, contact AWS support"
+    " to request an increase for this quota."
+)
+_COMPONENTS_PER_TRIAL = (
+    "Total number of trial components allowed in a single trial, excluding those"
+    " automatically created by SageMaker"
+)
+_TRIALS_PER_EXPERIMENT = "Total number of trials allowed in a single experiment"
+
+
+def _missing(kind: str, name: str) -> AwsError:
+    return AwsError("ResourceNotFound", f"{kind} '{name}' does not exist.")
+
+
+class Experiments:
+    """All Experiments state of one emulator. Emulator loop only (not task-safe)."""
+
+    def __init__(
+        self,
+        root: Path,
+        region: str,
+        account: str,
+        component_quota: int | None = 50,
+        trial_quota: int = 300,
+    ) -> None:
+        self._path = root / "experiments.json"
+        self._arn = f"arn:aws:sagemaker:{region}:{account}"
+        self.component_quota = component_quota
+        self.trial_quota = trial_quota
+        self.experiments: dict[str, dict[str, Any]] = {}
+        self.trials: dict[str, dict[str, Any]] = {}
+        self.components: dict[str, dict[str, Any]] = {}
+        if self._path.is_file():
+            state = json.loads(self._path.read_text())
+            self.experiments, self.trials, self.components = (
+                state["experiments"],
+                state["trials"],
+                state["components"],
+            )
+
+    def operations(self) -> dict[str, Any]:
+        """SageMaker operation name -> handler (params -> response)."""
+        return {
+            "CreateExperiment": self.create_experiment,
+            "DescribeExperiment": self.describe_experiment,
+            "ListExperiments": self.list_experiments,
+            "DeleteExperiment": self.delete_experiment,
+            "CreateTrial": self.create_trial,
+            "DescribeTrial": self.describe_trial,
+            "ListTrials": self.list_trials,
+            "DeleteTrial": self.delete_trial,
+            "CreateTrialComponent": self.create_component,
+            "DescribeTrialComponent": self.describe_component,
+            "UpdateTrialComponent": self.update_component,
+            "ListTrialComponents": self.list_components,
+            "DeleteTrialComponent": self.delete_component,
+            "AssociateTrialComponent": self.associate,
+            "DisassociateTrialComponent": self.disassociate,
+        }
+
+    # --- experiments and trials -------------------------------------------------------
+
+    def create_experiment(self, p: dict[str, Any]) -> dict[str, Any]:
+        name = p["ExperimentName"]
+        if name in self.experiments:
+            raise validation(f"Experiment with name {name} already exists.")
+        arn = f"{self._arn}:experiment/{name.lower()}"
+        self.experiments[name] = _record(p, "ExperimentName", "ExperimentArn", arn)
+        self._save()
+        return {"ExperimentArn": arn}
+
+    def describe_experiment(self, p: dict[str, Any]) -> dict[str, Any]:
+        return _public(self._experiment(p["ExperimentName"]))
+
+    def list_experiments(self, p: dict[str, Any]) -> dict[str, Any]:
+        return _listing(list(self.experiments.values()), p, "ExperimentSummaries", "ExperimentName")
+
+    def delete_experiment(self, p: dict[str, Any]) -> dict[str, Any]:
+        exp = self._experiment(p["ExperimentName"])
+        if any(t["ExperimentName"] == exp["ExperimentName"] for t in self.trials.values()):
+            raise validation("The experiment still has trials; delete them first.")
+        del self.experiments[exp["ExperimentName"]]
+        self._save()
+        return {"ExperimentArn": exp["ExperimentArn"]}
+
+    def create_trial(self, p: dict[str, Any]) -> dict[str, Any]:
+        name, experiment = p["TrialName"], p["ExperimentName"]
+        self._experiment(experiment)
+        if name in self.trials:
+            raise validation(f"Trial with name {name} already exists.")
+        used = sum(t["ExperimentName"] == experiment for t in self.trials.values())
+        if used >= self.trial_quota:
+            raise _quota(_TRIALS_PER_EXPERIMENT, self.trial_quota, "Trials", used)
+        arn = f"{self._arn}:experiment-trial/{name.lower()}"
+        self.trials[name] = _record(p, "TrialName", "TrialArn", arn)
+        self._save()
+        return {"TrialArn": arn}
+
+    def describe_trial(self, p: dict[str, Any]) -> dict[str, Any]:
+        return _public(self._trial(p["TrialName"]))
+
+    def list_trials(self, p: dict[str, Any]) -> dict[str, Any]:
+        trials = list(self.trials.values())
+        if "ExperimentName" in p:
+            trials = [t for t in trials if t["ExperimentName"] == p["ExperimentName"]]
+        if "TrialComponentName" in p:
+            parents = self._component(p["TrialComponentName"])["parents"]
+            trials = [t for t in trials if t["TrialName"] in parents]
+        return _listing(trials, p, "TrialSummaries", "TrialName")
+
+    def delete_trial(self, p: dict[str, Any]) -> dict[str, Any]:
+        trial = self._trial(p["TrialName"])
+        if any(trial["TrialName"] in c["parents"] for c in self.components.values()):
+            raise validation("The trial still has trial components; disassociate them first.")
+        del self.trials[trial["TrialName"]]
+        self._save()
+        return {"TrialArn": trial["TrialArn"]}
+
+    # --- trial components ---------------------------------------------------------------
+
+    def create_component(
+        self, p: dict[str, Any], source: dict[str, str] | None = None
+    ) -> dict[str, Any]:
+        name = p["TrialComponentName"]
+        if name in self.components:
+            raise validation(f"TrialComponent with name {name} already exists.")
+        arn = f"{self._arn}:experiment-trial-component/{name.lower()}"
+        record = _record(p, "TrialComponentName", "TrialComponentArn", arn)
+        record.update(parents=[], metric_values={})
+        if source is not None:
+            record["Source"] = source
+        self.components[name] = record
+        self._save()
+        return {"TrialComponentArn": arn}
+
+    def describe_component(self, p: dict[str, Any]) -> dict[str, Any]:
+        return self._view(self._component(p["TrialComponentName"]))
+
+    def update_component(self, p: dict[str, Any]) -> dict[str, Any]:
+        rec = self._component(p["TrialComponentName"])
+        for key in ("DisplayName", "Status", "StartTime", "EndTime"):
+            if key in p:
+                rec[key] = p[key]
+        for key in ("Parameters", "InputArtifacts", "OutputArtifacts"):
+            rec[key] = {**rec.get(key, {}), **p.get(key, {})}
+            for gone in p.get(f"{key}ToRemove", []):
+                rec[key].pop(gone, None)
+        rec["LastModifiedTime"] = time.time()
+        self._save()
+        return {"TrialComponentArn": rec["TrialComponentArn"]}
+
+    def list_components(self, p: dict[str, Any]) -> dict[str, Any]:
+        comps = list(self.components.values())
+        if "ExperimentName" in p:
+            in_exp = {
+                n for n, t in self.trials.items() if t["ExperimentName"] == p["ExperimentName"]
+            }
+            comps = [c for c in comps if in_exp & set(c["parents"])]
+        if "TrialName" in p:
+            comps = [c for c in comps if p["TrialName"] in c["parents"]]
+        if "SourceArn" in p:
+            comps = [c for c in comps if c.get("Source", {}).get("SourceArn") == p["SourceArn"]]
+        out = _listing(comps, p, "TrialComponentSummaries", "TrialComponentName")
+        for summary in out["TrialComponentSummaries"]:
+            if "Source" in summary:
+                summary["TrialComponentSource"] = summary.pop("Source")
+        return out
+
+    def delete_component(self, p: dict[str, Any]) -> dict[str, Any]:
+        rec = self._component(p["TrialComponentName"])
+        if rec["parents"]:
+            raise validation("The trial component is associated with trials; disassociate it.")
+        del self.components[rec["TrialComponentName"]]
+        self._save()
+        return {"TrialComponentArn": rec["TrialComponentArn"]}
+
+    def associate(self, p: dict[str, Any]) -> dict[str, Any]:
+        rec, trial = self._component(p["TrialComponentName"]), self._trial(p["TrialName"])
+        name = trial["TrialName"]
+        if name not in rec["parents"]:
+            if "Source" not in rec:  # SageMaker's own components are exempt
+                used = sum(
+                    name in c["parents"] and "Source" not in c for c in self.components.values()
+                )
+                if self.component_quota is not None and used >= self.component_quota:
+                    raise _quota(
+                        _COMPONENTS_PER_TRIAL, self.component_quota, "Trial Components", used
+                    )
+            rec["parents"].append(name)
+            self._save()
+        return {"TrialComponentArn": rec["TrialComponentArn"], "TrialArn": trial["TrialArn"]}
+
+    def disassociate(self, p: dict[str, Any]) -> dict[str, Any]:
+        rec, trial = self._component(p["TrialComponentName"]), self._trial(p["TrialName"])
+        if trial["TrialName"] in rec["parents"]:
+            rec["parents"].remove(trial["TrialName"])
+            self._save()
+        return {"TrialComponentArn": rec["TrialComponentArn"], "TrialArn": trial["TrialArn"]}
+
+    def put_metrics(self, p: dict[str, Any]) -> dict[str, Any]:
+        """sagemaker-metrics BatchPutMetrics: values join the component's series."""
+        rec = self.components.get(p["TrialComponentName"])
+        if rec is None:
+            return {
+                "Errors": [
+                    {"Code": "VALIDATION_ERROR", "MetricIndex": i}
+                    for i in range(len(p["MetricData"]))
+                ]
+            }
+        for datum in p["MetricData"]:
+            series = rec["metric_values"].setdefault(datum["MetricName"], [])
+            series.append(
+                [float(datum["Timestamp"]), int(datum.get("Step", 0)), float(datum["Value"])]
+            )
+        self._save()
+        return {}
+
+    def search(self, resource: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Search records of ``ExperimentTrialComponent``, ``Experiment`` or ``ExperimentTrial``."""
+        if resource == "ExperimentTrialComponent":
+            records = [self._view(c, search=True) for c in self.components.values()]
+            key = "TrialComponent"
+        elif resource == "Experiment":
+            records, key = [_public(e) for e in self.experiments.values()], "Experiment"
+        else:
+            records, key = [_public(t) for t in self.trials.values()], "Trial"
+        return [{key: r} for r in search_records(records, params)]
+
+    # --- training jobs ------------------------------------------------------------------
+
+    def job_created(self, request: dict[str, Any], arn: str) -> None:
+        """The component SageMaker makes for a job with ``ExperimentConfig``."""
+        config = request.get("ExperimentConfig")
+        if not config:
+            return
+        if "ExperimentName" in config:
+            self._experiment(config["ExperimentName"])
+        name = f"{request['TrainingJobName']}{JOB_SUFFIX}"
+        params = {k: _parameter(v) for k, v in request.get("HyperParameters", {}).items()}
+        res = request.get("ResourceConfig", {})
+        params |= {
+            "SageMaker.ImageUri": {
+                "StringValue": request["AlgorithmSpecification"].get("TrainingImage", "")
+            },
+            "SageMaker.InstanceType": {"StringValue": res.get("InstanceType", "")},
+            "SageMaker.InstanceCount": {"NumberValue": float(res.get("InstanceCount", 1))},
+        }
+        source = {"SourceArn": arn.lower(), "SourceType": "SageMakerTrainingJob"}
+        self.create_component(
+            {
+                "TrialComponentName": name,
+                "Parameters": params,
+                "Status": {"PrimaryStatus": "InProgress"},
+            },
+            source=source,
+        )
+        self.components[name]["RunName"] = config.get("RunName")
+        if config.get("TrialName") in self.trials:
+            self.components[name]["parents"].append(config["TrialName"])
+        self._save()
+
+    def job_finished(
+        self,
+        name: str,
+        status: str,
+        reason: str | None,
+        metrics: dict[str, tuple[float, float]],
+        artifact: str | None,
+    ) -> None:
+        rec = self.components.get(f"{name}{JOB_SUFFIX}")
+        if rec is None:
+            return
+        rec["Status"] = {"PrimaryStatus": status, **({"Message": reason[:1024]} if reason else {})}
+        rec["EndTime"] = time.time()
+        for metric, (value, stamp) in metrics.items():
+            rec["metric_values"][metric] = [[stamp, 0, value]]
+        if artifact:
+            rec["OutputArtifacts"] = {"SageMaker.ModelArtifact": {"Value": artifact}}
+        self._save()
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _experiment(self, name: str) -> dict[str, Any]:
+        if name not in self.experiments:
+            raise _missing("Experiment", name)
+        return self.experiments[name]
+
+    def _trial(self, name: str) -> dict[str, Any]:
+        if name not in self.trials:
+            raise _missing("Trial", name)
+        return self.trials[name]
+
+    def _component(self, name_or_arn: str) -> dict[str, Any]:
+        name = name_or_arn.rsplit("experiment-trial-component/", 1)[-1]
+        rec = self.components.get(name) or next(
+            (c for c in self.components.values() if c["TrialComponentName"].lower() == name), None
+        )
+        if rec is None:
+            raise _missing("TrialComponent", name_or_arn)
+        return rec
+
+    def _view(self, rec: dict[str, Any], search: bool = False) -> dict[str, Any]:
+        out = _public(rec)
+        out["Metrics"] = [_summary(n, v, rec) for n, v in rec["metric_values"].items()]
+        if search:
+            out["Parents"] = [
+                {"TrialName": t, "ExperimentName": self.trials[t]["ExperimentName"]}
+                for t in rec["parents"]
+                if t in self.trials
+            ]
+            out.setdefault("Tags", [])
+        return out
+
+    def _save(self) -> None:
+        state = {
+            "experiments": self.experiments,
+            "trials": self.trials,
+            "components": self.components,
+        }
+        tmp = self._path.with_suffix(".tmp")
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(state))
+        tmp.replace(self._path)
+
+
+def _record(p: dict[str, Any], name_key: str, arn_key: str, arn: str) -> dict[str, Any]:
+    now = time.time()
+    rec = {k: v for k, v in p.items()}
+    rec.update({arn_key: arn, "CreationTime": now, "LastModifiedTime": now})
+    rec.setdefault("DisplayName", p[name_key])
+    return rec
+
+
+def _public(rec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rec.items() if k not in ("parents", "metric_values")}
+
+
+def _listing(items: list[dict[str, Any]], p: dict[str, Any], key: str, name: str) -> dict[str, Any]:
+    sort = "CreationTime" if p.get("SortBy", "CreationTime") == "CreationTime" else name
+    items = sorted(
+        items, key=lambda r: r[sort], reverse=p.get("SortOrder", "Descending") == "Descending"
+    )
+    if "CreatedAfter" in p:
+        items = [r for r in items if r["CreationTime"] > float(p["CreatedAfter"])]
+    if "CreatedBefore" in p:
+        items = [r for r in items if r["CreationTime"] < float(p["CreatedBefore"])]
+    page, token = paginate(items, p, default=10)
+    keep = {
+        name,
+        name.replace("Name", "Arn"),
+        "DisplayName",
+        "Source",
+        "Status",
+        "StartTime",
+        "EndTime",
+        "CreationTime",
+        "LastModifiedTime",
+    }
+    out: dict[str, Any] = {key: [{k: v for k, v in r.items() if k in keep} for r in page]}
+    if token:
+        out["NextToken"] = token
+    return out
+
+
+def _summary(name: str, values: list[list[float]], rec: dict[str, Any]) -> dict[str, Any]:
+    numbers = [v[2] for v in values]
+    return {
+        "MetricName": name,
+        "SourceArn": rec["TrialComponentArn"],
+        "TimeStamp": values[-1][0],
+        "Max": max(numbers),
+        "Min": min(numbers),
+        "Last": numbers[-1],
+        "Count": len(numbers),
+        "Avg": statistics.fmean(numbers),
+        "StdDev": statistics.stdev(numbers) if len(numbers) > 1 else 0.0,
+    }
+
+
+def _parameter(text: str) -> dict[str, Any]:
+    """A hyperparameter as the job's component shows it: a number if it is one."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"StringValue": text}
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return {"NumberValue": float(value)}
+    return {"StringValue": value if isinstance(value, str) else text}
+
+
+def _quota(name: str, limit: int, unit: str, used: int) -> AwsError:
+    return AwsError(
+        "ResourceLimitExceeded", _QUOTA.format(name=name, limit=limit, unit=unit, used=used)
+    )

@@ -1,0 +1,215 @@
+"""Every trial a SageMaker Experiments Run, sharded before the 50-runs-per-group limit.
+
+Trial ``n``'s run is ``trial-<n>`` in experiment shard ``n // runs_per_experiment``
+(``<name>``, ``<name>-2``, ...): deterministic, so orchestrators sharing a study agree.
+Experiments and run groups are created lazily, once per shard. If AssociateTrialComponent
+still answers ResourceLimitExceeded (a lower quota, runs that are not ours), the run
+moves to the next shard, which is then known to be full, and the sweep goes on.
+
+A run is begun before its trial's first job (so the job's ``ExperimentConfig`` names
+it) and completed after the trial's result is in the study: status and message, start
+and end, parameters, the metric series read from the job's log, the model artifact.
+Recording never costs a trial: an Experiments error becomes a note; the study records
+what is done (``sweeper:run:<n>``), and what is not is completed at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+from sweeper.aws.experiments import (
+    ExperimentsApi,
+    component_name,
+    experiment_config,
+    experiment_name,
+    parameters,
+)
+from sweeper.aws.logs import JobLogs
+from sweeper.config import SweepConfig
+from sweeper.errors import BackendError, CapacityError, TransientError
+from sweeper.study import JOB_NAME, SweepStudy, TrialRecord
+
+_RECORDING_ERRORS = (BackendError, TransientError)
+
+
+def run_name(number: int) -> str:
+    return f"trial-{number}"
+
+
+class Tracker:
+    """Begins and completes runs. Task-safe on one event loop."""
+
+    def __init__(
+        self,
+        api: ExperimentsApi,
+        logs: JobLogs,
+        study: SweepStudy,
+        config: SweepConfig,
+        model_uri: Callable[[str], str],
+        note: Callable[[str], None],
+    ) -> None:
+        self._api, self._logs, self._study, self._config = api, logs, study, config
+        self._model_uri = model_uri  # job name -> its model.tar.gz
+        self._note = note
+        self._base = config.experiment.name or config.name
+        self._made: dict[str, asyncio.Lock] = {}  # experiment -> lock held while creating it
+        self._ready: set[str] = set()  # experiments whose run group exists
+        self._full: set[int] = set()  # shards found full
+        self._runs: dict[int, dict[str, Any]] = {}  # what the study says (sweeper:run:<n>)
+        self._queue: asyncio.Queue[int | None] = asyncio.Queue()
+
+    def experiment_config(self, number: int) -> dict[str, str] | None:
+        """The ``ExperimentConfig`` of trial ``number``'s jobs, once its run exists."""
+        run = self._runs.get(number)
+        return experiment_config(run["experiment"], run_name(number)) if run else None
+
+    async def catch_up(self) -> int:
+        """Load what earlier runs recorded; queue every finished trial whose run is not
+        complete. Returns how many were queued."""
+        self._runs = await self._study.runs()
+        queued = 0
+        for trial in await self._study.trials():
+            done = trial.state in (TrialState.COMPLETE, TrialState.FAIL)
+            if done and not self._runs.get(trial.number, {}).get("recorded"):
+                self.enqueue(trial.number)
+                queued += 1
+        return queued
+
+    async def begin(self, record: TrialRecord) -> None:
+        """Create trial ``record``'s run unless it exists; never fails the trial."""
+        if record.number in self._runs:
+            return
+        try:
+            await self._begin(record.number, record.params)
+        except _RECORDING_ERRORS as exc:
+            self._note(f"trial {record.number}: its Experiments run waits ({exc})")
+
+    async def _begin(self, number: int, params: dict[str, Any]) -> str:
+        shard = number // self._config.experiment.runs_per_experiment
+        values = parameters({**self._config.estimator.hyperparameters, **params})
+        while True:
+            while shard in self._full:
+                shard += 1
+            experiment = experiment_name(self._base, shard)
+            await self._ensure(experiment)
+            component = component_name(experiment, run_name(number))
+            await self._api.create_run(component, run_name(number), values)
+            try:
+                await self._api.associate(component, experiment)
+            except CapacityError:
+                self._full.add(shard)
+                self._note(f"experiment {experiment} is full; runs go to the next one")
+                await self._api.delete_run(component)
+                continue
+            self._runs[number] = {"experiment": experiment, "run": component, "recorded": False}
+            await self._study.set_run(number, self._runs[number])
+            return experiment
+
+    async def _ensure(self, experiment: str) -> None:
+        lock = self._made.setdefault(experiment, asyncio.Lock())
+        async with lock:
+            if experiment not in self._ready:
+                await self._api.ensure_experiment(experiment, f"Sweeper sweep {self._config.name}")
+                await self._api.ensure_run_group(experiment)
+                self._ready.add(experiment)
+
+    def summary(self) -> str:
+        """Where the runs are: ``Runs: 120 in SageMaker Experiments a (50), a-2 (50), ...``."""
+        per: dict[str, int] = {}
+        for run in self._runs.values():
+            per[run["experiment"]] = per.get(run["experiment"], 0) + 1
+        where = ", ".join(f"{name} ({count})" for name, count in sorted(per.items()))
+        pending = sum(not r.get("recorded") for r in self._runs.values())
+        left = f"; {pending} not complete yet (done on the next run)" if pending else ""
+        return f"Runs: {len(self._runs)} in SageMaker Experiments {where or '-'}{left}"
+
+    def enqueue(self, number: int) -> None:
+        """Complete trial ``number``'s run soon (its result is in the study)."""
+        self._queue.put_nowait(number)
+
+    def close(self) -> None:
+        """No more trials: :meth:`drain` returns once the queue is empty."""
+        self._queue.put_nowait(None)
+
+    async def drain(self) -> None:
+        """Complete queued runs one by one until :meth:`close`; errors become notes."""
+        while (number := await self._queue.get()) is not None:
+            try:
+                await self.complete(number)
+            except _RECORDING_ERRORS as exc:
+                self._note(f"trial {number}: its Experiments run is completed later ({exc})")
+
+    async def complete(self, number: int) -> None:
+        trial = await self._study.trial(number)
+        if number not in self._runs:
+            await self._begin(number, dict(trial.params))
+        run = self._runs[number]
+        job = trial.user_attrs.get(JOB_NAME)
+        series = await self._series(trial, job)
+        if series:
+            await self._api.put_metrics(run["run"], series)
+        await self._api.update_run(run["run"], **self._final_fields(trial, job))
+        self._runs[number] = {**run, "recorded": True}
+        await self._study.set_run(number, self._runs[number])
+
+    def _final_fields(self, trial: FrozenTrial, job: str | None) -> dict[str, Any]:
+        a = trial.user_attrs
+        stopped = a.get("job_status") == "Stopped"
+        status = (
+            "Completed"
+            if trial.state == TrialState.COMPLETE
+            else "Stopped"
+            if stopped
+            else "Failed"
+        )
+        fields: dict[str, Any] = {"Status": {"PrimaryStatus": status}}
+        if a.get("failure"):
+            fields["Status"]["Message"] = str(a["failure"])[:1024]
+        if a.get("job_created"):
+            fields["StartTime"] = a["job_created"]
+        if a.get("job_ended"):
+            fields["EndTime"] = a["job_ended"]
+        if job:
+            artifacts = {"SageMaker.TrainingJob": {"Value": job}}
+            if status == "Completed":
+                artifacts["SageMaker.ModelArtifact"] = {
+                    "Value": self._model_uri(job),
+                    "MediaType": "application/x-tar",
+                }
+            fields["OutputArtifacts"] = artifacts
+        return fields
+
+    async def _series(
+        self, trial: FrozenTrial, job: str | None
+    ) -> list[tuple[str, float, int, float]]:
+        """Each metric's values over time, read from the job's log with the space file's
+        regexes, as SageMaker reads them; the final values if the log has none."""
+        points: list[tuple[str, float, int, float]] = []
+        if job:
+            regexes = [
+                (m.name, re.compile(m.regex)) for m in self._config.estimator.metric_definitions
+            ]
+            steps: dict[str, int] = {}
+            for _, events in await self._logs.events(job):
+                for stamp, message in events:
+                    for name, regex in regexes:
+                        match = regex.search(message)
+                        if match is None:
+                            continue
+                        try:
+                            value = float(match.group(1))
+                        except (ValueError, IndexError):
+                            continue
+                        step = steps.get(name, 0)
+                        steps[name] = step + 1
+                        points.append((name, stamp / 1000, step, value))
+        if not points:
+            ended = trial.user_attrs.get("job_ended") or 0.0
+            finals = trial.user_attrs.get("final_metrics") or {}
+            points = [(name, ended, 0, float(v)) for name, v in finals.items()]
+        return points

@@ -1,0 +1,173 @@
+"""Every trial a SageMaker Experiments Run, sharded before the 50-runs-per-group limit.
+
+Sweeps run through ``sweep.py`` against a standalone emulator; what they leave is read
+back through unmodified boto3 clients and the SageMaker SDK's own ``list_runs``.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import urllib.request
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import boto3_client, run_sweep, space_doc, standalone_emulator, write_sweep
+
+FAST = textwrap.dedent(
+    """
+    import argparse
+    p = argparse.ArgumentParser()
+    p.add_argument("-x", type=float, required=True)
+    p.add_argument("--depth", type=int, required=True)
+    p.add_argument("--opt", required=True)
+    p.add_argument("--epochs", type=int, default=3)
+    a = p.parse_args()
+    for epoch in range(a.epochs):
+        print(f"epoch={epoch} loss={(a.x - 0.3) ** 2 + 1.0 / (epoch + 1):.6f}", flush=True)
+    print(f"loss={(a.x - 0.3) ** 2:.6f}")
+    """
+)
+RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
+
+
+def _sweep(tmp_path: Path, url: str, trials: int, parallel: int) -> Path:
+    doc = space_doc(
+        name="Shard-Sweep",  # the SDK lowercases experiment names; so does Sweeper
+        budget={"max_trials": trials, "max_parallel": parallel, "max_failures": 3},
+        sampler={"kind": "random", "seed": 3},
+        space={
+            "x": {"type": "float", "low": 0.0, "high": 1.0},
+            "depth": {"type": "int", "low": 1, "high": 8},
+            "opt": {"type": "categorical", "choices": ["adam", "sgd"]},
+        },
+        backend={"kind": "emulator", "endpoint_url": url},
+    )
+    doc["estimator"]["hyperparameters"] = {"epochs": 3}
+    doc["estimator"]["metric_definitions"] = [
+        {"name": "loss", "regex": r"(?:^|\s)loss=([0-9.]+)"},
+    ]
+    return write_sweep(tmp_path, doc, FAST)
+
+
+def _runs(sm: Any, experiment: str) -> list[dict[str, Any]]:
+    """The experiment's components (with their trials) as Search returns them."""
+    pages = sm.get_paginator("search").paginate(
+        Resource="ExperimentTrialComponent",
+        SearchExpression={
+            "Filters": [
+                {
+                    "Name": "Parents.TrialName",
+                    "Operator": "Equals",
+                    "Value": f"Default-Run-Group-{experiment}",
+                }
+            ]
+        },
+    )
+    return [r["TrialComponent"] for page in pages for r in page["Results"]]
+
+
+def _calls(url: str) -> Counter[str]:
+    with urllib.request.urlopen(f"{url}/_emulator/stats", timeout=10) as response:
+        return Counter(json.load(response)["calls"])
+
+
+def test_120_trials_fill_three_experiments_50_50_20(tmp_path: Path) -> None:
+    with standalone_emulator(tmp_path / "emulator") as url:
+        space = _sweep(tmp_path, url, trials=120, parallel=12)
+        result = run_sweep(str(space), timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "ResourceLimitExceeded" not in result.stdout + result.stderr
+        assert (
+            "Runs: 120 in SageMaker Experiments shard-sweep (50), shard-sweep-2 (50), shard-sweep-3 (20)"
+            in result.stdout
+        )
+
+        sm = boto3_client(url)
+        names = sorted(
+            e["ExperimentName"] for e in sm.list_experiments(MaxResults=100)["ExperimentSummaries"]
+        )
+        assert names == ["shard-sweep", "shard-sweep-2", "shard-sweep-3"]
+        counts = {}
+        for experiment in names:
+            runs = [r for r in _runs(sm, experiment) if RUN_TAG in r["Tags"]]
+            counts[experiment] = len(runs)
+            for run in runs:
+                number = int(run["DisplayName"].removeprefix("trial-"))
+                assert run["TrialComponentName"] == f"{experiment}-trial-{number}"
+                assert number // 50 == names.index(experiment)  # the shard is the number's
+                assert set(run["Parameters"]) == {"x", "depth", "opt", "epochs"}
+                assert run["Status"]["PrimaryStatus"] == "Completed"
+                (loss,) = [m for m in run["Metrics"] if m["MetricName"] == "loss"]
+                assert loss["Count"] == 4  # the series from the log: 3 epochs and the final
+                x = run["Parameters"]["x"]["NumberValue"]
+                assert loss["Last"] == pytest.approx((x - 0.3) ** 2, abs=1e-5)
+                job = run["OutputArtifacts"]["SageMaker.TrainingJob"]["Value"]
+                model = run["OutputArtifacts"]["SageMaker.ModelArtifact"]["Value"]
+                assert model.endswith(f"/{job}/output/model.tar.gz")
+                described = sm.describe_training_job(TrainingJobName=job)
+                assert described["ExperimentConfig"] == {
+                    "ExperimentName": experiment,
+                    "TrialName": f"Default-Run-Group-{experiment}",
+                    "RunName": run["TrialComponentName"],
+                }
+        assert counts == {"shard-sweep": 50, "shard-sweep-2": 50, "shard-sweep-3": 20}
+
+        before = _calls(url)
+        again = run_sweep(str(space))  # a finished sweep: no new run, nothing re-recorded
+        assert again.returncode == 0, again.stderr
+        after = _calls(url)
+        for op in ("CreateTrialComponent", "AssociateTrialComponent", "UpdateTrialComponent"):
+            assert after[op] == before[op], op
+        assert sum(len(_runs(sm, e)) for e in names) == 240  # 120 runs + 120 job components
+
+
+def test_a_lower_quota_moves_runs_on_and_records_all_30(tmp_path: Path) -> None:
+    with standalone_emulator(tmp_path / "emulator", "--trial-component-quota", "10") as url:
+        space = _sweep(tmp_path, url, trials=30, parallel=6)
+        result = run_sweep(str(space), timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "Sweep shard-sweep: 30 trials (30 complete" in result.stdout.replace(
+            "Shard-Sweep", "shard-sweep"
+        )
+        sm = boto3_client(url)
+        per = {
+            e: len([r for r in _runs(sm, e) if RUN_TAG in r["Tags"]])
+            for e in ("shard-sweep", "shard-sweep-2", "shard-sweep-3")
+        }
+        assert per == {"shard-sweep": 10, "shard-sweep-2": 10, "shard-sweep-3": 10}
+        numbers = sorted(
+            int(r["DisplayName"].removeprefix("trial-"))
+            for e in per
+            for r in _runs(sm, e)
+            if RUN_TAG in r["Tags"]
+        )
+        assert numbers == list(range(30))  # every trial recorded once
+
+
+def test_the_sdk_lists_and_loads_the_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    import boto3
+    import sagemaker
+    from sagemaker.experiments import list_runs
+
+    with standalone_emulator(tmp_path / "emulator") as url:
+        space = _sweep(tmp_path, url, trials=4, parallel=2)
+        assert run_sweep(str(space)).returncode == 0
+        boto = boto3.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
+        session = sagemaker.Session(
+            boto_session=boto,
+            sagemaker_client=boto.client("sagemaker", endpoint_url=url),
+            sagemaker_config={
+                "SchemaVersion": "1.0",
+                "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+            },
+        )
+        runs = list_runs(experiment_name="shard-sweep", sagemaker_session=session)
+        assert sorted(r.run_name for r in runs) == [f"trial-{n}" for n in range(4)]
+        assert {r.experiment_name for r in runs} == {"shard-sweep"}
