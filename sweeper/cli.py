@@ -115,7 +115,8 @@ def _report_command(argv: list[str]) -> int:
         study = SweepStudy.open(config, create=False)
         try:
             trials, importances = await study.trials(), await study.importances()
-            doc = report.build(config, trials, importances, args.top, await study.notes())
+            notes, runs = await study.notes(), await study.runs()
+            doc = report.build(config, trials, importances, args.top, notes, runs)
             if args.html:
                 from sweeper import report_html  # plotly loads only when asked for
 

@@ -27,9 +27,12 @@ def build(
     importances: dict[str, float],
     top: int,
     notes: dict[int, str] | None = None,
+    runs: dict[int, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """The report document of a sweep's trials, with its ``top`` best trials."""
+    """The report document of a sweep's trials, with its ``top`` best trials; ``runs``
+    are the trials' Experiments runs (:meth:`SweepStudy.runs`)."""
     notes = notes or {}
+    runs = runs or {}
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     done.sort(
         key=lambda t: t.value if t.value is not None else math.nan,
@@ -43,19 +46,21 @@ def build(
         "counts": {s.name.lower(): sum(t.state == s for t in trials) for s in _STATES}
         | {"total": len(trials)},
         "totals": _totals(trials, config.estimator.use_spot_instances),
-        "best": _trial(done[0], notes) if done else None,
-        "top": [_trial(t, notes) for t in done[:top]],
+        "best": _trial(done[0], notes, runs) if done else None,
+        "top": [_trial(t, notes, runs) for t in done[:top]],
         "importances": importances,
         "failures": _failures(trials),
-        "trials": [_trial(t, notes) for t in trials],
+        "trials": [_trial(t, notes, runs) for t in trials],
     }
 
 
 _STATES = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING, TrialState.PRUNED)
 
 
-def _trial(t: FrozenTrial, notes: dict[int, str]) -> dict[str, Any]:
-    a = t.user_attrs
+def _trial(
+    t: FrozenTrial, notes: dict[int, str], runs: dict[int, dict[str, Any]]
+) -> dict[str, Any]:
+    a, run = t.user_attrs, runs.get(t.number, {})
     return {
         "number": t.number,
         "state": t.state.name.lower(),
@@ -67,6 +72,8 @@ def _trial(t: FrozenTrial, notes: dict[int, str]) -> dict[str, Any]:
         "billable_seconds": a.get("billable_seconds"),
         "failure": a.get("failure") or a.get("pruned"),
         "note": notes.get(t.number),
+        "experiment": run.get("experiment"),
+        "run": run.get("run"),
     }
 
 
@@ -150,13 +157,14 @@ def text(doc: dict[str, Any]) -> str:
 
 def _table(trials: list[dict[str, Any]]) -> list[str]:
     params = list(trials[0]["params"])
-    head = ["rank", "trial", "value", "job", "seconds", "billable", *params]
+    head = ["rank", "trial", "value", "job", "run", "seconds", "billable", *params]
     rows = [
         [
             str(i),
             str(t["number"]),
             _short(t["value"]),
             str(t["job"]),
+            str(t["run"] or "-"),
             _short(t["job_seconds"]),
             _short(t["billable_seconds"]),
             *(_short(t["params"].get(p)) for p in params),
@@ -195,6 +203,8 @@ def csv_text(doc: dict[str, Any]) -> str:
             "billable_seconds",
             *params,
             "failure",
+            "experiment",
+            "run",
         ]
     )
     for t in doc["trials"]:
@@ -210,6 +220,8 @@ def csv_text(doc: dict[str, Any]) -> str:
                 t["billable_seconds"],
                 *(t["params"].get(p) for p in params),
                 failure,
+                t["experiment"],
+                t["run"],
             ]
         )
     return out.getvalue()

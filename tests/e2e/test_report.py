@@ -48,6 +48,8 @@ def test_the_json_report_follows_its_schema(swept: Path) -> None:
     assert "is too large" in doc["failures"][0]["example"]
     assert doc["totals"]["billable_seconds"] >= 6
     assert all(t["job_seconds"] is not None for t in doc["trials"])
+    for t in doc["trials"]:  # every trial is a run of experiment "quad"
+        assert (t["experiment"], t["run"]) == ("quad", f"quad-trial-{t['number']}")
 
 
 def test_the_text_report_shows_table_best_params_failures_and_totals(swept: Path) -> None:
@@ -60,6 +62,7 @@ def test_the_text_report_shows_table_best_params_failures_and_totals(swept: Path
         "trial",
         "value",
         "job",
+        "run",
         "seconds",
         "billable",
         "x",
@@ -75,6 +78,9 @@ def test_the_csv_report_has_a_row_per_trial(swept: Path) -> None:
     assert len(rows) == 6
     assert {r["state"] for r in rows} == {"complete", "fail"}
     assert sorted(float(r["x"]) for r in rows) == [0.1, 0.3, 0.45, 0.7, 0.9, 0.95]
+    assert {(r["experiment"], r["run"]) for r in rows} == {
+        ("quad", f"quad-trial-{r['number']}") for r in rows
+    }
 
 
 def test_a_report_of_a_sweep_that_never_ran_says_so(tmp_path: Path) -> None:
