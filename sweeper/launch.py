@@ -231,8 +231,9 @@ async def _tracker(
     note: Callable[[str], None],
     sagemaker: Any,
 ) -> Tracker:
-    """The Experiments recorder, with what earlier runs left unrecorded queued."""
-    retry = RetryPolicy()
+    """The Experiments recorder, with what earlier runs left unrecorded queued. Its
+    retries are short: a throttled Experiments API must not hold up dispatching."""
+    retry = RetryPolicy(attempts=3, initial=0.5, maximum=4.0)
     api = ExperimentsApi(sagemaker, await ends.client(stack, "sagemaker-metrics"), retry)
     logs = JobLogs(await ends.client(stack, "logs"), retry)
     output = plan.template.output_path.rstrip("/")

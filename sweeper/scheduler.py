@@ -40,7 +40,7 @@ from sweeper.clock import Clock, first_of
 from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
-from sweeper.study import JobNamer, SweepStudy, TrialRecord
+from sweeper.study import JOB_NAME, JobNamer, SweepStudy, TrialRecord
 from sweeper.types import (
     JobState,
     JobStatus,
@@ -49,6 +49,7 @@ from sweeper.types import (
     Reporter,
     StopReason,
     SweepOutcome,
+    TrialResult,
 )
 
 MAX_ATTEMPTS = 3
@@ -61,7 +62,7 @@ class RunTracker(Protocol):
 
     def experiment_config(self, number: int) -> dict[str, str] | None: ...
 
-    def enqueue(self, number: int) -> None: ...
+    def enqueue(self, result: TrialResult) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +81,7 @@ class _Verdict:
     reason: str
     attrs: dict[str, Any]
     job: str | None = None  # set when a job ran and failed: its log is worth keeping
+    trial: TrialRecord | None = None  # the trial's parameters and job, for the tracker
 
 
 @dataclass(slots=True)
@@ -423,7 +425,7 @@ class Scheduler:
         )
         t.best, t.since_best = (value, 0) if improved else (t.best, t.since_best + 1)
         self._reporter.finished(flight.trial.number, flight.job, value, state.duration)
-        return [_Verdict(flight.trial.number, value, "", attrs)]
+        return [_Verdict(flight.trial.number, value, "", attrs, trial=flight.trial)]
 
     def _retry(self, flight: _InFlight, reason: str) -> list[_Verdict]:
         trial = flight.trial
@@ -440,7 +442,8 @@ class Scheduler:
         self._t.failed += 1
         self._t.failures_total += 1
         self._reporter.failed(flight.trial.number, flight.job, reason)
-        return _Verdict(flight.trial.number, None, reason, attrs, flight.job if ran else None)
+        job = flight.job if ran else None
+        return _Verdict(flight.trial.number, None, reason, attrs, job, trial=flight.trial)
 
     async def _flush(self) -> None:
         """Write every judged result not yet in the study."""
@@ -452,8 +455,15 @@ class Scheduler:
                     await self._keep_log(verdict.job)
             else:
                 await self._study.tell_complete(verdict.number, verdict.value, verdict.attrs)
-            if self._tracker is not None:
-                self._tracker.enqueue(verdict.number)
+            if self._tracker is not None and verdict.trial is not None:
+                self._tracker.enqueue(self._result(verdict, verdict.trial))
+
+    @staticmethod
+    def _result(verdict: _Verdict, trial: TrialRecord) -> TrialResult:
+        attrs = {**verdict.attrs, JOB_NAME: trial.job_name}
+        if verdict.value is None:
+            attrs["failure"] = verdict.reason
+        return TrialResult(verdict.number, dict(trial.params), verdict.value is not None, attrs)
 
     async def _keep_log(self, job: str) -> None:
         """Save a failed job's log; a log that cannot be read costs a note, nothing more."""

@@ -236,9 +236,6 @@ class SweepStudy:
         stored = await self._run(lambda: self._study.user_attrs.get(NOTES, {}))
         return {int(k): str(v) for k, v in stored.items()}
 
-    async def trial(self, number: int) -> FrozenTrial:
-        return await self._run(lambda: self._study.get_trials(deepcopy=False)[number])
-
     async def set_run(self, number: int, run: dict[str, Any]) -> None:
         """Where a trial's Experiments Run is and whether it is complete (a study attribute
         per trial: finished trials are frozen, and one key each never races)."""

@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from sweeper.aws.experiments import (
     ExperimentsApi,
@@ -33,6 +33,7 @@ from sweeper.aws.logs import JobLogs
 from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.study import JOB_NAME, SweepStudy, TrialRecord
+from sweeper.types import TrialResult
 
 _RECORDING_ERRORS = (BackendError, TransientError)
 
@@ -61,7 +62,7 @@ class Tracker:
         self._ready: set[str] = set()  # experiments whose run group exists
         self._full: set[int] = set()  # shards found full
         self._runs: dict[int, dict[str, Any]] = {}  # what the study says (sweeper:run:<n>)
-        self._queue: asyncio.Queue[int | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[TrialResult | None] = asyncio.Queue()
 
     def experiment_config(self, number: int) -> dict[str, str] | None:
         """The ``ExperimentConfig`` of trial ``number``'s jobs, once its run exists."""
@@ -76,7 +77,8 @@ class Tracker:
         for trial in await self._study.trials():
             done = trial.state in (TrialState.COMPLETE, TrialState.FAIL)
             if done and not self._runs.get(trial.number, {}).get("recorded"):
-                self.enqueue(trial.number)
+                completed = trial.state == TrialState.COMPLETE
+                self.enqueue(TrialResult(trial.number, trial.params, completed, trial.user_attrs))
                 queued += 1
         return queued
 
@@ -90,7 +92,7 @@ class Tracker:
             self._note(f"trial {record.number}: its Experiments run waits ({exc})")
 
     async def _begin(self, number: int, params: dict[str, Any]) -> str:
-        shard = number // self._config.experiment.runs_per_experiment
+        shard = default = number // self._config.experiment.runs_per_experiment
         values = parameters({**self._config.estimator.hyperparameters, **params})
         while True:
             while shard in self._full:
@@ -107,7 +109,8 @@ class Tracker:
                 await self._api.delete_run(component)
                 continue
             self._runs[number] = {"experiment": experiment, "run": component, "recorded": False}
-            await self._study.set_run(number, self._runs[number])
+            if experiment != experiment_name(self._base, default):  # else it follows from n
+                await self._study.set_run(number, self._runs[number])
             return experiment
 
     async def _ensure(self, experiment: str) -> None:
@@ -128,9 +131,9 @@ class Tracker:
         left = f"; {pending} not complete yet (done on the next run)" if pending else ""
         return f"Runs: {len(self._runs)} in SageMaker Experiments {where or '-'}{left}"
 
-    def enqueue(self, number: int) -> None:
-        """Complete trial ``number``'s run soon (its result is in the study)."""
-        self._queue.put_nowait(number)
+    def enqueue(self, result: TrialResult) -> None:
+        """Complete the trial's run soon (its result is in the study)."""
+        self._queue.put_nowait(result)
 
     def close(self) -> None:
         """No more trials: :meth:`drain` returns once the queue is empty."""
@@ -138,35 +141,29 @@ class Tracker:
 
     async def drain(self) -> None:
         """Complete queued runs one by one until :meth:`close`; errors become notes."""
-        while (number := await self._queue.get()) is not None:
+        while (result := await self._queue.get()) is not None:
             try:
-                await self.complete(number)
+                await self.complete(result)
             except _RECORDING_ERRORS as exc:
-                self._note(f"trial {number}: its Experiments run is completed later ({exc})")
+                self._note(f"trial {result.number}: its Experiments run is completed later ({exc})")
 
-    async def complete(self, number: int) -> None:
-        trial = await self._study.trial(number)
+    async def complete(self, result: TrialResult) -> None:
+        number = result.number
         if number not in self._runs:
-            await self._begin(number, dict(trial.params))
+            await self._begin(number, result.params)
         run = self._runs[number]
-        job = trial.user_attrs.get(JOB_NAME)
-        series = await self._series(trial, job)
+        job = result.attrs.get(JOB_NAME)
+        series = await self._series(result, job)
         if series:
             await self._api.put_metrics(run["run"], series)
-        await self._api.update_run(run["run"], **self._final_fields(trial, job))
+        await self._api.update_run(run["run"], **self._final_fields(result, job))
         self._runs[number] = {**run, "recorded": True}
         await self._study.set_run(number, self._runs[number])
 
-    def _final_fields(self, trial: FrozenTrial, job: str | None) -> dict[str, Any]:
-        a = trial.user_attrs
+    def _final_fields(self, result: TrialResult, job: str | None) -> dict[str, Any]:
+        a = result.attrs
         stopped = a.get("job_status") == "Stopped"
-        status = (
-            "Completed"
-            if trial.state == TrialState.COMPLETE
-            else "Stopped"
-            if stopped
-            else "Failed"
-        )
+        status = "Completed" if result.completed else "Stopped" if stopped else "Failed"
         fields: dict[str, Any] = {"Status": {"PrimaryStatus": status}}
         if a.get("failure"):
             fields["Status"]["Message"] = str(a["failure"])[:1024]
@@ -185,7 +182,7 @@ class Tracker:
         return fields
 
     async def _series(
-        self, trial: FrozenTrial, job: str | None
+        self, result: TrialResult, job: str | None
     ) -> list[tuple[str, float, int, float]]:
         """Each metric's values over time, read from the job's log with the space file's
         regexes, as SageMaker reads them; the final values if the log has none."""
@@ -209,7 +206,7 @@ class Tracker:
                         steps[name] = step + 1
                         points.append((name, stamp / 1000, step, value))
         if not points:
-            ended = trial.user_attrs.get("job_ended") or 0.0
-            finals = trial.user_attrs.get("final_metrics") or {}
+            ended = result.attrs.get("job_ended") or 0.0
+            finals = result.attrs.get("final_metrics") or {}
             points = [(name, ended, 0, float(v)) for name, v in finals.items()]
         return points

@@ -98,3 +98,13 @@ class SweepOutcome:
     failed: int
     polls: int
     in_flight: list[str]  # jobs still running when the loop ended (interrupted only)
+
+
+@dataclass(frozen=True, slots=True)
+class TrialResult:
+    """A finished trial as the study now holds it: what recording it elsewhere needs."""
+
+    number: int
+    params: dict[str, Any]
+    completed: bool
+    attrs: dict[str, Any]  # the trial's user attributes (job name, times, failure, ...)

@@ -7,11 +7,13 @@ experiment with ``ResourceLimitExceeded`` and AWS's message; components made for
 training jobs (``<job>-aws-training-job``) do not count toward the first quota.
 BatchPutMetrics values are rolled into the component's ``Metrics`` summaries.
 
-The store is kept in ``<root>/experiments.json`` (rewritten after each change).
+The store is kept in ``<root>/experiments.json``: rewritten at most twice a second
+while it changes, and when the emulator stops.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import statistics
@@ -23,6 +25,7 @@ from sweeper.emulator.errors import AwsError, validation
 from sweeper.emulator.search import paginate, search_records
 
 JOB_SUFFIX = "-aws-training-job"
+_SAVE_DELAY = 0.5  # seconds
 _QUOTA = (
     "The account-level service limit '{name}' is {limit} {unit}, with current utilization of"
     " {used} {unit} and a request delta of 1 {unit}. Please use AWS Service Quotas to request"
@@ -58,6 +61,7 @@ class Experiments:
         self.experiments: dict[str, dict[str, Any]] = {}
         self.trials: dict[str, dict[str, Any]] = {}
         self.components: dict[str, dict[str, Any]] = {}
+        self._dirty = False
         if self._path.is_file():
             state = json.loads(self._path.read_text())
             self.experiments, self.trials, self.components = (
@@ -340,6 +344,20 @@ class Experiments:
         return out
 
     def _save(self) -> None:
+        """Write soon (within :data:`_SAVE_DELAY`), once for a burst of changes."""
+        if self._dirty:
+            return
+        self._dirty = True
+        try:
+            asyncio.get_running_loop().call_later(_SAVE_DELAY, self.flush)
+        except RuntimeError:  # no loop (a direct call): write now
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the store now if it changed."""
+        if not self._dirty:
+            return
+        self._dirty = False
         state = {
             "experiments": self.experiments,
             "trials": self.trials,

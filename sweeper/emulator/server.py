@@ -156,6 +156,7 @@ class Emulator:
                     task.cancel()
         finally:
             await runner.cleanup()
+            self.experiments.flush()
             await self.s3.stop()
 
     async def _stats(self, request: web.Request) -> web.Response:

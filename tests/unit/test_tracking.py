@@ -11,8 +11,9 @@ from typing import Any
 
 from sweeper import config
 from sweeper.errors import CapacityError, TransientError
-from sweeper.study import SweepStudy
+from sweeper.study import JOB_NAME, SweepStudy
 from sweeper.tracking import Tracker
+from sweeper.types import TrialResult
 from tests.helpers import space_doc, write_sweep
 
 
@@ -79,10 +80,11 @@ async def _finish_trials(study: SweepStudy, tracker: Tracker, n: int) -> None:
     for _ in range(n):
         record = await study.ask(lambda number, attempt: f"quad-{number}-{attempt}")
         await tracker.begin(record)
-        await study.tell_complete(
-            record.number, 0.125, {"job_status": "Completed", "final_metrics": {"loss": 0.125}}
+        attrs = {"job_status": "Completed", "final_metrics": {"loss": 0.125}}
+        await study.tell_complete(record.number, 0.125, attrs)
+        tracker.enqueue(
+            TrialResult(record.number, record.params, True, {**attrs, JOB_NAME: record.job_name})
         )
-        tracker.enqueue(record.number)
     tracker.close()
     await tracker.drain()
 
