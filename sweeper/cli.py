@@ -18,14 +18,14 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
-from sweeper import artifacts, launch, report
+from sweeper import artifacts, launch, report, tracking
 from sweeper import config as config_mod
 from sweeper.aws import template
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import TrainingJobs
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.console import status_text
-from sweeper.emulator.server import Emulator, require_loopback
+from sweeper.emulator.server import Emulator, StateInUse, require_loopback
 from sweeper.errors import ConfigError, SweepError
 from sweeper.study import SweepStudy
 from sweeper.types import JobState, OnExit
@@ -153,7 +153,9 @@ async def _download(ends: launch.Endpoints, job: str, dest: Path) -> list[Path]:
 
 def _note_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
-        prog="sweep.py note", description="Attach a comment to a trial; reports show it."
+        prog="sweep.py note",
+        description="Attach a comment to a trial: reports show it, and its Experiments run"
+        " gets it as parameter sweeper:note.",
     )
     parser.add_argument("space", help="the space file (YAML)")
     parser.add_argument("trial", type=int, help="the trial number")
@@ -161,16 +163,32 @@ def _note_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
 
-    async def note() -> None:
+    async def note() -> str:
         study = SweepStudy.open(config, create=False)
         try:
             await study.add_note(args.trial, args.text)
+            return tracking.run_of(config, args.trial, (await study.runs()).get(args.trial))
         finally:
             study.close()
 
-    asyncio.run(note())
+    run = asyncio.run(note())
     print(f"noted on trial {args.trial}")
+    try:  # the study has it; the run is a copy for Studio
+        with launch.endpoints(config, out=sys.stderr) as ends:
+            asyncio.run(_note_run(ends, run, args.text))
+        print(f"noted on its run {run}")
+    except SweepError as exc:
+        print(f"the run {run} was not updated ({exc}); reports show the note", file=sys.stderr)
     return 0
+
+
+async def _note_run(ends: launch.Endpoints, run: str, text: str) -> None:
+    async with AsyncExitStack() as stack:
+        client = await ends.client(stack, "sagemaker")
+        params = {tracking.NOTE: {"StringValue": text[:2500]}}
+        await RetryPolicy(attempts=3).call(
+            lambda: client.update_trial_component(TrialComponentName=run, Parameters=params)
+        )
 
 
 def _status_command(argv: list[str]) -> int:
@@ -243,7 +261,10 @@ def _emulator_command(argv: list[str]) -> int:
         port=args.port,
         credentials=((args.access_key, args.secret_key),),
     )
-    emulator = Emulator(settings)
+    try:
+        emulator = Emulator(settings)
+    except StateInUse as exc:
+        raise SweepError(str(exc)) from exc
 
     def started(url: str) -> None:
         print(

@@ -29,9 +29,9 @@ from sweeper.clock import RealClock
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.console import ConsoleReporter, interrupted_text, summary
 from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings, StateInUse
 from sweeper.emulator.spot import SpotSettings
-from sweeper.errors import ConfigError
+from sweeper.errors import ConfigError, SweepError
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy, first_params
@@ -74,7 +74,11 @@ def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoi
         return
     state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
     settings = emulator_settings(config.emulator, state, region)
-    with EmbeddedEmulator(settings) as emulator:
+    try:
+        embedded = EmbeddedEmulator(settings)
+    except StateInUse as exc:
+        raise SweepError(str(exc)) from exc
+    with embedded as emulator:
         print(
             f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})",
             file=out or sys.stdout,

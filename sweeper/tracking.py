@@ -38,8 +38,21 @@ from sweeper.types import TrialResult
 _RECORDING_ERRORS = (BackendError, TransientError)
 
 
+NOTE = "sweeper:note"  # the run parameter that holds a trial's note
+
+
 def run_name(number: int) -> str:
     return f"trial-{number}"
+
+
+def run_of(config: SweepConfig, number: int, stored: dict[str, Any] | None) -> str:
+    """Trial ``number``'s run (trial component): as stored, else its default shard's."""
+    if stored:
+        return str(stored["run"])
+    shard = number // config.experiment.runs_per_experiment
+    return component_name(
+        experiment_name(config.experiment.name or config.name, shard), run_name(number)
+    )
 
 
 class Tracker:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -28,8 +29,9 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 import botocore.session
 from aiobotocore.config import AioConfig
@@ -75,6 +77,7 @@ class Emulator:
 
     def __init__(self, settings: EmulatorSettings) -> None:
         require_loopback(settings.host)
+        self._lock = _lock_state(settings.runner.root)  # before reading any of it
         self.settings = settings
         self.calls: Counter[str] = Counter()
         self.jobs = Job.load_all(settings.runner.root / "records")
@@ -158,6 +161,7 @@ class Emulator:
             await runner.cleanup()
             self.experiments.flush()
             await self.s3.stop()
+            self._lock.close()  # another emulator may use the state now
 
     async def _stats(self, request: web.Request) -> web.Response:
         body = {"calls": dict(self.calls), "jobs": len(self.jobs), "pid": os.getpid()}
@@ -319,6 +323,26 @@ class Emulator:
         if job is None:
             raise not_found()
         return job
+
+
+class StateInUse(RuntimeError):
+    """Another emulator (another process) serves this state directory."""
+
+
+def _lock_state(root: Path) -> IO[str]:
+    """Hold ``<root>/emulator.lock`` for this emulator's life: two emulators on one state
+    would each take the other's running jobs for crashed ones."""
+    root.mkdir(parents=True, exist_ok=True)
+    lock = (root / "emulator.lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        lock.close()
+        raise StateInUse(
+            f"the emulator state {root} is in use by another process (a sweep still"
+            " running?); wait for it to end"
+        ) from exc
+    return lock
 
 
 def _raise_file_limit() -> None:

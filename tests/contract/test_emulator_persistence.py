@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -14,6 +16,7 @@ from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
 from tests.helpers import (
     PROBE,
+    ROOT,
     boto3_client,
     emulator_info,
     job_request,
@@ -120,3 +123,25 @@ def test_jobs_running_when_the_emulator_crashed_come_back_failed(tmp_path: Path)
         job["FailureReason"]
         == "InternalServerError: the emulator restarted while the job was running"
     )
+
+
+def test_a_second_emulator_on_the_same_state_is_refused(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with standalone_emulator(state):
+        second = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "sweep.py"),
+                "emulator",
+                "--port",
+                "0",
+                "--state",
+                str(state),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert second.returncode == 1
+    assert "is in use by another process" in second.stderr
+    assert "Traceback" not in second.stderr

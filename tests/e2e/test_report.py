@@ -15,7 +15,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.helpers import ROOT, run_sweep, space_doc, write_sweep
+from tests.helpers import ROOT, boto3_client, embedded_emulator, run_sweep, space_doc, write_sweep
 
 SCHEMA = json.loads((ROOT / "sweeper" / "report.schema.json").read_text())
 
@@ -96,6 +96,13 @@ def test_a_note_on_a_trial_shows_in_the_reports(swept: Path) -> None:
     assert [t["note"] for t in doc["trials"] if t["note"]] == [
         "baseline: the default learning rate"
     ]
+    with embedded_emulator(swept.parent / ".sweeps" / "quad" / "emulator") as emu:
+        run = boto3_client(emu.endpoint_url).describe_trial_component(
+            TrialComponentName="quad-trial-1"
+        )
+    assert run["Parameters"]["sweeper:note"] == {
+        "StringValue": "baseline: the default learning rate"
+    }
     assert "trial 1: baseline: the default learning rate" in run_sweep("report", str(swept)).stdout
     missing = run_sweep("note", str(swept), "99", "nope")
     assert missing.returncode == 2
