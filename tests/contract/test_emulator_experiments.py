@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sweeper.emulator.server import EmbeddedEmulator
-from tests.helpers import boto3_client, embedded_emulator, job_request
+from tests.helpers import boto3_client, embedded_emulator, job_request, wait_for_job
 
 QUOTA_MESSAGE = (
     "The account-level service limit 'Total number of trial components allowed in a single"
@@ -111,8 +111,6 @@ async def test_a_job_with_experiment_config_gets_its_own_component(
     sm.create_trial(TrialName="Default-Run-Group-exp", ExperimentName="exp")
     config = {"ExperimentName": "exp", "TrialName": "Default-Run-Group-exp", "RunName": "exp-r0"}
     await sagemaker.create_training_job(**job_request("xp-1", code_dir, ExperimentConfig=config))
-    from tests.helpers import wait_for_job
-
     job = await wait_for_job(sagemaker, "xp-1")
     listed = sm.list_trial_components(SourceArn=job["TrainingJobArn"].lower())
     (summary,) = listed["TrialComponentSummaries"]
@@ -130,3 +128,43 @@ async def test_a_job_with_experiment_config_gets_its_own_component(
             **job_request("xp-2", code_dir, ExperimentConfig={"ExperimentName": "nope"})
         )
     assert missing.value.response["Error"]["Code"] == "ResourceNotFound"
+
+
+def test_deletes_need_empty_parents_and_trials_are_capped(emulator: EmbeddedEmulator) -> None:
+    sm = boto3_client(emulator.endpoint_url)
+    metrics = boto3_client(emulator.endpoint_url, "sagemaker-metrics")
+    sm.create_experiment(ExperimentName="e")
+    sm.create_trial(TrialName="t", ExperimentName="e")
+    sm.create_trial_component(TrialComponentName="c")
+    sm.associate_trial_component(TrialComponentName="c", TrialName="t")
+    for call, kwargs in (
+        (sm.delete_experiment, {"ExperimentName": "e"}),  # it has a trial
+        (sm.delete_trial, {"TrialName": "t"}),  # it has a component
+        (sm.delete_trial_component, {"TrialComponentName": "c"}),  # it is in a trial
+    ):
+        with pytest.raises(ClientError) as refused:
+            call(**kwargs)
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    sm.disassociate_trial_component(TrialComponentName="c", TrialName="t")
+    sm.delete_trial_component(TrialComponentName="c")
+    sm.delete_trial(TrialName="t")
+    sm.delete_experiment(ExperimentName="e")
+    assert sm.list_experiments()["ExperimentSummaries"] == []
+    with pytest.raises(ClientError) as upper:  # sagemaker-metrics wants lowercase names
+        metrics.batch_put_metrics(
+            TrialComponentName="Exp-Run",
+            MetricData=[{"MetricName": "m", "Timestamp": time.time(), "Value": 1.0}],
+        )
+    assert upper.value.response["Error"]["Code"] == "ValidationException"
+
+    emulator.emulator.experiments.trial_quota = 2
+    sm.create_experiment(ExperimentName="capped")
+    sm.create_trial(TrialName="t1", ExperimentName="capped")
+    sm.create_trial(TrialName="t2", ExperimentName="capped")
+    with pytest.raises(ClientError) as full:
+        sm.create_trial(TrialName="t3", ExperimentName="capped")
+    assert full.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert (
+        "'Total number of trials allowed in a single experiment' is 2 Trials"
+        in (full.value.response["Error"]["Message"])
+    )
