@@ -10,7 +10,8 @@ random number of its output lines, 20 times, then run once more to the end. Prin
 * trials: COMPLETE trials at the end (target: all of them);
 * jobs: training jobs the emulator holds;
 * duplicates: jobs beyond one per trial (target 0);
-* lost: trials without a result at the end (target 0).
+* lost: trials without a result at the end (target 0);
+* runs: trials with an Experiments run, how many Completed, duplicate runs (target 0).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT))
@@ -28,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 from optuna.trial import TrialState  # noqa: E402
 
 from tests.helpers import (  # noqa: E402
+    boto3_client,
     kill_and_resume,
     list_jobs,
     space_doc,
@@ -35,6 +38,27 @@ from tests.helpers import (  # noqa: E402
     sweep_trials,
     write_sweep,
 )
+
+
+def _runs(url: str) -> list[dict[str, Any]]:
+    """Every Experiments run (tagged trial component) the emulator holds."""
+    pages = (
+        boto3_client(url)
+        .get_paginator("search")
+        .paginate(
+            Resource="ExperimentTrialComponent",
+            SearchExpression={
+                "Filters": [
+                    {
+                        "Name": "Tags.sagemaker:trial-component-source",
+                        "Operator": "Equals",
+                        "Value": "run",
+                    }
+                ]
+            },
+        )
+    )
+    return [r["TrialComponent"] for page in pages for r in page["Results"]]
 
 
 def main() -> None:
@@ -63,6 +87,7 @@ def main() -> None:
         if final.returncode != 0:
             raise SystemExit(f"the final run failed:\n{final.stdout}\n{final.stderr}")
         jobs = list_jobs(url)
+        runs = _runs(url)
         trials = [t for t in sweep_trials(space) if t.state != TrialState.PRUNED]
     complete = sum(t.state == TrialState.COMPLETE for t in trials)
     with_jobs = {t.user_attrs.get("job_name") for t in trials}
@@ -71,6 +96,12 @@ def main() -> None:
     print(f"jobs        {len(jobs)}")
     print(f"duplicates  {len(jobs) - len(set(jobs) & with_jobs)}")
     print(f"lost        {a.trials - complete}")
+    names = [r["DisplayName"] for r in runs]
+    done = sum(r["Status"]["PrimaryStatus"] == "Completed" for r in runs)
+    print(
+        f"runs        {len(set(names))} trials with a run, {done} Completed,"
+        f" {len(names) - len(set(names))} duplicates (Experiments)"
+    )
     print(f"wall        {time.perf_counter() - start:.1f} s")
 
 
