@@ -116,7 +116,8 @@ def _report_command(argv: list[str]) -> int:
         try:
             trials, importances = await study.trials(), await study.importances()
             notes, runs = await study.notes(), await study.runs()
-            doc = report.build(config, trials, importances, args.top, notes, runs)
+            pools = await study.warm_pools()
+            doc = report.build(config, trials, importances, args.top, notes, runs, pools)
             if args.html:
                 from sweeper import report_html  # plotly loads only when asked for
 

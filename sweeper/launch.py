@@ -31,10 +31,10 @@ from sweeper.console import ConsoleReporter, interrupted_text, summary
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings, StateInUse
 from sweeper.emulator.spot import SpotSettings
-from sweeper.errors import ConfigError, SweepError
+from sweeper.errors import BackendError, ConfigError, SweepError, TransientError
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.scheduler import Scheduler
-from sweeper.study import SweepStudy, first_params
+from sweeper.study import JOB_NAME, SweepStudy, first_params
 from sweeper.tracking import Tracker
 from sweeper.types import OnExit, StopReason
 
@@ -204,6 +204,8 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         except ExceptionGroup as group:  # the sweep's own error, as itself
             raise group.exceptions[0] from None
         print(tracker.summary())
+        if config.estimator.keep_alive_period_in_seconds:
+            await _record_warm_pools(study, TrainingJobs(client, RetryPolicy()))
         counts, best = await study.counts(), await study.best()
         print(
             summary(
@@ -224,6 +226,18 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             print(text)
             return 130
         return 0 if best is not None else 1
+
+
+async def _record_warm_pools(study: SweepStudy, jobs: TrainingJobs) -> None:
+    """Which jobs' warm pools a later job took over: one batched Search per 100 jobs."""
+    names = [str(t.user_attrs[JOB_NAME]) for t in await study.trials() if JOB_NAME in t.user_attrs]
+    try:
+        states = await jobs.poll(names)
+    except (BackendError, TransientError):
+        return  # a total in a report, not worth failing a finished sweep for
+    seen = await study.warm_pools()
+    seen.update({name: s.warm_pool for name, s in states.items() if s.warm_pool})
+    await study.set_warm_pools(seen)
 
 
 async def _tracker(

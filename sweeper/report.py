@@ -28,6 +28,7 @@ def build(
     top: int,
     notes: dict[int, str] | None = None,
     runs: dict[int, dict[str, Any]] | None = None,
+    warm_pools: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The report document of a sweep's trials, with its ``top`` best trials; ``runs``
     are the trials' Experiments runs (:meth:`SweepStudy.runs`)."""
@@ -45,7 +46,8 @@ def build(
         "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
         "counts": {s.name.lower(): sum(t.state == s for t in trials) for s in _STATES}
         | {"total": len(trials)},
-        "totals": _totals(trials, config.estimator.use_spot_instances),
+        "totals": _totals(trials, config.estimator.use_spot_instances)
+        | {"warm_pool_reuses": _reuses(config, warm_pools or {})},
         "best": _trial(done[0], notes, runs) if done else None,
         "top": [_trial(t, notes, runs) for t in done[:top]],
         "importances": importances,
@@ -91,6 +93,13 @@ def _totals(trials: list[FrozenTrial], spot: bool) -> dict[str, Any]:
         "billable_seconds": billable,
         "spot_savings": 1 - billable / training if training and spot else None,
     }
+
+
+def _reuses(config: SweepConfig, pools: dict[str, str]) -> int | None:
+    """How many jobs' warm pools a later job took over (None: the sweep keeps no pools)."""
+    if not config.estimator.keep_alive_period_in_seconds:
+        return None
+    return sum(status == "Reused" for status in pools.values())
 
 
 def _failures(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
@@ -184,6 +193,11 @@ def _totals_line(t: dict[str, Any]) -> str:
     return (
         f"Totals: wall {wall}; job time {t['job_seconds']:.1f} s; training"
         f" {t['training_seconds']} s; billable {t['billable_seconds']} s; spot savings {savings}"
+        + (
+            f"; warm-pool reuses {t['warm_pool_reuses']}"
+            if t["warm_pool_reuses"] is not None
+            else ""
+        )
     )
 
 

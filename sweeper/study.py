@@ -39,6 +39,7 @@ STOPPED_ON_EXIT = "stopped_on_exit"
 SPEC = "sweeper:spec"
 RUN_PREFIX = "sweeper:run:"  # study attribute per trial: its Experiments Run
 NOTES = "sweeper:notes"
+WARM_POOLS = "sweeper:warm_pools"
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +236,13 @@ class SweepStudy:
     async def notes(self) -> dict[int, str]:
         stored = await self._run(lambda: self._study.user_attrs.get(NOTES, {}))
         return {int(k): str(v) for k, v in stored.items()}
+
+    async def set_warm_pools(self, pools: dict[str, str]) -> None:
+        """Each job's last-seen WarmPoolStatus (``Reused`` counts a pool taken over)."""
+        await self._run(self._study.set_user_attr, WARM_POOLS, pools)
+
+    async def warm_pools(self) -> dict[str, str]:
+        return dict(await self._run(lambda: self._study.user_attrs.get(WARM_POOLS, {})))
 
     async def set_run(self, number: int, run: dict[str, Any]) -> None:
         """Where a trial's Experiments Run is and whether it is complete (a study attribute

@@ -35,6 +35,7 @@ class JobState:
     ended: datetime | None = None
     training_seconds: int | None = None
     billable_seconds: int | None = None
+    warm_pool: str | None = None  # WarmPoolStatus.Status: Available, InUse, Reused, ...
 
     @property
     def duration(self) -> float | None:

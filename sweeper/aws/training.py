@@ -207,4 +207,5 @@ def job_state(job: Mapping[str, Any]) -> JobState:
         ended=job.get("TrainingEndTime"),
         training_seconds=job.get("TrainingTimeInSeconds"),
         billable_seconds=job.get("BillableTimeInSeconds"),
+        warm_pool=(job.get("WarmPoolStatus") or {}).get("Status"),
     )

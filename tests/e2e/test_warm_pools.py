@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from tests.helpers import boto3_client, run_sweep, space_doc, standalone_emulator, write_sweep
@@ -14,7 +15,8 @@ def test_sequential_trials_reuse_the_warm_pool(tmp_path: Path) -> None:
             backend={"kind": "emulator", "endpoint_url": url},
         )
         doc["estimator"]["keep_alive_period_in_seconds"] = 60
-        result = run_sweep(str(write_sweep(tmp_path, doc)))
+        space = write_sweep(tmp_path, doc)
+        result = run_sweep(str(space))
         assert result.returncode == 0, result.stdout + result.stderr
         sm = boto3_client(url)
         pools = {
@@ -24,3 +26,6 @@ def test_sequential_trials_reuse_the_warm_pool(tmp_path: Path) -> None:
     assert pools["quad-0-1"] == pools["quad-0-1"] | {"Status": "Reused", "ReusedByJob": "quad-1-1"}
     assert pools["quad-1-1"] == pools["quad-1-1"] | {"Status": "Reused", "ReusedByJob": "quad-2-1"}
     assert pools["quad-2-1"]["Status"] == "Available"
+    report = run_sweep("report", str(space), "--json")
+    assert json.loads(report.stdout)["totals"]["warm_pool_reuses"] == 2  # quad-0-1 and quad-1-1
+    assert "warm-pool reuses 2" in run_sweep("report", str(space)).stdout
