@@ -109,6 +109,7 @@ class Estimator:
     use_spot_instances: bool = False
     max_wait: int | None = None
     keep_alive_period_in_seconds: int = 0
+    instance_price_per_hour: float | None = None  # USD, on-demand: reports show cost
     checkpoint_s3_uri: str | None = None
     output_path: str | None = None
     hyperparameters: Mapping[str, Any] = field(default_factory=dict)
@@ -349,6 +350,7 @@ def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
         use_spot_instances=_get(sec, "use_spot_instances", p, bool, False),
         max_wait=_get(sec, "max_wait", p, int, None),
         keep_alive_period_in_seconds=_get(sec, "keep_alive_period_in_seconds", p, int, 0),
+        instance_price_per_hour=_get(sec, "instance_price_per_hour", p, float, None),
         checkpoint_s3_uri=_get(sec, "checkpoint_s3_uri", p, str, None),
         output_path=_get(sec, "output_path", p, str, None),
         hyperparameters=_scalars(_get(sec, "hyperparameters", p, dict, {}), f"{p}.hyperparameters"),
@@ -362,6 +364,8 @@ def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
     for key in ("instance_count", "volume_size", "max_run"):
         if getattr(est, key) < 1:
             raise ConfigError(f"estimator.{key}: must be >= 1, got {getattr(est, key)}")
+    if est.instance_price_per_hour is not None and est.instance_price_per_hour < 0:
+        raise ConfigError("estimator.instance_price_per_hour: must be >= 0")
     if est.max_wait is not None and not est.use_spot_instances:
         raise ConfigError("estimator.max_wait: only applies with use_spot_instances: true")
     if est.max_wait is not None and est.max_wait < est.max_run:

@@ -34,6 +34,12 @@ def build(
     are the trials' Experiments runs (:meth:`SweepStudy.runs`)."""
     notes = notes or {}
     runs = runs or {}
+    est = config.estimator
+    rate = (  # USD per billable second (spot's billable time is already discounted)
+        est.instance_price_per_hour * est.instance_count / 3600
+        if est.instance_price_per_hour is not None
+        else None
+    )
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     done.sort(
         key=lambda t: t.value if t.value is not None else math.nan,
@@ -46,13 +52,13 @@ def build(
         "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
         "counts": {s.name.lower(): sum(t.state == s for t in trials) for s in _STATES}
         | {"total": len(trials)},
-        "totals": _totals(trials, config.estimator.use_spot_instances)
+        "totals": _totals(trials, config.estimator.use_spot_instances, rate)
         | {"warm_pool_reuses": _reuses(config, warm_pools or {})},
-        "best": _trial(done[0], notes, runs) if done else None,
-        "top": [_trial(t, notes, runs) for t in done[:top]],
+        "best": _trial(done[0], notes, runs, rate) if done else None,
+        "top": [_trial(t, notes, runs, rate) for t in done[:top]],
         "importances": importances,
         "failures": _failures(trials),
-        "trials": [_trial(t, notes, runs) for t in trials],
+        "trials": [_trial(t, notes, runs, rate) for t in trials],
     }
 
 
@@ -60,7 +66,7 @@ _STATES = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING, TrialState.
 
 
 def _trial(
-    t: FrozenTrial, notes: dict[int, str], runs: dict[int, dict[str, Any]]
+    t: FrozenTrial, notes: dict[int, str], runs: dict[int, dict[str, Any]], rate: float | None
 ) -> dict[str, Any]:
     a, run = t.user_attrs, runs.get(t.number, {})
     return {
@@ -72,6 +78,7 @@ def _trial(
         "attempt": a.get(ATTEMPT, 1),
         "job_seconds": a.get("job_seconds"),
         "billable_seconds": a.get("billable_seconds"),
+        "cost": _cost(a.get("billable_seconds"), rate),
         "failure": a.get("failure") or a.get("pruned"),
         "note": notes.get(t.number),
         "experiment": run.get("experiment"),
@@ -79,7 +86,11 @@ def _trial(
     }
 
 
-def _totals(trials: list[FrozenTrial], spot: bool) -> dict[str, Any]:
+def _cost(billable: int | None, rate: float | None) -> float | None:
+    return None if rate is None or billable is None else round(billable * rate, 4)
+
+
+def _totals(trials: list[FrozenTrial], spot: bool, rate: float | None) -> dict[str, Any]:
     """Sums over the trials; spot savings (1 - billable / training) only for spot sweeps."""
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
@@ -92,6 +103,7 @@ def _totals(trials: list[FrozenTrial], spot: bool) -> dict[str, Any]:
         "training_seconds": training,
         "billable_seconds": billable,
         "spot_savings": 1 - billable / training if training and spot else None,
+        "cost": _cost(billable, rate),
     }
 
 
@@ -166,16 +178,13 @@ def text(doc: dict[str, Any]) -> str:
 
 def _table(trials: list[dict[str, Any]]) -> list[str]:
     params = list(trials[0]["params"])
-    head = ["rank", "trial", "value", "job", "run", "seconds", "billable", *params]
+    priced = any(t["cost"] is not None for t in trials)
+    head = ["rank", "trial", "value", "job", "run", "seconds", "billable"]
+    head += ["cost", *params] if priced else params
     rows = [
         [
-            str(i),
-            str(t["number"]),
-            _short(t["value"]),
-            str(t["job"]),
-            str(t["run"] or "-"),
-            _short(t["job_seconds"]),
-            _short(t["billable_seconds"]),
+            *_row_start(i, t),
+            *([_money(t["cost"])] if priced else []),
             *(_short(t["params"].get(p)) for p in params),
         ]
         for i, t in enumerate(trials, 1)
@@ -184,6 +193,22 @@ def _table(trials: list[dict[str, Any]]) -> list[str]:
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip()
         for r in [head, *rows]
+    ]
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+def _row_start(i: int, t: dict[str, Any]) -> list[str]:
+    return [
+        str(i),
+        str(t["number"]),
+        _short(t["value"]),
+        str(t["job"]),
+        str(t["run"] or "-"),
+        _short(t["job_seconds"]),
+        _short(t["billable_seconds"]),
     ]
 
 
@@ -198,6 +223,7 @@ def _totals_line(t: dict[str, Any]) -> str:
             if t["warm_pool_reuses"] is not None
             else ""
         )
+        + (f"; cost ${t['cost']:.2f}" if t["cost"] is not None else "")
     )
 
 
@@ -215,6 +241,7 @@ def csv_text(doc: dict[str, Any]) -> str:
             "attempt",
             "job_seconds",
             "billable_seconds",
+            "cost",
             *params,
             "failure",
             "experiment",
@@ -232,6 +259,7 @@ def csv_text(doc: dict[str, Any]) -> str:
                 t["attempt"],
                 t["job_seconds"],
                 t["billable_seconds"],
+                t["cost"],
                 *(t["params"].get(p) for p in params),
                 failure,
                 t["experiment"],

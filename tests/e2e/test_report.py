@@ -30,6 +30,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
         space={"x": {"type": "float", "values": [0.1, 0.3, 0.45, 0.7, 0.9, 0.95]}},
     )
     doc["estimator"]["hyperparameters"] = {"fail_above": 0.8}
+    doc["estimator"]["instance_price_per_hour"] = 0.36  # $0.0001 per billable second
     space = write_sweep(root, doc)
     assert run_sweep(str(space)).returncode == 0
     return space
@@ -48,6 +49,9 @@ def test_the_json_report_follows_its_schema(swept: Path) -> None:
     assert "is too large" in doc["failures"][0]["example"]
     assert doc["totals"]["billable_seconds"] >= 6
     assert all(t["job_seconds"] is not None for t in doc["trials"])
+    for t in doc["trials"]:
+        assert t["cost"] == pytest.approx(t["billable_seconds"] * 0.0001)
+    assert doc["totals"]["cost"] == pytest.approx(doc["totals"]["billable_seconds"] * 0.0001)
     for t in doc["trials"]:  # every trial is a run of experiment "quad"
         assert (t["experiment"], t["run"]) == ("quad", f"quad-trial-{t['number']}")
 
@@ -65,6 +69,7 @@ def test_the_text_report_shows_table_best_params_failures_and_totals(swept: Path
         "run",
         "seconds",
         "billable",
+        "cost",
         "x",
     ]
     assert "ready to paste under estimator.hyperparameters:\n  x: 0.3" in out
