@@ -179,7 +179,8 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         study = SweepStudy.open(config)
         stack.callback(study.close)
         reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
-        tracker = await _tracker(config, ends, stack, study, plan, reporter.note, client)
+        logs = JobLogs(await ends.client(stack, "logs"), RetryPolicy(sleep=clock.sleep))
+        tracker = await _tracker(config, ends, stack, study, plan, reporter.note, client, logs)
         scheduler = Scheduler(
             config,
             study,
@@ -189,7 +190,7 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             clock=clock,
             reporter=reporter,
             timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
-            on_failed_job=_log_keeper(config, ends, stack, clock),
+            on_failed_job=_log_keeper(config, logs),
             tracker=tracker,
         )
         _handle_signals(scheduler, on_exit)
@@ -248,12 +249,12 @@ async def _tracker(
     plan: template.Plan,
     note: Callable[[str], None],
     sagemaker: Any,
+    logs: JobLogs,
 ) -> Tracker:
     """The Experiments recorder, with what earlier runs left unrecorded queued. Its
     retries are short: a throttled Experiments API must not hold up dispatching."""
     retry = RetryPolicy(attempts=3, initial=0.5, maximum=4.0)
     api = ExperimentsApi(sagemaker, await ends.client(stack, "sagemaker-metrics"), retry)
-    logs = JobLogs(await ends.client(stack, "logs"), retry)
     output = plan.template.output_path.rstrip("/")
     tracker = Tracker(
         api, logs, study, config, lambda job: f"{output}/{job}/output/model.tar.gz", note
@@ -264,19 +265,14 @@ async def _tracker(
     return tracker
 
 
-def _log_keeper(
-    config: SweepConfig, ends: Endpoints, stack: AsyncExitStack, clock: RealClock
-) -> Callable[[str], Any]:
-    """Saves a failed job's log under ``.sweeps/<name>/logs/``; the Logs client opens
-    with the first failure."""
+def _log_keeper(config: SweepConfig, logs: JobLogs) -> Callable[[str], Any]:
+    """Saves a failed job's log under ``.sweeps/<name>/logs/``."""
     log_dir = config.path.parent.resolve() / ".sweeps" / config.name / "logs"
-    logs: list[JobLogs] = []
 
     async def keep_log(job: str) -> None:
-        if not logs:
-            logs.append(JobLogs(await ends.client(stack, "logs"), RetryPolicy(sleep=clock.sleep)))
-        log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / f"{job}.log").write_text(await logs[0].text(job), encoding="utf-8")
+        text = await logs.text(job)
+        await asyncio.to_thread(log_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread((log_dir / f"{job}.log").write_text, text, encoding="utf-8")
 
     return keep_log
 
