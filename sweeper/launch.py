@@ -181,10 +181,11 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
         logs = JobLogs(await ends.client(stack, "logs"), RetryPolicy(sleep=clock.sleep))
         tracker = await _tracker(config, ends, stack, study, plan, reporter.note, client, logs)
+        jobs = TrainingJobs(client, RetryPolicy(sleep=clock.sleep))
         scheduler = Scheduler(
             config,
             study,
-            TrainingJobs(client, RetryPolicy(sleep=clock.sleep)),
+            jobs,
             build_request=lambda job, params: build_request(plan.template, job, params),
             job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
             clock=clock,
@@ -206,7 +207,7 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             raise group.exceptions[0] from None
         print(tracker.summary())
         if config.estimator.keep_alive_period_in_seconds:
-            await _record_warm_pools(study, TrainingJobs(client, RetryPolicy()))
+            await _record_warm_pools(study, jobs)
         counts, best = await study.counts(), await study.best()
         print(
             summary(

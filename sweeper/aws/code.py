@@ -56,11 +56,12 @@ def listing(source: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def pack(source: Path) -> bytes:
-    """``source`` as a deterministic ``tar.gz`` (the SDK's ``sourcedir.tar.gz`` layout)."""
+def pack(source: Path, files: list[tuple[str, Path]] | None = None) -> bytes:
+    """``source`` (its ``files``, if already listed) as a deterministic ``tar.gz`` (the
+    SDK's ``sourcedir.tar.gz`` layout)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
-        for rel, path in listing(source):
+        for rel, path in files if files is not None else listing(source):
             info = tarfile.TarInfo(rel)
             info.size = path.stat().st_size
             info.mode = 0o755 if os.access(path, os.X_OK) else 0o644
@@ -71,11 +72,11 @@ def pack(source: Path) -> bytes:
 
 def code_upload(source: Path, prefix: str) -> Upload:
     """The packed ``source_dir``, at ``<prefix>/source/<digest>/sourcedir.tar.gz``."""
-    data = pack(source)
+    files = listing(source)
+    data = pack(source, files)
     digest = hashlib.sha256(data).hexdigest()[:_DIGEST_CHARS]
     uri = join(prefix, "source", digest, "sourcedir.tar.gz")
-    files = tuple(rel for rel, _ in listing(source))
-    return Upload("code", source, uri, files, len(data), data)
+    return Upload("code", source, uri, tuple(rel for rel, _ in files), len(data), data)
 
 
 def input_upload(channel: str, source: Path, prefix: str) -> Upload:
@@ -104,8 +105,8 @@ async def upload(item: Upload, s3: S3, say: Callable[[str], None]) -> bool:
     if item.data is not None:
         await s3.put(item.uri, item.data)
         return True
-    for rel, path in listing(item.source):
-        await s3.put(item.uri + rel, path)
+    for rel in item.files:
+        await s3.put(item.uri + rel, item.source / rel if item.source.is_dir() else item.source)
     await s3.put(item.marker, b"")
     return True
 

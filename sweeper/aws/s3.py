@@ -51,14 +51,6 @@ class S3:
             raise
         return True
 
-    async def any_under(self, uri: str) -> bool:
-        """Whether at least one object's key starts with the prefix ``uri``."""
-        bucket, prefix = split(uri)
-        response = await self._retry.call(
-            lambda: self._client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
-        )
-        return bool(response.get("KeyCount", 0))
-
     async def put(self, uri: str, body: bytes | Path) -> None:
         bucket, key = split(uri)
 

@@ -29,6 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from sweeper.emulator.transfer import is_file_key
+
 MANIFEST = ".manifest.json"  # bucket/key -> ETag of what is on disk
 _STOP_SECONDS = 120.0  # time given to write the objects back
 
@@ -142,10 +144,7 @@ def save(client: Any, root: Path, manifest: dict[str, str]) -> None:
 
 
 def _path(root: Path, bucket: str, key: str) -> Path | None:
-    parts = key.split("/")
-    if key.endswith("/") or any(p in ("", ".", "..") for p in parts):
-        return None
-    return root / bucket / Path(*parts)
+    return root / bucket / Path(*key.split("/")) if is_file_key(key) else None
 
 
 def _speed_up_moto() -> None:

@@ -177,16 +177,10 @@ class Emulator:
         """sagemaker-metrics (rest-json): errors carry ``x-amzn-ErrorType``."""
         self.calls["BatchPutMetrics"] += 1
         try:
-            body = await request.read()
-            creds = dict(self.settings.credentials)
-            auth.verify(request.method, str(request.url), request.headers, body, creds)
-            self._inject_fault("BatchPutMetrics")
-            params = json.loads(body or b"{}")
             op = self._models["metrics"].operation_model("BatchPutMetrics")
-            validate.check(op.input_shape, params)
+            params = await self._checked(request, "BatchPutMetrics", op)
             return web.json_response(self.experiments.put_metrics(params))
-        except (AwsError, ValueError) as exc:
-            err = exc if isinstance(exc, AwsError) else validation("Request body is not valid JSON")
+        except AwsError as err:
             return web.json_response(
                 err.body(), status=err.status, headers={"x-amzn-ErrorType": err.code}
             )
@@ -201,26 +195,29 @@ class Emulator:
         target = request.headers.get("X-Amz-Target", "")
         service, _, op = target.partition(".")
         self.calls[op or "?"] += 1
+        known = self._service_of.get(op) == service
         try:
-            body = await request.read()
-            auth.verify(
-                request.method,
-                str(request.url),
-                request.headers,
-                body,
-                dict(self.settings.credentials),
-            )
-            if self._service_of.get(op) != service:
-                raise AwsError("UnknownOperationException", f"Unknown operation {target}")
-            self._inject_fault(op)
-            try:
-                params = json.loads(body or b"{}")
-            except ValueError as exc:
-                raise AwsError("SerializationException", "Request body is not valid JSON") from exc
-            validate.check(self._models[service].operation_model(op).input_shape, params)
+            model = self._models[service].operation_model(op) if known else None
+            params = await self._checked(request, target, model)
             return _json(200, await self._ops[op](params))
         except AwsError as exc:
             return _json(exc.status, exc.body())
+
+    async def _checked(self, request: web.Request, name: str, model: Any) -> dict[str, Any]:
+        """The request's parameters once it is signed, not faulted, and valid for ``model``
+        (None: an operation the emulator does not know)."""
+        body = await request.read()
+        creds = dict(self.settings.credentials)
+        auth.verify(request.method, str(request.url), request.headers, body, creds)
+        if model is None:
+            raise AwsError("UnknownOperationException", f"Unknown operation {name}")
+        self._inject_fault(model.name)
+        try:
+            params: dict[str, Any] = json.loads(body or b"{}")
+        except ValueError as exc:
+            raise AwsError("SerializationException", "Request body is not valid JSON") from exc
+        validate.check(model.input_shape, params)
+        return params
 
     @staticmethod
     def _sync(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:

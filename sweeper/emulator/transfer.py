@@ -43,10 +43,13 @@ def relative(key: str, prefix: str) -> str | None:
         rel = rest.lstrip("/") or key.rsplit("/", 1)[-1]
     else:  # a prefix ending mid-name: keep the name, as the key's last segment
         rel = key[prefix.rfind("/") + 1 :]
-    parts = rel.split("/")
-    if rel.endswith("/") or any(p in ("", ".", "..") for p in parts):
-        return None
-    return rel
+    return rel if is_file_key(rel) else None
+
+
+def is_file_key(key: str) -> bool:
+    """Whether an S3 key can be a file below a directory: no ``..``, ``.`` or empty
+    segment (which also rules out a leading or trailing ``/``)."""
+    return not any(p in ("", ".", "..") for p in key.split("/"))
 
 
 class Transfer:
