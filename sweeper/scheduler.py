@@ -19,9 +19,9 @@ While it waits, the loop also *pre-asks* the trials the next poll will probably 
 so a freed slot waits only for CreateTrainingJob. Pre-asked trials count toward the
 budget; if the sweep stops early they are closed as PRUNED ("not launched").
 
-A job that fails through no fault of the script (``InternalServerError``), or that
-the sweep itself stopped on exit, is retried under the next attempt's job name, up to
-:data:`MAX_ATTEMPTS`; any other failure fails the trial. A create refused by a quota
+What a finished job means for its trial, and when to stop dispatching, are decided by
+the pure functions of :mod:`sweeper.decisions`; a retry runs under the next attempt's
+job name. A create refused by a quota
 (``ResourceLimitExceeded``) is not a failure while jobs are in flight: the trial waits,
 and dispatching resumes when one of them ends.
 """
@@ -33,36 +33,24 @@ import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sweeper.aws.training import JobBackend
 from sweeper.clock import Clock, first_of
 from sweeper.config import SweepConfig
+from sweeper.decisions import Attempt, SweepState, Verdict, judge, stop_reason
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
-from sweeper.study import JOB_NAME, JobNamer, SweepStudy, TrialRecord
+from sweeper.recording import Outcome, Results, RunTracker
+from sweeper.study import JobNamer, SweepStudy, TrialRecord
 from sweeper.types import (
     JobState,
-    JobStatus,
     OnExit,
     Progress,
     Reporter,
     StopReason,
     SweepOutcome,
-    TrialResult,
 )
-
-MAX_ATTEMPTS = 3
-
-
-class RunTracker(Protocol):
-    """Records trials elsewhere (Experiments Runs); never fails a trial."""
-
-    async def begin(self, record: TrialRecord) -> None: ...
-
-    def experiment_config(self, number: int) -> dict[str, str] | None: ...
-
-    def enqueue(self, result: TrialResult) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,18 +58,6 @@ class _InFlight:
     trial: TrialRecord
     job: str
     launched_at: float
-
-
-@dataclass(frozen=True, slots=True)
-class _Verdict:
-    """A finished job, judged: a value to tell, or the reason it failed."""
-
-    number: int
-    value: float | None
-    reason: str
-    attrs: dict[str, Any]
-    job: str | None = None  # set when a job ran and failed: its log is worth keeping
-    trial: TrialRecord | None = None  # the trial's parameters and job, for the tracker
 
 
 @dataclass(slots=True)
@@ -99,7 +75,6 @@ class _Tally:
     inflight: dict[str, _InFlight] = field(default_factory=dict)
     pending: deque[TrialRecord] = field(default_factory=deque)  # existing trials to (re)launch
     ready: deque[TrialRecord] = field(default_factory=deque)  # pre-asked trials
-    unrecorded: list[_Verdict] = field(default_factory=list)
     ask_seconds: float = 0.0  # the last ask's duration, to judge if a pre-ask fits a wait
     capacity_wait: bool = False  # a quota refused a create: launch again once a job ends
 
@@ -127,8 +102,8 @@ class Scheduler:
         self._job_name = job_name
         self._clock = clock
         self._reporter = reporter
-        self._on_failed_job = on_failed_job  # e.g. save its log for the user
         self._tracker = tracker
+        self._results = Results(study, reporter, tracker, on_failed_job)
         self._planner = PollPlanner(timing)
         self._t = _Tally()
         self._started_at = 0.0
@@ -169,7 +144,7 @@ class Scheduler:
             if self.interrupted and self._on_exit != OnExit.WAIT:
                 break
             await self._poll()
-        await self._flush()
+        await self._results.flush()
         if self.interrupted and self._on_exit == OnExit.STOP:
             await self._stop_in_flight()
         elif not self.interrupted:
@@ -199,27 +174,22 @@ class Scheduler:
                 )
                 self._t.inflight[name] = _InFlight(record, name, self._clock.now())
             else:
-                self._t.unrecorded += self._judge(_InFlight(record, name, self._clock.now()), state)
+                self._results.add(self._judge(_InFlight(record, name, self._clock.now()), state))
         self._t.pending += [r for r in records if not r.job_name]
-        await self._flush()
+        await self._results.flush()
 
     def _stop_reason(self) -> StopReason | None:
         """Why dispatching must stop now, if it must; remembered once it holds."""
-        t, b = self._t, self._config.budget
-        elapsed = self._clock.now() - self._started_at
-        checks = [
-            (t.failures_total >= b.max_failures, StopReason.FAILURES),
-            (b.max_wall_seconds is not None and elapsed >= b.max_wall_seconds, StopReason.WALL),
-            (
-                b.max_billable_seconds is not None and t.billable >= b.max_billable_seconds,
-                StopReason.BILLABLE,
-            ),
-            (self._target_reached(), StopReason.TARGET),
-            (b.patience is not None and t.since_best >= b.patience, StopReason.PATIENCE),
-        ]
-        for hit, reason in checks:
-            if hit and t.stop is None:
-                t.stop = reason
+        t = self._t
+        if t.stop is None:
+            state = SweepState(
+                t.failures_total,
+                self._clock.now() - self._started_at,
+                t.billable,
+                t.best,
+                t.since_best,
+            )
+            t.stop = stop_reason(self._config.budget, self._config.objective, state)
         return t.stop
 
     def _room(self) -> int:
@@ -233,12 +203,6 @@ class Scheduler:
             return 0
         slots = self._config.budget.max_parallel - len(t.inflight)
         return max(0, min(slots, len(t.pending) + len(t.ready) + self._room()))
-
-    def _target_reached(self) -> bool:
-        target, best = self._config.budget.target, self._t.best
-        if target is None or best is None:
-            return False
-        return best >= target if self._config.objective.direction == "maximize" else best <= target
 
     async def _fill(self) -> None:
         """Launch into every free slot: retries and resumed trials, pre-asked, then new."""
@@ -310,13 +274,13 @@ class Scheduler:
                 self._t.pending.appendleft(record)
                 self._t.capacity_wait = True
                 return
-            await self._record(
+            await self._results.record(
                 self._failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
             )
             return
         except (BackendError, TransientError) as exc:
             verdict = self._failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
-            await self._record(verdict)
+            await self._results.record(verdict)
             return
         self._t.launched += 1
         self._t.inflight[job] = flight
@@ -335,7 +299,7 @@ class Scheduler:
         ]
         self._statuses = {n: s.secondary_status for n, s in states.items()}
         for flight, state in finished:
-            self._t.unrecorded += self._judge(flight, state)
+            self._results.add(self._judge(flight, state))
         if finished:
             self._t.capacity_wait = False
             await self._fill()  # refill before storage writes: a slot never waits on them
@@ -375,7 +339,7 @@ class Scheduler:
         if expected is not None:
             now = self._clock.now()
             await self._sleep_until(now + min(0.1 * expected, (deadline - now) / 2))
-        await self._flush()
+        await self._results.flush()
         await self._prefetch(deadline)
 
     async def _sleep_until(self, deadline: float) -> None:
@@ -388,7 +352,7 @@ class Scheduler:
         finally:
             self._wake.clear()
 
-    def _judge(self, flight: _InFlight, state: JobState) -> list[_Verdict]:
+    def _judge(self, flight: _InFlight, state: JobState) -> list[Outcome]:
         """Decide a finished job's outcome and update the tallies; no I/O.
 
         Returns the verdict to record, or nothing when the trial is queued for a retry.
@@ -405,29 +369,22 @@ class Scheduler:
             "billable_seconds": state.billable_seconds,
             "final_metrics": dict(state.final_metrics),
         }
-        metric = self._config.objective.metric
-        value = state.final_metrics.get(metric)
-        if state.status != JobStatus.COMPLETED:
-            reason = state.failure_reason or f"{state.status}: {state.secondary_status}"
-            platform = reason.startswith("InternalServerError")
-            ours = state.status == JobStatus.STOPPED and flight.trial.stopped_on_exit
-            if (platform or ours) and flight.trial.attempt < MAX_ATTEMPTS:
-                return self._retry(flight, reason)
-            return [self._failed(flight, reason, attrs)]
-        if value is None or not math.isfinite(value):
-            reason = f"the job reported no value for objective metric {metric!r}"
-            return [self._failed(flight, reason, attrs)]
+        trial = flight.trial
+        found = judge(state, Attempt(trial.attempt, trial.stopped_on_exit), self._config.objective)
+        if found.verdict == Verdict.RETRY:
+            return self._retry(flight, found.reason)
+        if found.verdict == Verdict.FAIL or found.value is None:
+            return [self._failed(flight, found.reason, attrs)]
+        value = found.value
         if state.duration is not None:
             self._planner.record(state.duration)
         t.completed += 1
-        improved = t.best is None or (
-            value > t.best if self._config.objective.direction == "maximize" else value < t.best
-        )
+        improved = t.best is None or self._config.objective.better(value, t.best)
         t.best, t.since_best = (value, 0) if improved else (t.best, t.since_best + 1)
-        self._reporter.finished(flight.trial.number, flight.job, value, state.duration)
-        return [_Verdict(flight.trial.number, value, "", attrs, trial=flight.trial)]
+        self._reporter.finished(trial.number, flight.job, value, state.duration)
+        return [Outcome(trial, value, "", attrs)]
 
-    def _retry(self, flight: _InFlight, reason: str) -> list[_Verdict]:
+    def _retry(self, flight: _InFlight, reason: str) -> list[Outcome]:
         trial = flight.trial
         self._reporter.note(
             f"trial {trial.number}: job {flight.job} ended ({reason.splitlines()[0][:120]});"
@@ -438,44 +395,12 @@ class Scheduler:
 
     def _failed(
         self, flight: _InFlight, reason: str, attrs: dict[str, Any], ran: bool = True
-    ) -> _Verdict:
+    ) -> Outcome:
         self._t.failed += 1
         self._t.failures_total += 1
         self._reporter.failed(flight.trial.number, flight.job, reason)
         job = flight.job if ran else None
-        return _Verdict(flight.trial.number, None, reason, attrs, job, trial=flight.trial)
-
-    async def _flush(self) -> None:
-        """Write every judged result not yet in the study."""
-        while self._t.unrecorded:
-            verdict = self._t.unrecorded.pop(0)
-            if verdict.value is None:
-                await self._study.tell_failed(verdict.number, verdict.reason, verdict.attrs)
-                if verdict.job is not None and self._on_failed_job is not None:
-                    await self._keep_log(verdict.job)
-            else:
-                await self._study.tell_complete(verdict.number, verdict.value, verdict.attrs)
-            if self._tracker is not None and verdict.trial is not None:
-                self._tracker.enqueue(self._result(verdict, verdict.trial))
-
-    @staticmethod
-    def _result(verdict: _Verdict, trial: TrialRecord) -> TrialResult:
-        attrs = {**verdict.attrs, JOB_NAME: trial.job_name}
-        if verdict.value is None:
-            attrs["failure"] = verdict.reason
-        return TrialResult(verdict.number, dict(trial.params), verdict.value is not None, attrs)
-
-    async def _keep_log(self, job: str) -> None:
-        """Save a failed job's log; a log that cannot be read costs a note, nothing more."""
-        assert self._on_failed_job is not None
-        try:
-            await self._on_failed_job(job)
-        except (BackendError, TransientError, OSError) as exc:
-            self._reporter.note(f"could not save the log of {job}: {exc}")
-
-    async def _record(self, verdict: _Verdict) -> None:
-        self._t.unrecorded.append(verdict)
-        await self._flush()
+        return Outcome(flight.trial, None, reason, attrs, job)
 
     async def _stop_in_flight(self) -> None:
         """Stop every job in flight; their trials stay RUNNING and are rerun on resume."""

@@ -1,0 +1,162 @@
+"""The validated space file: frozen dataclasses every later layer trusts."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class ParamType(StrEnum):
+    FLOAT = "float"
+    INT = "int"
+    CATEGORICAL = "categorical"
+
+
+class SamplerKind(StrEnum):
+    TPE = "tpe"
+    RANDOM = "random"
+    GRID = "grid"
+    CMAES = "cmaes"
+    GP = "gp"
+    QMC = "qmc"
+    NSGA2 = "nsga2"
+
+
+class BackendKind(StrEnum):
+    EMULATOR = "emulator"
+    SAGEMAKER = "sagemaker"
+
+
+@dataclass(frozen=True, slots=True)
+class Objective:
+    metric: str
+    direction: str  # "maximize" | "minimize"
+
+    def better(self, a: float, b: float) -> bool:
+        """Whether ``a`` is strictly better than ``b`` in this direction (the one place
+        the direction is compared)."""
+        return a > b if self.direction == "maximize" else a < b
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    max_trials: int = 20
+    max_parallel: int = 2
+    max_failures: int = 5
+    max_wall_seconds: float | None = None
+    max_billable_seconds: float | None = None
+    target: float | None = None
+    patience: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Sampler:
+    kind: SamplerKind = SamplerKind.TPE
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One search dimension. ``values`` is the explicit grid, when given."""
+
+    name: str
+    type: ParamType
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple[Any, ...] = ()
+    values: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDefinition:
+    name: str
+    regex: str
+
+
+@dataclass(frozen=True, slots=True)
+class Estimator:
+    """The job template, with SageMaker SDK ``Estimator`` argument names."""
+
+    entry_point: str
+    source_dir: Path
+    metric_definitions: tuple[MetricDefinition, ...]
+    image_uri: str | None = None
+    framework: str | None = None
+    framework_version: str | None = None
+    py_version: str | None = None
+    instance_type: str = "ml.m5.large"
+    instance_count: int = 1
+    volume_size: int = 30
+    role: str | None = None
+    max_run: int = 24 * 3600
+    use_spot_instances: bool = False
+    max_wait: int | None = None
+    keep_alive_period_in_seconds: int = 0
+    instance_price_per_hour: float | None = None  # USD, on-demand: reports show cost
+    checkpoint_s3_uri: str | None = None
+    output_path: str | None = None
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    environment: Mapping[str, str] = field(default_factory=dict)
+    inputs: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    name: str | None = None
+    runs_per_experiment: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """Where jobs run. ``region`` None: the AWS configuration's. ``s3_endpoint_url`` None:
+    AWS's, or the emulator's own S3 (which it announces)."""
+
+    kind: BackendKind = BackendKind.EMULATOR
+    region: str | None = None
+    endpoint_url: str | None = None
+    s3_endpoint_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EmulatorOptions:
+    """The embedded emulator's knobs; ``sweep.py emulator`` takes the same as flags."""
+
+    cold_start_seconds: float = 0.0  # provisioning delay of a new instance
+    warm_start_seconds: float = 0.0  # start delay on a reused warm pool
+    spot_interruption_rate: float = 0.0  # chance that a spot job is interrupted once
+    spot_interruption_after_seconds: float = 1.0  # when, into training
+    spot_discount: float = 0.7  # billable = training time * (1 - discount) on spot
+    throttle_rate: float = 0.0  # share of calls answered ThrottlingException
+    internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
+    instance_quota: int | None = None  # concurrent training instances per type (None: no limit)
+    warm_pool_quota: int | None = None  # warm-pool instances per type (None: no limit)
+    trial_component_quota: int | None = 50  # user runs per run group (AWS's default: 50)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepConfig:
+    """A validated space file. ``path`` is the file it came from."""
+
+    path: Path
+    name: str
+    objective: Objective
+    space: tuple[Param, ...]
+    estimator: Estimator
+    budget: Budget = Budget()
+    sampler: Sampler = Sampler()
+    experiment: Experiment = Experiment()
+    backend: Backend = Backend()
+    emulator: EmulatorOptions = EmulatorOptions()
+    storage: str | None = None
+
+    @property
+    def storage_url(self) -> str:
+        """The Optuna storage URL; SQLite beside the space file unless ``storage`` is set."""
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{self.path.parent.resolve() / '.sweeps' / f'{self.name}.db'}"
