@@ -27,7 +27,7 @@ from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.console import status_text
 from sweeper.emulator.server import Emulator, StateInUse, require_loopback
 from sweeper.errors import ConfigError, SweepError
-from sweeper.study import SweepStudy
+from sweeper.study import JOB_NAME, SweepStudy
 from sweeper.types import JobState, OnExit
 
 
@@ -209,6 +209,9 @@ async def _status(config: SweepConfig) -> int:
         counts, best = await study.counts(), await study.best()
         states: dict[str, JobState] | None = None
         named = [r.job_name for r in running if r.job_name]
+        if config.estimator.keep_alive_period_in_seconds:  # finished jobs may hold pools
+            trials = await study.trials()
+            named += [str(t.user_attrs[JOB_NAME]) for t in trials if JOB_NAME in t.user_attrs]
         embedded = config.backend.kind == BackendKind.EMULATOR and not config.backend.endpoint_url
         if named and not embedded:
             ends = launch.Endpoints(
@@ -241,9 +244,10 @@ def _emulator_command(argv: list[str]) -> int:
     )
     defaults = EmulatorOptions()
     for f in dataclasses.fields(EmulatorOptions):  # the space file's emulator: keys
-        kind = int if f.name.endswith("_quota") else float
         parser.add_argument(
-            f"--{f.name.replace('_', '-')}", type=kind, default=getattr(defaults, f.name)
+            f"--{f.name.replace('_', '-')}",
+            type=EmulatorOptions.kind(f.name),
+            default=getattr(defaults, f.name),
         )
     args = parser.parse_args(argv)
     try:

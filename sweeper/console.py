@@ -172,4 +172,19 @@ def status_text(
                 found = f"{state.status}/{state.secondary_status}" if state else "not created yet"
                 where += f"  {found}"
         lines.append(f"  trial {record.number:<4} attempt {record.attempt}  {where}")
-    return "\n".join(lines)
+    return "\n".join(lines + pools_text(states or {}))
+
+
+def pools_text(states: dict[str, JobState]) -> list[str]:
+    """The warm pools the sweep's finished jobs hold, and since when (they are billed)."""
+    held = sorted(
+        (s for s in states.values() if s.status.is_terminal and s.warm_pool == "Available"),
+        key=lambda s: s.name,
+    )
+    if not held:
+        return []
+    lines = [f"  warm pools held: {len(held)} (billed while Available)"]
+    for s in held:
+        since = s.ended.astimezone().strftime("%Y-%m-%d %H:%M:%S") if s.ended else "?"
+        lines.append(f"    {s.name}  Available since {since}, retained {s.pool_seconds or 0} s")
+    return lines

@@ -16,11 +16,13 @@ from sweeper.config import Budget, Objective
 from sweeper.types import JobState, JobStatus, StopReason
 
 MAX_ATTEMPTS = 3  # jobs per trial when the platform, or the sweep itself, ended one
+MAX_WAIT = "MaxWaitTimeExceeded"
 
 
 class Verdict(StrEnum):
     COMPLETE = "complete"
     RETRY = "retry"  # run the trial again as its next attempt
+    ON_DEMAND = "on_demand"  # run it again as its next attempt, on on-demand capacity
     FAIL = "fail"
 
 
@@ -30,6 +32,8 @@ class Attempt:
 
     attempt: int
     stopped_on_exit: bool = False  # the sweep stopped it as it exited (resume reruns it)
+    spot: bool = False  # it ran on managed spot
+    fallback: bool = False  # estimator.spot_fallback: on_demand
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +49,21 @@ def judge(state: JobState, job: Attempt, objective: Objective) -> Judgement:
     """Judge a job in a terminal state.
 
     A job that failed through no fault of the script (``InternalServerError``), or that
-    the sweep itself stopped on exit, is retried up to :data:`MAX_ATTEMPTS`; any other
-    failure, or a completed job without a finite objective value, fails the trial.
+    the sweep itself stopped on exit, is retried up to :data:`MAX_ATTEMPTS`. A spot job
+    that spot capacity could not serve (``MaxWaitTimeExceeded``, ``CapacityError``) is
+    rerun on demand with ``fallback``, or fails saying so. Any other failure, or a
+    completed job without a finite objective value, fails the trial.
     """
+    if job.spot and _spot_unserved(state):
+        if job.fallback:
+            return Judgement(Verdict.ON_DEMAND, reason=_reason(state))
+        return Judgement(
+            Verdict.FAIL,
+            reason=f"{_reason(state)}: spot capacity could not run the job within max_wait"
+            " (estimator.spot_fallback: on_demand reruns such trials on demand)",
+        )
     if state.status != JobStatus.COMPLETED:
-        reason = state.failure_reason or f"{state.status}: {state.secondary_status}"
+        reason = _reason(state)
         platform = reason.startswith("InternalServerError")
         ours = state.status == JobStatus.STOPPED and job.stopped_on_exit
         if (platform or ours) and job.attempt < MAX_ATTEMPTS:
@@ -62,6 +76,16 @@ def judge(state: JobState, job: Attempt, objective: Objective) -> Judgement:
     return Judgement(Verdict.COMPLETE, value=value)
 
 
+def _reason(state: JobState) -> str:
+    return state.failure_reason or f"{state.status}: {state.secondary_status}"
+
+
+def _spot_unserved(state: JobState) -> bool:
+    """Whether spot capacity, not the job, ended it."""
+    waited_out = state.status == JobStatus.STOPPED and state.secondary_status == MAX_WAIT
+    return waited_out or state.failure_reason.startswith("CapacityError")
+
+
 @dataclass(frozen=True, slots=True)
 class SweepState:
     """What the stop conditions read: tallies across every run of the sweep so far."""
@@ -71,10 +95,13 @@ class SweepState:
     billable: float
     best: float | None
     since_best: int
+    committed_cost: float | None = None  # USD spent plus running jobs' expected cost
 
 
 def stop_reason(budget: Budget, objective: Objective, s: SweepState) -> StopReason | None:
-    """The first stop condition that holds (failures, wall, billable, target, patience)."""
+    """The first stop condition that holds (failures, wall, billable, target, patience,
+    cost: what was spent plus what the running jobs and one more would cost passes
+    ``max_cost``)."""
     target_hit = (
         budget.target is not None
         and s.best is not None
@@ -92,5 +119,11 @@ def stop_reason(budget: Budget, objective: Objective, s: SweepState) -> StopReas
         ),
         (target_hit, StopReason.TARGET),
         (budget.patience is not None and s.since_best >= budget.patience, StopReason.PATIENCE),
+        (
+            budget.max_cost is not None
+            and s.committed_cost is not None
+            and s.committed_cost > budget.max_cost,
+            StopReason.COST,
+        ),
     ]
     return next((reason for hit, reason in checks if hit), None)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,17 +25,18 @@ from sweeper.aws.experiments import ExperimentsApi
 from sweeper.aws.logs import JobLogs
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.s3 import S3
-from sweeper.aws.training import TrainingJobs, build_request
+from sweeper.aws.training import JobOptions, TrainingJobs, build_request
+from sweeper.capacity import EMULATOR_POOLS, SAGEMAKER_POOLS, settle_pools
 from sweeper.clock import RealClock
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.console import ConsoleReporter, interrupted_text, summary
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings, StateInUse
 from sweeper.emulator.spot import SpotSettings
-from sweeper.errors import BackendError, ConfigError, SweepError, TransientError
+from sweeper.errors import ConfigError, SweepError
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.scheduler import Scheduler
-from sweeper.study import JOB_NAME, SweepStudy, first_params
+from sweeper.study import SweepStudy, first_params
 from sweeper.tracking import Tracker
 from sweeper.types import OnExit, StopReason
 
@@ -115,14 +117,20 @@ def emulator_settings(
         warm_start_seconds=options.warm_start_seconds,
         instance_quota=options.instance_quota,
         warm_pool_quota=options.warm_pool_quota,
+        pool_available_delay_seconds=options.pool_available_delay_seconds,
+        internal_error_on_log=options.internal_error_on_log,
         spot=SpotSettings(
             interruption_rate=options.spot_interruption_rate,
             interruption_after_seconds=options.spot_interruption_after_seconds,
+            interrupt_on_log=options.spot_interrupt_on_log,
+            restart_delay_seconds=options.spot_restart_delay_seconds,
             discount=options.spot_discount,
+            seed=options.seed,
         ),
     )
     return EmulatorSettings(
         runner,
+        seed=options.seed,
         throttle_rate=options.throttle_rate,
         trial_component_quota=options.trial_component_quota,
         internal_failure_rate=options.internal_failure_rate,
@@ -141,7 +149,8 @@ def dry_run(config: SweepConfig) -> str:
     account = template.EMULATOR_ACCOUNT if emulated else template.ACCOUNT_PLACEHOLDER
     plan = template.plan(config, where, template.default_output_path(config, where, account))
     job = names.job_name(config.name, 0, 1)
-    request = build_request(plan.template, job, first_params(config))
+    options = JobOptions(names.trial_key(config.name, 0))
+    request = build_request(plan.template, job, first_params(config), options)
     lines = [f"Dry run of {config.name} on {config.backend.kind} ({where}); nothing is sent."]
     if not emulated and not config.estimator.output_path:
         lines.append(f"{account}: your account, which the sweep asks STS for at launch.")
@@ -186,13 +195,14 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             config,
             study,
             jobs,
-            build_request=lambda job, params: build_request(plan.template, job, params),
+            build_request=partial(build_request, plan.template),
             job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
             clock=clock,
             reporter=reporter,
             timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
             on_failed_job=_log_keeper(config, logs),
             tracker=tracker,
+            pools=EMULATOR_POOLS if emulated else SAGEMAKER_POOLS,
         )
         _handle_signals(scheduler, on_exit)
         start = clock.now()
@@ -207,7 +217,9 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             raise group.exceptions[0] from None
         print(tracker.summary())
         if config.estimator.keep_alive_period_in_seconds:
-            await _record_warm_pools(study, jobs)
+            settled = await settle_pools(study, jobs, config.estimator.keep_pools_after_sweep)
+            if settled is not None:
+                print(settled.summary())
         counts, best = await study.counts(), await study.best()
         print(
             summary(
@@ -228,18 +240,6 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             print(text)
             return 130
         return 0 if best is not None else 1
-
-
-async def _record_warm_pools(study: SweepStudy, jobs: TrainingJobs) -> None:
-    """Which jobs' warm pools a later job took over: one batched Search per 100 jobs."""
-    names = [str(t.user_attrs[JOB_NAME]) for t in await study.trials() if JOB_NAME in t.user_attrs]
-    try:
-        states = await jobs.poll(names)
-    except (BackendError, TransientError):
-        return  # a total in a report, not worth failing a finished sweep for
-    seen = await study.warm_pools()
-    seen.update({name: s.warm_pool for name, s in states.items() if s.warm_pool})
-    await study.set_warm_pools(seen)
 
 
 async def _tracker(

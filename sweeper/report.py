@@ -11,11 +11,13 @@ import csv
 import io
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.config import SweepConfig
+from sweeper.cost import Price
 from sweeper.study import ATTEMPT, JOB_NAME
 
 SCHEMA = "sweeper.report/1"
@@ -28,18 +30,16 @@ def build(
     top: int,
     notes: dict[int, str] | None = None,
     runs: dict[int, dict[str, Any]] | None = None,
-    warm_pools: dict[str, str] | None = None,
+    warm_pools: tuple[dict[str, str], dict[str, int]] | None = None,
 ) -> dict[str, Any]:
     """The report document of a sweep's trials, with its ``top`` best trials; ``runs``
-    are the trials' Experiments runs (:meth:`SweepStudy.runs`)."""
+    are the trials' Experiments runs (:meth:`SweepStudy.runs`), ``warm_pools`` each job's
+    pool status and retained seconds (:meth:`SweepStudy.warm_pools`)."""
     notes = notes or {}
     runs = runs or {}
-    est = config.estimator
-    rate = (  # USD per billable second (spot's billable time is already discounted)
-        est.instance_price_per_hour * est.instance_count / 3600
-        if est.instance_price_per_hour is not None
-        else None
-    )
+    statuses, retained = warm_pools or ({}, {})
+    price = Price.of(config.estimator)
+    costs = _Costs(price, retained)
     done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     done.sort(
         key=lambda t: t.value if t.value is not None else math.nan,
@@ -52,21 +52,37 @@ def build(
         "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
         "counts": {s.name.lower(): sum(t.state == s for t in trials) for s in _STATES}
         | {"total": len(trials)},
-        "totals": _totals(trials, config.estimator.use_spot_instances, rate)
-        | {"warm_pool_reuses": _reuses(config, warm_pools or {})},
-        "best": _trial(done[0], notes, runs, rate) if done else None,
-        "top": [_trial(t, notes, runs, rate) for t in done[:top]],
+        "totals": _totals(trials, config.estimator.use_spot_instances, costs)
+        | {"warm_pool_reuses": _reuses(config, statuses)},
+        "best": _trial(done[0], notes, runs, costs) if done else None,
+        "top": [_trial(t, notes, runs, costs) for t in done[:top]],
         "importances": importances,
         "failures": _failures(trials),
-        "trials": [_trial(t, notes, runs, rate) for t in trials],
+        "trials": [_trial(t, notes, runs, costs) for t in trials],
     }
 
 
 _STATES = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING, TrialState.PRUNED)
 
 
+@dataclass(frozen=True, slots=True)
+class _Costs:
+    """Prices a trial's job: its billable seconds and its pool's retained seconds."""
+
+    price: Price | None
+    retained: dict[str, int]  # job -> ResourceRetainedBillableTimeInSeconds
+
+    def pool_seconds(self, job: object) -> int | None:
+        return self.retained.get(str(job))
+
+    def of(self, billable: int | None, job: object = None) -> float | None:
+        if self.price is None or billable is None:
+            return None
+        return round(self.price.job(billable, self.pool_seconds(job) or 0), 4)
+
+
 def _trial(
-    t: FrozenTrial, notes: dict[int, str], runs: dict[int, dict[str, Any]], rate: float | None
+    t: FrozenTrial, notes: dict[int, str], runs: dict[int, dict[str, Any]], costs: _Costs
 ) -> dict[str, Any]:
     a, run = t.user_attrs, runs.get(t.number, {})
     return {
@@ -78,7 +94,8 @@ def _trial(
         "attempt": a.get(ATTEMPT, 1),
         "job_seconds": a.get("job_seconds"),
         "billable_seconds": a.get("billable_seconds"),
-        "cost": _cost(a.get("billable_seconds"), rate),
+        "pool_seconds": costs.pool_seconds(a.get(JOB_NAME)),
+        "cost": costs.of(a.get("billable_seconds"), a.get(JOB_NAME)),
         "failure": a.get("failure") or a.get("pruned"),
         "note": notes.get(t.number),
         "experiment": run.get("experiment"),
@@ -86,24 +103,24 @@ def _trial(
     }
 
 
-def _cost(billable: int | None, rate: float | None) -> float | None:
-    return None if rate is None or billable is None else round(billable * rate, 4)
-
-
-def _totals(trials: list[FrozenTrial], spot: bool, rate: float | None) -> dict[str, Any]:
+def _totals(trials: list[FrozenTrial], spot: bool, costs: _Costs) -> dict[str, Any]:
     """Sums over the trials; spot savings (1 - billable / training) only for spot sweeps."""
     starts = [t.datetime_start for t in trials if t.datetime_start]
     ends = [t.datetime_complete for t in trials if t.datetime_complete]
     wall = (max(ends) - min(starts)).total_seconds() if starts and ends else None
     training = sum(t.user_attrs.get("training_seconds") or 0 for t in trials)
     billable = sum(t.user_attrs.get("billable_seconds") or 0 for t in trials)
+    retained = sum(costs.retained.values())
+    pool_cost = None if costs.price is None else round(costs.price.job(0, retained), 4)
     return {
         "wall_seconds": wall,
         "job_seconds": sum(t.user_attrs.get("job_seconds") or 0.0 for t in trials),
         "training_seconds": training,
         "billable_seconds": billable,
         "spot_savings": 1 - billable / training if training and spot else None,
-        "cost": _cost(billable, rate),
+        "warm_pool_seconds": retained,
+        "warm_pool_cost": pool_cost,
+        "cost": None if pool_cost is None else (costs.of(billable) or 0.0) + pool_cost,
     }
 
 
@@ -220,6 +237,12 @@ def _totals_line(t: dict[str, Any]) -> str:
         f" {t['training_seconds']} s; billable {t['billable_seconds']} s; spot savings {savings}"
         + (
             f"; warm-pool reuses {t['warm_pool_reuses']}"
+            if t["warm_pool_reuses"] is not None
+            else ""
+        )
+        + (
+            f"; warm pools retained {t['warm_pool_seconds']} s"
+            + (f" (${t['warm_pool_cost']:.2f})" if t["warm_pool_cost"] is not None else "")
             if t["warm_pool_reuses"] is not None
             else ""
         )

@@ -29,6 +29,7 @@ and dispatching resumes when one of them ends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -36,8 +37,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweeper.aws.training import JobBackend
+from sweeper.capacity import EMULATOR_POOLS, PoolGate, PoolTiming
 from sweeper.clock import Clock, first_of
 from sweeper.config import SweepConfig
+from sweeper.cost import Price
+from sweeper.creation import JobCreator, RequestBuilder
 from sweeper.decisions import Attempt, SweepState, Verdict, judge, stop_reason
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
@@ -69,6 +73,7 @@ class _Tally:
     failures_total: int = 0
     trials_total: int = 0
     billable: float = 0.0
+    spent: float = 0.0  # USD, of the jobs that ended (with instance_price_per_hour)
     best: float | None = None
     since_best: int = 0
     stop: StopReason | None = None
@@ -87,18 +92,21 @@ class Scheduler:
         config: SweepConfig,
         study: SweepStudy,
         backend: JobBackend,
-        build_request: Callable[[str, dict[str, Any]], dict[str, Any]],
+        build_request: RequestBuilder,
         job_name: JobNamer,
         clock: Clock,
         reporter: Reporter,
         timing: PollTiming,
         on_failed_job: Callable[[str], Awaitable[None]] | None = None,
         tracker: RunTracker | None = None,
+        pools: PoolTiming = EMULATOR_POOLS,
     ) -> None:
         self._config = config
         self._study = study
         self._backend = backend
-        self._build = build_request
+        self._creator = JobCreator(config, study, backend, build_request, reporter.note)
+        self._pools = PoolGate(pools)
+        self._price = Price.of(config.estimator)
         self._job_name = job_name
         self._clock = clock
         self._reporter = reporter
@@ -131,14 +139,13 @@ class Scheduler:
         t.trials_total = (await self._study.counts()).dispatched
         while True:
             await self._fill()
-            if not t.inflight:
+            if not t.inflight and not self._pools.held:
                 if self._launchable() == 0:
                     break
                 continue  # every launch failed, but the budget allows more
             if self.interrupted and self._on_exit != OnExit.WAIT:
                 break
-            now = self._clock.now()
-            deadline = now + self._planner.delay([now - f.launched_at for f in t.inflight.values()])
+            deadline = self._next_poll()
             await self._bookkeeping(deadline)
             await self._sleep_until(deadline)
             if self.interrupted and self._on_exit != OnExit.WAIT:
@@ -157,6 +164,14 @@ class Scheduler:
             t.polls,
             sorted(t.inflight),
         )
+
+    def _next_poll(self) -> float:
+        """When to poll: the planner's choice, sooner while a pool is on its way."""
+        now = self._clock.now()
+        delay = self._planner.delay([now - f.launched_at for f in self._t.inflight.values()])
+        if self._pools.held:
+            delay = min(delay, self._pools.timing.poll)
+        return now + delay
 
     async def _reconcile(self) -> None:
         """Settle every trial an earlier run left RUNNING, by its recorded job name."""
@@ -188,9 +203,18 @@ class Scheduler:
                 t.billable,
                 t.best,
                 t.since_best,
+                self._committed_cost(),
             )
             t.stop = stop_reason(self._config.budget, self._config.objective, state)
         return t.stop
+
+    def _committed_cost(self) -> float | None:
+        """What the sweep has spent plus what its running jobs and the next one are
+        expected to cost (None without a price or before any job ended)."""
+        expected = self._planner.mean
+        if self._price is None or expected is None:
+            return None
+        return self._t.spent + self._price.job(expected) * (len(self._t.inflight) + 1)
 
     def _room(self) -> int:
         """How many new trials the budget still allows."""
@@ -201,7 +225,7 @@ class Scheduler:
         t = self._t
         if self._stop_reason() is not None or (t.capacity_wait and t.inflight):
             return 0
-        slots = self._config.budget.max_parallel - len(t.inflight)
+        slots = self._config.budget.max_parallel - len(t.inflight) - self._pools.held
         return max(0, min(slots, len(t.pending) + len(t.ready) + self._room()))
 
     async def _fill(self) -> None:
@@ -252,8 +276,8 @@ class Scheduler:
         record = record or await self._ask()
         if record.job_name is None:
             name = self._job_name(record.number, record.attempt)
-            await self._study.assign_job(record.number, name, record.attempt)
-            record = TrialRecord(record.number, record.params, name, record.attempt)
+            await self._study.assign_job(record.number, name, record.attempt, record.on_demand)
+            record = dataclasses.replace(record, job_name=name)
         job = record.job_name
         assert job is not None
         if self.interrupted:  # not sent: the trial stays RUNNING and resume creates it
@@ -261,16 +285,15 @@ class Scheduler:
         self._reporter.started(record.number, job, record.params)
         sent_at = self._clock.now()  # the job's age counts from before the request
         flight = _InFlight(record, job, sent_at)
-        request = self._build(job, record.params)
+        extra = {}
         if self._tracker is not None:
             await self._tracker.begin(record)  # nothing to do unless an earlier run failed
             if (experiment := self._tracker.experiment_config(record.number)) is not None:
-                request["ExperimentConfig"] = experiment
+                extra["ExperimentConfig"] = experiment
         try:
-            await self._backend.create(request)
+            flight = dataclasses.replace(flight, trial=await self._creator.create(record, extra))
         except CapacityError as exc:
             if self._t.inflight:  # capacity comes back when one of them ends
-                self._reporter.note(f"trial {record.number}: {exc.code}, waiting for capacity")
                 self._t.pending.appendleft(record)
                 self._t.capacity_wait = True
                 return
@@ -289,9 +312,10 @@ class Scheduler:
         """One batched status call for every job in flight; settle the finished ones."""
         self._t.polls += 1
         try:
-            states = await self._backend.poll(list(self._t.inflight))
+            states = await self._backend.poll([*self._t.inflight, *self._pools.jobs])
         except TransientError:
             return  # retries are exhausted for this tick; the next tick tries again
+        freed = self._pools.update(states, self._clock.now())
         finished = [
             (self._t.inflight.pop(name), state)
             for name, state in states.items()
@@ -300,7 +324,8 @@ class Scheduler:
         self._statuses = {n: s.secondary_status for n, s in states.items()}
         for flight, state in finished:
             self._results.add(self._judge(flight, state))
-        if finished:
+            self._pools.ended(state, self._clock.now())
+        if finished or freed:
             self._t.capacity_wait = False
             await self._fill()  # refill before storage writes: a slot never waits on them
         self._reporter.progress(self._progress())
@@ -359,6 +384,8 @@ class Scheduler:
         """
         t = self._t
         t.billable += state.billable_seconds or 0
+        if self._price is not None:
+            t.spent += self._price.job(state.billable_seconds or 0)
         attrs = {
             "job_status": str(state.status),
             "secondary_status": state.secondary_status,
@@ -369,10 +396,16 @@ class Scheduler:
             "billable_seconds": state.billable_seconds,
             "final_metrics": dict(state.final_metrics),
         }
-        trial = flight.trial
-        found = judge(state, Attempt(trial.attempt, trial.stopped_on_exit), self._config.objective)
-        if found.verdict == Verdict.RETRY:
-            return self._retry(flight, found.reason)
+        trial, est = flight.trial, self._config.estimator
+        attempt = Attempt(
+            trial.attempt,
+            trial.stopped_on_exit,
+            spot=est.use_spot_instances and not trial.on_demand,
+            fallback=est.spot_fallback is not None,
+        )
+        found = judge(state, attempt, self._config.objective)
+        if found.verdict in (Verdict.RETRY, Verdict.ON_DEMAND):
+            return self._retry(flight, found.reason, found.verdict == Verdict.ON_DEMAND)
         if found.verdict == Verdict.FAIL or found.value is None:
             return [self._failed(flight, found.reason, attrs)]
         value = found.value
@@ -384,13 +417,15 @@ class Scheduler:
         self._reporter.finished(trial.number, flight.job, value, state.duration)
         return [Outcome(trial, value, "", attrs)]
 
-    def _retry(self, flight: _InFlight, reason: str) -> list[Outcome]:
+    def _retry(self, flight: _InFlight, reason: str, on_demand: bool = False) -> list[Outcome]:
         trial = flight.trial
         self._reporter.note(
             f"trial {trial.number}: job {flight.job} ended ({reason.splitlines()[0][:120]});"
-            f" retrying as attempt {trial.attempt + 1}"
+            f" retrying as attempt {trial.attempt + 1}" + (" on demand" if on_demand else "")
         )
-        self._t.pending.append(TrialRecord(trial.number, trial.params, None, trial.attempt + 1))
+        on_demand = on_demand or trial.on_demand
+        again = TrialRecord(trial.number, trial.params, None, trial.attempt + 1, False, on_demand)
+        self._t.pending.append(again)
         return []
 
     def _failed(

@@ -36,10 +36,12 @@ T = TypeVar("T")
 JOB_NAME = "job_name"
 ATTEMPT = "attempt"
 STOPPED_ON_EXIT = "stopped_on_exit"
+ON_DEMAND = "on_demand"  # a spot sweep's trial that falls back to on-demand capacity
 SPEC = "sweeper:spec"
 RUN_PREFIX = "sweeper:run:"  # study attribute per trial: its Experiments Run
 NOTES = "sweeper:notes"
 WARM_POOLS = "sweeper:warm_pools"
+POOL_SECONDS = "sweeper:pool_seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class TrialRecord:
     job_name: str | None
     attempt: int = 1
     stopped_on_exit: bool = False
+    on_demand: bool = False  # its job runs on on-demand capacity (spot fallback)
 
 
 JobNamer = Callable[[int, int], str]  # (trial number, attempt) -> job name
@@ -173,15 +176,17 @@ class SweepStudy:
                     attrs.get(JOB_NAME),
                     int(attrs.get(ATTEMPT, 1)),
                     bool(attrs.get(STOPPED_ON_EXIT, False)),
+                    bool(attrs.get(ON_DEMAND, False)),
                 )
             )
         return out
 
-    async def assign_job(self, number: int, job_name: str, attempt: int) -> None:
+    async def assign_job(
+        self, number: int, job_name: str, attempt: int, on_demand: bool = False
+    ) -> None:
         """Record a trial's (next) job before it is created."""
-        await self._run(
-            self._set_attrs, number, {JOB_NAME: job_name, ATTEMPT: attempt, STOPPED_ON_EXIT: False}
-        )
+        attrs = {JOB_NAME: job_name, ATTEMPT: attempt, STOPPED_ON_EXIT: False}
+        await self._run(self._set_attrs, number, attrs | ({ON_DEMAND: True} if on_demand else {}))
 
     async def mark_stopped_on_exit(self, number: int) -> None:
         """The sweep stopped this trial's job as it exited: resume runs it again."""
@@ -237,12 +242,16 @@ class SweepStudy:
         stored = await self._run(lambda: self._study.user_attrs.get(NOTES, {}))
         return {int(k): str(v) for k, v in stored.items()}
 
-    async def set_warm_pools(self, pools: dict[str, str]) -> None:
-        """Each job's last-seen WarmPoolStatus (``Reused`` counts a pool taken over)."""
+    async def set_warm_pools(self, pools: dict[str, str], seconds: dict[str, int]) -> None:
+        """Each job's last-seen WarmPoolStatus (``Reused`` counts a pool taken over) and
+        its pool's retained billable seconds."""
         await self._run(self._study.set_user_attr, WARM_POOLS, pools)
+        await self._run(self._study.set_user_attr, POOL_SECONDS, seconds)
 
-    async def warm_pools(self) -> dict[str, str]:
-        return dict(await self._run(lambda: self._study.user_attrs.get(WARM_POOLS, {})))
+    async def warm_pools(self) -> tuple[dict[str, str], dict[str, int]]:
+        """What :meth:`set_warm_pools` stored: (status by job, retained seconds by job)."""
+        attrs = await self._run(lambda: dict(self._study.user_attrs))
+        return dict(attrs.get(WARM_POOLS, {})), dict(attrs.get(POOL_SECONDS, {}))
 
     async def set_run(self, number: int, run: dict[str, Any]) -> None:
         """Where a trial's Experiments Run is and whether it is complete (a study attribute

@@ -36,6 +36,7 @@ class JobState:
     training_seconds: int | None = None
     billable_seconds: int | None = None
     warm_pool: str | None = None  # WarmPoolStatus.Status: Available, InUse, Reused, ...
+    pool_seconds: int | None = None  # ResourceRetainedBillableTimeInSeconds, so far
 
     @property
     def duration(self) -> float | None:
@@ -66,6 +67,7 @@ class StopReason(StrEnum):
     BILLABLE = "max_billable_seconds reached"
     TARGET = "target reached"
     PATIENCE = "no improvement within patience"
+    COST = "max_cost reached"
     INTERRUPTED = "interrupted"
 
 

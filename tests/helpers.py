@@ -55,6 +55,11 @@ def objective(x: float, y: int = 0) -> float:
     return round((x - 0.3) ** 2 + y, 10)
 
 
+def fake_request(job: str, params: dict[str, Any], options: Any) -> dict[str, Any]:
+    """A stand-in request for scheduler tests: the job, its parameters and its options."""
+    return {"TrainingJobName": job, "HyperParameters": params, "Options": options}
+
+
 def space_doc(**overrides: Any) -> dict[str, Any]:
     """A valid space-file document for QUADRATIC; top-level keys may be overridden."""
     doc: dict[str, Any] = {

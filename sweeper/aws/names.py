@@ -24,3 +24,8 @@ def job_name(sweep: str, trial: int, attempt: int = 1) -> str:
         keep = MAX_JOB_NAME - len(suffix) - len(digest) - 1
         prefix = f"{prefix[:keep].rstrip('-')}-{digest}"
     return prefix + suffix
+
+
+def trial_key(sweep: str, trial: int) -> str:
+    """``<sweep>-<trial>``: what every job of one trial shares (its checkpoint prefix)."""
+    return f"{_INVALID.sub('-', sweep).strip('-') or 'sweep'}-{trial}"

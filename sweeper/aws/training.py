@@ -26,7 +26,7 @@ class JobTemplate:
     (:mod:`sweeper.aws.template`).
 
     ``code_uri`` is the uploaded ``sourcedir.tar.gz``; ``inputs`` maps channels to S3
-    prefixes; each job checkpoints under ``<checkpoint_base>/<job>`` if it is set.
+    prefixes; each trial checkpoints under ``<checkpoint_base>/<trial key>`` if it is set.
     """
 
     estimator: Estimator
@@ -39,8 +39,24 @@ class JobTemplate:
     checkpoint_base: str | None = None
 
 
-def build_request(tmpl: JobTemplate, job_name: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    """The CreateTrainingJob request of one trial.
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """How one job of a trial departs from the template.
+
+    ``checkpoint_key`` names the trial's checkpoint prefix (under the template's
+    ``checkpoint_base``): the same for every attempt, so a retry or a fallback resumes
+    from the last checkpoint any of them saved.
+    """
+
+    checkpoint_key: str
+    on_demand: bool = False  # a spot sweep's fallback: this job runs on on-demand capacity
+    warm_pool: bool = True  # False: no keep-alive (the warm-pool quota is spent)
+
+
+def build_request(
+    tmpl: JobTemplate, job_name: str, params: Mapping[str, Any], options: JobOptions
+) -> dict[str, Any]:
+    """The CreateTrainingJob request of one trial's job.
 
     Hyperparameters are encoded the way the SageMaker SDK's framework estimators do
     (every value JSON-encoded, ``sagemaker_*`` keys for script mode), so the training
@@ -48,6 +64,7 @@ def build_request(tmpl: JobTemplate, job_name: str, params: Mapping[str, Any]) -
     override static ones of the same name.
     """
     est = tmpl.estimator
+    spot = est.use_spot_instances and not options.on_demand
     hps = {**est.hyperparameters, **params}
     hyperparameters = {str(k): json.dumps(v) for k, v in hps.items()}
     hyperparameters.update(
@@ -58,14 +75,14 @@ def build_request(tmpl: JobTemplate, job_name: str, params: Mapping[str, Any]) -
         sagemaker_region=json.dumps(tmpl.region),
     )
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": est.max_run}
-    if est.use_spot_instances:
+    if spot:
         stopping["MaxWaitTimeInSeconds"] = est.max_wait or est.max_run
     resources: dict[str, Any] = {
         "InstanceType": est.instance_type,
         "InstanceCount": est.instance_count,
         "VolumeSizeInGB": est.volume_size,
     }
-    if est.keep_alive_period_in_seconds:
+    if est.keep_alive_period_in_seconds and options.warm_pool:
         resources["KeepAlivePeriodInSeconds"] = est.keep_alive_period_in_seconds
     request: dict[str, Any] = {
         "TrainingJobName": job_name,
@@ -98,10 +115,11 @@ def build_request(tmpl: JobTemplate, job_name: str, params: Mapping[str, Any]) -
         ]
     if est.environment:
         request["Environment"] = dict(est.environment)
-    if est.use_spot_instances:
+    if spot:
         request["EnableManagedSpotTraining"] = True
     if tmpl.checkpoint_base:
-        request["CheckpointConfig"] = {"S3Uri": f"{tmpl.checkpoint_base.rstrip('/')}/{job_name}"}
+        uri = f"{tmpl.checkpoint_base.rstrip('/')}/{options.checkpoint_key}"
+        request["CheckpointConfig"] = {"S3Uri": uri}
     return request
 
 
@@ -113,6 +131,8 @@ class JobBackend(Protocol):
     async def poll(self, names: Iterable[str]) -> dict[str, JobState]: ...
 
     async def stop(self, name: str) -> None: ...
+
+    async def release_pool(self, name: str) -> None: ...
 
 
 class TrainingJobs:
@@ -177,6 +197,20 @@ class TrainingJobs:
             if "status" not in exc.message:  # "…rejected because the job is in status X"
                 raise
 
+    async def release_pool(self, name: str) -> None:
+        """End the job's warm pool now (UpdateTrainingJob, KeepAlive 0); one that is no
+        longer Available is left as it is."""
+        config = {"KeepAlivePeriodInSeconds": 0}
+        try:
+            await self._retry.call(
+                lambda: self._client.update_training_job(
+                    TrainingJobName=name, ResourceConfig=config
+                )
+            )
+        except BackendError as exc:
+            if exc.code != "ValidationException":
+                raise
+
 
 def _name_filter(names: list[str]) -> dict[str, Any]:
     """A SearchExpression matching exactly ``names``: ``In`` filters ORed together."""
@@ -208,4 +242,5 @@ def job_state(job: Mapping[str, Any]) -> JobState:
         training_seconds=job.get("TrainingTimeInSeconds"),
         billable_seconds=job.get("BillableTimeInSeconds"),
         warm_pool=(job.get("WarmPoolStatus") or {}).get("Status"),
+        pool_seconds=(job.get("WarmPoolStatus") or {}).get("ResourceRetainedBillableTimeInSeconds"),
     )

@@ -103,7 +103,7 @@ def parse(raw: object, path: Path) -> SweepConfig:
         objective=objective,
         space=space,
         estimator=estimator,
-        budget=_budget(fields.get(top, "budget", "", dict, {})),
+        budget=_budget(fields.get(top, "budget", "", dict, {}), estimator),
         sampler=sampler,
         experiment=_experiment(fields.get(top, "experiment", "", dict, {})),
         backend=_backend(fields.get(top, "backend", "", dict, {})),
@@ -129,7 +129,7 @@ def _objective(raw: dict[str, Any], estimator: Estimator) -> Objective:
     return Objective(metric=metric, direction=direction)
 
 
-def _budget(raw: dict[str, Any]) -> Budget:
+def _budget(raw: dict[str, Any], estimator: Estimator) -> Budget:
     sec = fields.mapping(raw, "budget", _keys(Budget))
     d = Budget()
     budget = Budget(
@@ -140,15 +140,21 @@ def _budget(raw: dict[str, Any]) -> Budget:
         max_billable_seconds=fields.get(sec, "max_billable_seconds", "budget", float, None),
         target=fields.get(sec, "target", "budget", float, None),
         patience=fields.get(sec, "patience", "budget", int, None),
+        max_cost=fields.get(sec, "max_cost", "budget", float, None),
     )
     for key in ("max_trials", "max_parallel", "max_failures", "patience"):
         value = getattr(budget, key)
         if value is not None and value < 1:
             raise ConfigError(f"budget.{key}: must be >= 1, got {value}")
-    for key in ("max_wall_seconds", "max_billable_seconds"):
+    for key in ("max_wall_seconds", "max_billable_seconds", "max_cost"):
         value = getattr(budget, key)
         if value is not None and value <= 0:
             raise ConfigError(f"budget.{key}: must be > 0, got {value}")
+    if budget.max_cost is not None and estimator.instance_price_per_hour is None:
+        raise ConfigError(
+            "budget.max_cost: needs estimator.instance_price_per_hour (USD per instance-hour,"
+            " on demand) to turn billable seconds into money"
+        )
     return budget
 
 
@@ -230,6 +236,8 @@ def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
         use_spot_instances=fields.get(sec, "use_spot_instances", p, bool, False),
         max_wait=fields.get(sec, "max_wait", p, int, None),
         keep_alive_period_in_seconds=fields.get(sec, "keep_alive_period_in_seconds", p, int, 0),
+        keep_pools_after_sweep=fields.get(sec, "keep_pools_after_sweep", p, bool, False),
+        spot_fallback=fields.get(sec, "spot_fallback", p, str, None),
         instance_price_per_hour=fields.get(sec, "instance_price_per_hour", p, float, None),
         checkpoint_s3_uri=fields.get(sec, "checkpoint_s3_uri", p, str, None),
         output_path=fields.get(sec, "output_path", p, str, None),
@@ -254,8 +262,15 @@ def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
         raise ConfigError(f"estimator.max_wait: must be >= max_run ({est.max_run})")
     if est.use_spot_instances and est.keep_alive_period_in_seconds > 0:
         raise ConfigError(
-            "estimator.keep_alive_period_in_seconds: warm pools cannot be used with spot"
+            "estimator.keep_alive_period_in_seconds: AWS does not allow warm pools with"
+            " managed spot in one job; choose one: spot for cheaper instances (remove"
+            " keep_alive_period_in_seconds), or warm pools for faster starts (set"
+            " use_spot_instances: false)"
         )
+    if est.spot_fallback is not None:
+        fields.one_of(est.spot_fallback, ("on_demand",), "estimator.spot_fallback")
+        if not est.use_spot_instances:
+            raise ConfigError("estimator.spot_fallback: only applies with use_spot_instances: true")
     if not 0 <= est.keep_alive_period_in_seconds <= 21600:
         raise ConfigError("estimator.keep_alive_period_in_seconds: must be within 0..21600")
     return est
@@ -287,13 +302,16 @@ def _inputs(raw: dict[str, Any], base: Path) -> dict[str, str]:
 def _metric_definition(raw: object, path: str) -> MetricDefinition:
     sec = fields.mapping(raw, path, _keys(MetricDefinition))
     name, regex = fields.get(sec, "name", path, str), fields.get(sec, "regex", path, str)
-    try:
-        groups = re.compile(regex).groups
-    except re.error as exc:
-        raise ConfigError(f"{path}.regex: not a valid regular expression: {exc}") from exc
-    if groups < 1:
+    if _regex(regex, f"{path}.regex").groups < 1:
         raise ConfigError(f"{path}.regex: needs a capture group around the value")
     return MetricDefinition(name, regex)
+
+
+def _regex(text: str, path: str) -> re.Pattern[str]:
+    try:
+        return re.compile(text)
+    except re.error as exc:
+        raise ConfigError(f"{path}: not a valid regular expression: {exc}") from exc
 
 
 def _experiment(raw: dict[str, Any]) -> Experiment:
@@ -323,9 +341,11 @@ def _emulator(raw: dict[str, Any]) -> EmulatorOptions:
     defaults = EmulatorOptions()
     values: dict[str, Any] = {}
     for f in dataclasses.fields(EmulatorOptions):
-        kind = int if f.name.endswith("_quota") else float
-        value = fields.get(sec, f.name, "emulator", kind, getattr(defaults, f.name))
-        if value is not None and (
+        kind = EmulatorOptions.kind(f.name)
+        value: Any = fields.get(sec, f.name, "emulator", kind, getattr(defaults, f.name))
+        if kind is str and value is not None:
+            _regex(value, f"emulator.{f.name}")
+        elif value is not None and (
             value < 0 or (f.name.endswith(("_rate", "_discount")) and value > 1)
         ):
             raise ConfigError(f"emulator.{f.name}: out of range: {value}")

@@ -50,6 +50,7 @@ class Budget:
     max_billable_seconds: float | None = None
     target: float | None = None
     patience: int | None = None
+    max_cost: float | None = None  # USD; needs estimator.instance_price_per_hour
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,8 @@ class Estimator:
     use_spot_instances: bool = False
     max_wait: int | None = None
     keep_alive_period_in_seconds: int = 0
+    keep_pools_after_sweep: bool = False  # else pools are released when the sweep ends
+    spot_fallback: str | None = None  # "on_demand": rerun what spot cannot serve, on demand
     instance_price_per_hour: float | None = None  # USD, on-demand: reports show cost
     checkpoint_s3_uri: str | None = None
     output_path: str | None = None
@@ -136,6 +139,18 @@ class EmulatorOptions:
     instance_quota: int | None = None  # concurrent training instances per type (None: no limit)
     warm_pool_quota: int | None = None  # warm-pool instances per type (None: no limit)
     trial_component_quota: int | None = 50  # user runs per run group (AWS's default: 50)
+    pool_available_delay_seconds: float = 1.0  # a warm pool is Available this long after
+    spot_restart_delay_seconds: float = 0.0  # new spot capacity after an interruption
+    spot_interrupt_on_log: str | None = None  # regex: interrupt a spot job at this line
+    internal_error_on_log: str | None = None  # regex: fail a job as a lost instance does
+    seed: int | None = None  # for the rates above: the same faults on every run
+
+    @staticmethod
+    def kind(name: str) -> type:
+        """The type of knob ``name``: counts and seeds are integers, triggers regexes."""
+        if name.endswith("_quota") or name == "seed":
+            return int
+        return str if name.endswith("_on_log") else float
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 from sweeper.emulator import pools
 
 FAILURE_REASON_MAX = 1024
-_TRANSIENT = ("stop_requested", "interrupt", "record_path")  # not kept on disk
+_TRANSIENT = ("stop_requested", "interrupt", "fault", "record_path")  # not kept on disk
 
 
 @dataclass(eq=False)
@@ -45,6 +45,7 @@ class Job:
     record_path: Path | None = None  # where the record is kept across emulator restarts
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
+    fault: asyncio.Event = field(default_factory=asyncio.Event)  # the instance failed
 
     @property
     def name(self) -> str:

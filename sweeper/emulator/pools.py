@@ -13,6 +13,9 @@ counts the Available time.
 Choices where AWS does not document the behaviour (the emulator's own):
 
 * status is evaluated when read, so expiry needs no timer;
+* as on SageMaker, a pool becomes ``Available`` a moment after its job ends
+  (``pool_available_delay_seconds``); until then it reads ``InUse``, cannot be
+  reused, holds its instances and is not billed as retained;
 * UpdateTrainingJob with KeepAlive > 0 on an Available pool keeps it for that many
   seconds from now;
 * quotas are checked at CreateTrainingJob, per instance type: ``instance_quota`` counts
@@ -62,8 +65,11 @@ def status(job: Job, now: float | None = None) -> str | None:
     """The job's WarmPoolStatus now (None: it never asked for a warm pool)."""
     if job.pool is None:
         return None
-    if job.pool == AVAILABLE and (now or time.time()) >= job.pool_expires:
+    now = now or time.time()
+    if job.pool == AVAILABLE and now >= job.pool_expires:
         return TERMINATED
+    if job.pool == AVAILABLE and job.pool_since is not None and now < job.pool_since:
+        return IN_USE  # still being handed back: not reusable yet
     return job.pool
 
 
@@ -74,7 +80,7 @@ def describe(job: Job) -> dict[str, Any] | None:
     if current is None:
         return None
     out: dict[str, Any] = {"Status": current}
-    if job.pool_since is not None:
+    if job.pool_since is not None and current != IN_USE:
         end = job.pool_ended or min(now, job.pool_expires)
         out["ResourceRetainedBillableTimeInSeconds"] = max(0, round(end - job.pool_since))
     if job.reused_by:
@@ -82,14 +88,15 @@ def describe(job: Job) -> dict[str, Any] | None:
     return out
 
 
-def retain(job: Job, failure_reason: str | None) -> None:
-    """A keep-alive job ended: keep its instances unless the platform failed it."""
+def retain(job: Job, failure_reason: str | None, delay: float = 0.0) -> None:
+    """A keep-alive job ended: keep its instances unless the platform failed it; they
+    are ``Available`` after ``delay`` seconds, for the keep-alive period."""
     if job.pool is None:
         return
     if failure_reason and failure_reason.startswith("InternalServerError"):
         job.pool = TERMINATED
     else:
-        job.pool, job.pool_since = AVAILABLE, time.time()
+        job.pool, job.pool_since = AVAILABLE, time.time() + delay
         job.pool_expires = job.pool_since + keep_alive(job)
     job.save()
 
@@ -116,7 +123,7 @@ def update(job: Job, seconds: int) -> None:
     """UpdateTrainingJob's KeepAlivePeriodInSeconds: 0 releases an Available pool."""
     job.request.setdefault("ResourceConfig", {})["KeepAlivePeriodInSeconds"] = seconds
     now = time.time()
-    if status(job, now) != AVAILABLE:
+    if status(job, now) not in (AVAILABLE, IN_USE) or job.pool != AVAILABLE:
         return
     if seconds == 0:
         job.pool, job.pool_ended = TERMINATED, now
@@ -140,9 +147,12 @@ def check_quotas(
         if other.status in ("InProgress", "Stopping"):
             running += other_count
             warm += other_count if keep_alive(other) > 0 else 0
-        elif status(other, now) == AVAILABLE:
-            warm += other_count
-            reusable = reusable or _match_key(other.request) == _match_key(job.request)
+        elif other.pool == AVAILABLE and status(other, now) != TERMINATED:
+            warm += other_count  # Available, or about to be: its instances are held
+            reusable = reusable or (
+                status(other, now) == AVAILABLE
+                and _match_key(other.request) == _match_key(job.request)
+            )
     if instance_quota is not None and running + count > instance_quota:
         raise _limit(f"{kind} for training job usage", instance_quota, running, count)
     delta = 0 if reusable else count

@@ -6,8 +6,10 @@ exit gives ``Failed``; StopTrainingJob gives ``Stopping → Stopped``; MaxRuntim
 time, across restarts) gives ``Stopping → Stopped/MaxRuntimeExceeded``. A spot job
 chosen for interruption goes ``Training → Interrupted → Starting → Downloading →
 Training`` with its checkpoints restored, on a new log stream; MaxWait (wall time from
-creation) gives ``Stopped/MaxWaitTimeExceeded``. Whatever the script left in its model
-directory is uploaded in every case but a failure.
+creation, waits for capacity included) gives ``Stopped/MaxWaitTimeExceeded``. An output
+line matching ``internal_error_on_log`` fails the job as a lost instance does
+(``InternalServerError``), its checkpoints synced as far as they got. Whatever the script
+left in its model directory is uploaded in every case but a failure.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from sweeper.emulator.logs import LogStore, Stream
 from sweeper.emulator.transfer import Transfer
 
 INTERRUPTED = "Interrupted"
+INSTANCE_FAILED = "InstanceFailed"
+MAX_WAIT = "MaxWaitTimeExceeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +50,8 @@ class RunnerSettings:
     instance_quota: int | None = None  # concurrent instances per instance type
     warm_pool_quota: int | None = None  # warm-pool instances per instance type
     stop_grace_seconds: float = 120.0  # SageMaker's SIGTERM → SIGKILL grace
+    pool_available_delay_seconds: float = 1.0  # a warm pool is Available this long after
+    internal_error_on_log: str | None = None  # a regex: the instance fails (once per job)
     spot: spot.SpotSettings = field(default_factory=spot.SpotSettings)
 
 
@@ -91,17 +97,19 @@ class Runner:
         while True:  # one pass per container run: more than one only after a spot interruption
             restarting = job.secondary == INTERRUPTED
             warm = job.warm and not restarting
+            delay = s.warm_start_seconds if warm else s.cold_start_seconds
             if restarting:
                 message = "Restarting the training job after a spot interruption"
+                delay += s.spot.restart_delay_seconds
             elif warm:
                 message = "Reusing the instances of a warm pool"
             else:
                 message = "Launching requested ML instances"
             job.advance("Starting", message)
-            if await _wait_stop(job, s.warm_start_seconds if warm else s.cold_start_seconds):
+            if (ended := await _wait_start(job, delay)) is not None:
                 job.advance("Stopping", "Stopping the training job", "Stopping")
                 self._finish(
-                    job, "Stopped", "Stopped", "The training job was stopped before it started"
+                    job, "Stopped", ended, "The training job was stopped before it started"
                 )
                 return
             job.advance("Downloading", "Downloading input data")
@@ -115,6 +123,10 @@ class Runner:
             if outcome != INTERRUPTED:
                 break
             job.advance(INTERRUPTED, "The spot instance was reclaimed; the job will restart")
+        if outcome == INSTANCE_FAILED:
+            reason = "InternalServerError: the training instance failed (internal_error_on_log)"
+            self._finish(job, "Failed", "Failed", "Training job failed", reason)
+            return
         if isinstance(outcome, int) and outcome != 0:
             reason = _failure_reason(layout, outcome, stderr_tail, launch.argv)
             self._finish(job, "Failed", "Failed", "Training job failed", reason)
@@ -186,7 +198,7 @@ class Runner:
     ) -> None:
         job.billable_seconds = self.spot.billable(job.request, max(1, round(job.training_seconds)))
         job.finish(status, secondary, message, reason)
-        pools.retain(job, reason)
+        pools.retain(job, reason, self.settings.pool_available_delay_seconds)
         if self.on_finish is not None:
             self.on_finish(job)
 
@@ -198,8 +210,12 @@ class Runner:
             (m["Name"], re.compile(m["Regex"]))
             for m in job.request["AlgorithmSpecification"].get("MetricDefinitions", [])
         ]
-        trigger = self.settings.spot.interrupt_on_log
-        watch = Watch(regexes, re.compile(trigger) if trigger and job.interruptible else None)
+        trigger, fault = self.settings.spot.interrupt_on_log, self.settings.internal_error_on_log
+        watch = Watch(
+            regexes,
+            re.compile(trigger) if trigger and job.interruptible else None,
+            re.compile(fault) if fault else None,
+        )
         tail: deque[str] = deque(maxlen=20)
         started = time.time()
         proc = await asyncio.create_subprocess_exec(
@@ -242,11 +258,17 @@ class Runner:
         reason = "Stopped"
         try:
             async with asyncio.timeout(max(0.0, min(runtime_end, wait_end) - time.time())):
-                await first_of(proc.wait(), job.stop_requested.wait(), job.interrupt.wait())
+                await first_of(
+                    proc.wait(), job.stop_requested.wait(), job.interrupt.wait(), job.fault.wait()
+                )
                 if proc.returncode is not None:
                     return proc.returncode
         except TimeoutError:
-            reason = "MaxWaitTimeExceeded" if wait_end <= runtime_end else "MaxRuntimeExceeded"
+            reason = MAX_WAIT if wait_end <= runtime_end else "MaxRuntimeExceeded"
+        if job.fault.is_set() and not job.stop_requested.is_set():
+            _signal_group(proc, signal.SIGKILL)  # the instance is gone
+            await proc.wait()
+            return INSTANCE_FAILED
         if job.interrupt.is_set() and not job.stop_requested.is_set():
             job.interrupt.clear()
             job.interruptible = False  # once per job
@@ -264,14 +286,18 @@ class Runner:
         return reason
 
 
-async def _wait_stop(job: Job, seconds: float) -> bool:
-    """Wait ``seconds`` unless a stop comes first; True if it did."""
-    if seconds <= 0:
-        return job.stop_requested.is_set()
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(seconds):
-            await job.stop_requested.wait()
-    return job.stop_requested.is_set()
+async def _wait_start(job: Job, seconds: float) -> str | None:
+    """Wait ``seconds`` for capacity; the secondary status the job ends with if a stop or
+    MaxWait comes first (None: it starts)."""
+    stopping = job.request["StoppingCondition"]
+    left = job.created + stopping.get("MaxWaitTimeInSeconds", float("inf")) - time.time()
+    if seconds > 0:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(min(seconds, max(0.0, left))):
+                await job.stop_requested.wait()
+    if job.stop_requested.is_set():
+        return "Stopped"
+    return MAX_WAIT if seconds >= left else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +306,7 @@ class Watch:
 
     metrics: list[tuple[str, re.Pattern[str]]]
     interrupt: re.Pattern[str] | None
+    fault: re.Pattern[str] | None = None
 
 
 async def _interrupt_later(job: Job, seconds: float) -> None:
@@ -301,6 +328,8 @@ async def _pump(
         logs.append(stream, text)
         if watch.interrupt is not None and job.interruptible and watch.interrupt.search(text):
             job.interrupt.set()
+        if watch.fault is not None and watch.fault.search(text):
+            job.fault.set()
         if tail is not None and text.strip():
             tail.append(text)
         for name, regex in watch.metrics:

@@ -2,7 +2,9 @@
 
 A spot job (``EnableManagedSpotTraining``) is interrupted at most once, with
 probability ``interruption_rate``: ``interruption_after_seconds`` into training, or,
-for deterministic tests, at the first output line matching ``interrupt_on_log``.
+for deterministic tests, at the first output line matching ``interrupt_on_log``. New
+capacity takes ``restart_delay_seconds`` to come back; MaxWait keeps running meanwhile,
+so a delay past it ends the job ``MaxWaitTimeExceeded`` (spot could not serve it).
 Checkpoints are restored from and mirrored to ``CheckpointConfig.S3Uri`` around each
 container run (:mod:`sweeper.emulator.transfer`), so a restarted job resumes.
 Billable time is the training time less ``discount`` (the spot saving).
@@ -21,6 +23,7 @@ class SpotSettings:
     interruption_rate: float = 0.0
     interruption_after_seconds: float = 1.0
     interrupt_on_log: str | None = None  # a regex; deterministic interruptions for tests
+    restart_delay_seconds: float = 0.0  # new spot capacity after an interruption (MaxWait runs)
     discount: float = 0.7  # billable = training * (1 - discount)
     seed: int | None = None
 

@@ -32,6 +32,7 @@ def pool_emulator(tmp_path: Path) -> Iterator[EmbeddedEmulator]:
         instance_quota=2,
         warm_pool_quota=2,
         stop_grace_seconds=5,
+        pool_available_delay_seconds=0.0,
     ) as emu:
         yield emu
 
@@ -124,3 +125,24 @@ async def test_quotas_answer_resource_limit_exceeded(
         in warm.value.response["Error"]["Message"]
     )
     await sm.stop_training_job(TrainingJobName="q-2")
+
+
+async def test_a_pool_is_not_reusable_until_it_is_available(tmp_path: Path, code_dir: Path) -> None:
+    """SageMaker hands a pool back a moment after its job ends; the emulator's lag is set
+    past any test's length here, so the order of events, not timing, decides."""
+    with embedded_emulator(
+        tmp_path / "lag", cold_start_seconds=0.6, pool_available_delay_seconds=600
+    ) as emu:
+        async with aio_client(emu.endpoint_url) as sm:
+            await sm.create_training_job(**job_request("lag-a", code_dir, **resources(60)))
+            await wait_for_job(sm, "lag-a")
+            pool = await _warm_pool(sm, "lag-a")
+            assert pool == {"Status": "InUse"}  # ended, not yet Available: nothing billed
+            await sm.create_training_job(**job_request("lag-b", code_dir, **resources(60)))
+            cold = await wait_for_job(sm, "lag-b")
+            assert starting_seconds(cold) >= 0.5  # it could not take lag-a's pool
+            assert (await _warm_pool(sm, "lag-a"))["Status"] == "InUse"
+            await sm.update_training_job(
+                TrainingJobName="lag-a", ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+            )
+            assert (await _warm_pool(sm, "lag-a"))["Status"] == "Terminated"

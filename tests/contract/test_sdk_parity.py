@@ -5,8 +5,9 @@ containers decode) is pointed at the emulator and its S3 and launches a job; the
 emulator keeps the request it received (DescribeTrainingJob echoes it). Sweeper builds
 its own request for the same settings from a space file, and the two are compared
 field by field. Two differences are deliberate and asserted as such: Sweeper's code
-archive is content-addressed (``.../source/<digest>/sourcedir.tar.gz``), and each job
-checkpoints under ``<checkpoint_s3_uri>/<job>`` so trials never share checkpoints.
+archive is content-addressed (``.../source/<digest>/sourcedir.tar.gz``), and each trial
+checkpoints under ``<checkpoint_s3_uri>/<sweep>-<trial>``, so trials never share
+checkpoints and every attempt of one trial resumes from the last.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from botocore.validate import ParamValidator
 from sweeper import config
 from sweeper.aws import template
 from sweeper.aws.code import pack
-from sweeper.aws.training import build_request
+from sweeper.aws.names import trial_key
+from sweeper.aws.training import JobOptions, build_request
 from sweeper.emulator import validate
 from sweeper.emulator.server import EmbeddedEmulator
 from tests.helpers import ROOT, s3_tar_names, space_doc, write_sweep
@@ -105,7 +107,7 @@ def _sweeper_request(tmp_path: Path, job: str, case: dict[str, Any]) -> dict[str
     }
     cfg = config.load(write_sweep(tmp_path, doc))
     plan = template.plan(cfg, "us-east-1", "s3://bucket/out")
-    return build_request(plan.template, job, SAMPLED)
+    return build_request(plan.template, job, SAMPLED, JobOptions(trial_key(cfg.name, 0)))
 
 
 @pytest.fixture(autouse=True)
@@ -147,6 +149,7 @@ def test_request_matches_the_sdk_for_the_same_estimator(
         "EnableManagedSpotTraining", False
     )
     if "CheckpointConfig" in theirs:
-        assert ours["CheckpointConfig"]["S3Uri"] == f"{theirs['CheckpointConfig']['S3Uri']}/{job}"
+        trial = "quad-0"  # <sweep>-<trial>: every attempt of trial 0 shares it
+        assert ours["CheckpointConfig"]["S3Uri"] == f"{theirs['CheckpointConfig']['S3Uri']}/{trial}"
     else:
         assert "CheckpointConfig" not in ours

@@ -41,7 +41,7 @@ def test_dry_run_prints_the_first_request_and_sends_nothing(tmp_path: Path) -> N
     request = json.loads(out[out.index("{") :])
     assert request["TrainingJobName"] == "quad-0-1"
     assert json.loads(request["HyperParameters"]["sagemaker_submit_directory"]).startswith(code)
-    assert request["CheckpointConfig"]["S3Uri"].endswith("/quad/checkpoints/quad-0-1")
+    assert request["CheckpointConfig"]["S3Uri"].endswith("/quad/checkpoints/quad-0")
     report = ParamValidator().validate(request, CREATE)  # only the placeholder is not real
     assert not report.has_errors(), report.generate_report()
     assert not (tmp_path / ".sweeps").exists()  # no study, no emulator state

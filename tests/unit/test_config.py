@@ -134,7 +134,10 @@ def test_missing_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_spot_and_warm_pool_together_are_refused(tmp_path: Path) -> None:
     doc = space_doc()
     doc["estimator"] |= {"use_spot_instances": True, "keep_alive_period_in_seconds": 60}
-    with pytest.raises(config.ConfigError, match="warm pools cannot be used with spot"):
+    with pytest.raises(
+        config.ConfigError,
+        match="AWS does not allow warm pools with managed spot in one job; choose one",
+    ):
         config.load(write_sweep(tmp_path, doc))
 
 

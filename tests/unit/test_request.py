@@ -13,7 +13,7 @@ from botocore.validate import ParamValidator
 
 from sweeper import config
 from sweeper.aws import template
-from sweeper.aws.training import JobTemplate, build_request
+from sweeper.aws.training import JobOptions, JobTemplate, build_request
 from sweeper.emulator import validate
 from tests.helpers import space_doc, write_sweep
 
@@ -29,7 +29,9 @@ def _template(tmp_path: Path, **estimator: object) -> JobTemplate:
 
 
 def test_request_is_valid_for_botocore_and_the_service_constraints(tmp_path: Path) -> None:
-    request = build_request(_template(tmp_path), "quad-3-1", {"x": 0.25, "opt": "adam"})
+    request = build_request(
+        _template(tmp_path), "quad-3-1", {"x": 0.25, "opt": "adam"}, JobOptions("quad-3")
+    )
     report = ParamValidator().validate(request, CREATE)
     assert not report.has_errors(), report.generate_report()
     validate.check(CREATE, request)  # max, pattern and enum too
@@ -37,9 +39,9 @@ def test_request_is_valid_for_botocore_and_the_service_constraints(tmp_path: Pat
 
 def test_hyperparameters_are_strings_encoded_like_the_sdk(tmp_path: Path) -> None:
     tmpl = _template(tmp_path, hyperparameters={"epochs": 3, "flag": True})
-    hps = build_request(tmpl, "quad-3-1", {"x": 0.25, "opt": "adam", "epochs": 5})[
-        "HyperParameters"
-    ]
+    hps = build_request(
+        tmpl, "quad-3-1", {"x": 0.25, "opt": "adam", "epochs": 5}, JobOptions("quad-3")
+    )["HyperParameters"]
     assert all(isinstance(v, str) for v in hps.values())
     assert hps["x"] == "0.25"
     assert hps["opt"] == '"adam"'
@@ -60,18 +62,32 @@ def test_spot_checkpoint_and_warm_pool_fields(tmp_path: Path) -> None:
             max_wait=1200,
             checkpoint_s3_uri="s3://bucket/ckpt/",
         ),
-        "quad-0-1",
+        "quad-0-2",
         {"x": 0.5},
+        JobOptions("quad-0"),
     )
     assert spot["EnableManagedSpotTraining"] is True
     assert spot["StoppingCondition"] == {"MaxRuntimeInSeconds": 600, "MaxWaitTimeInSeconds": 1200}
-    assert spot["CheckpointConfig"] == {"S3Uri": "s3://bucket/ckpt/quad-0-1"}
+    # per trial, not per job: attempt 2 (and a fallback) resume from attempt 1's checkpoints
+    assert spot["CheckpointConfig"] == {"S3Uri": "s3://bucket/ckpt/quad-0"}
     assert "KeepAlivePeriodInSeconds" not in spot["ResourceConfig"]
-    warm = build_request(_template(tmp_path, keep_alive_period_in_seconds=300), "quad-0-1", {})
+    tmpl = _template(tmp_path, keep_alive_period_in_seconds=300)
+    warm = build_request(tmpl, "quad-0-1", {}, JobOptions("quad-0"))
     assert warm["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 300
     assert "EnableManagedSpotTraining" not in warm
-    for request in (spot, warm):
+    cold = build_request(tmpl, "quad-0-1", {}, JobOptions("quad-0", warm_pool=False))
+    assert "KeepAlivePeriodInSeconds" not in cold["ResourceConfig"]  # the pool quota is spent
+    for request in (spot, warm, cold):
         validate.check(CREATE, request)
+
+
+def test_an_on_demand_fallback_drops_spot_and_keeps_the_trials_checkpoints(tmp_path: Path) -> None:
+    tmpl = _template(tmp_path, use_spot_instances=True, max_run=600, max_wait=1200)
+    request = build_request(tmpl, "quad-4-2", {"x": 0.5}, JobOptions("quad-4", on_demand=True))
+    assert "EnableManagedSpotTraining" not in request
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 600}
+    assert request["CheckpointConfig"]["S3Uri"] == "s3://bucket/out/quad/checkpoints/quad-4"
+    validate.check(CREATE, request)
 
 
 def _sagemaker(tmp_path: Path, **estimator: object) -> config.SweepConfig:
@@ -128,7 +144,7 @@ def test_sagemaker_request_is_valid_with_the_sdk_image_for_the_region(tmp_path: 
         max_run=3600,
     )
     plan = template.plan(cfg, "eu-west-1", "s3://bucket/out/")
-    request = build_request(plan.template, "quad-0-1", {"x": 0.5})
+    request = build_request(plan.template, "quad-0-1", {"x": 0.5}, JobOptions("quad-0"))
     report = ParamValidator().validate(request, CREATE)
     assert not report.has_errors(), report.generate_report()
     validate.check(CREATE, request)
@@ -136,6 +152,6 @@ def test_sagemaker_request_is_valid_with_the_sdk_image_for_the_region(tmp_path: 
     assert re.fullmatch(
         r"\d{12}\.dkr\.ecr\.eu-west-1\.amazonaws\.com/sagemaker-scikit-learn:1\.2-1-cpu-py3", image
     )
-    # Spot without a checkpoint_s3_uri still checkpoints, per job, under the sweep's prefix.
-    assert request["CheckpointConfig"] == {"S3Uri": "s3://bucket/out/quad/checkpoints/quad-0-1"}
+    # Spot without a checkpoint_s3_uri still checkpoints, per trial, under the sweep's prefix.
+    assert request["CheckpointConfig"] == {"S3Uri": "s3://bucket/out/quad/checkpoints/quad-0"}
     assert [u.kind for u in plan.uploads] == ["code"]

@@ -14,7 +14,7 @@ from sweeper.errors import ConfigError
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
 from sweeper.types import JobStatus, OnExit, StopReason
-from tests.helpers import objective, space_doc, write_sweep
+from tests.helpers import fake_request, objective, space_doc, write_sweep
 from tests.unit.test_scheduler import TIMING, Events, FakeBackend, make_scheduler
 
 
@@ -231,7 +231,7 @@ async def test_a_resumed_grid_sweep_never_repeats_a_grid_point(tmp_path: Path) -
             cfg,
             study,
             backend,
-            build_request=lambda job, params: {"TrainingJobName": job, "HyperParameters": params},
+            build_request=fake_request,
             job_name=lambda n, attempt: f"quad-{n}-{attempt}",
             clock=clock,
             reporter=Events(),

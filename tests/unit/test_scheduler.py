@@ -19,7 +19,7 @@ from sweeper.polling import PollTiming
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
 from sweeper.types import JobState, JobStatus, Progress, StopReason, SweepOutcome
-from tests.helpers import objective, space_doc, write_sweep
+from tests.helpers import fake_request, objective, space_doc, write_sweep
 
 TIMING = PollTiming(min_interval=0.05, max_interval=2.0, ratio=0.25)
 
@@ -56,7 +56,13 @@ class FakeBackend:
         name = request["TrainingJobName"]
         running = sum(self.clock.now() < j.ends for j in self.jobs.values())
         if self.quota is not None and running >= self.quota:
-            raise CapacityError("ResourceLimitExceeded", "The account-level service limit ...")
+            raise CapacityError(
+                "ResourceLimitExceeded",
+                f"The account-level service limit 'ml.m5.large for training job usage' is"
+                f" {self.quota} Instances, with current utilization of {running} Instances and a"
+                " request delta of 1 Instances. Please use AWS Service Quotas to request an"
+                " increase for this quota.",
+            )
         self.creates.append(name)
         self.on_create(len(self.creates))
         if name in self.jobs:  # ResourceInUse: TrainingJobs.create adopts the job
@@ -127,7 +133,7 @@ def make_scheduler(
         cfg,
         study,
         backend,
-        build_request=lambda job, params: {"TrainingJobName": job, "HyperParameters": params},
+        build_request=fake_request,
         job_name=lambda n, attempt: job_name(cfg.name, n, attempt),
         clock=clock,
         reporter=events,
@@ -283,7 +289,12 @@ async def test_a_quota_makes_trials_wait_for_capacity_not_fail(tmp_path: Path) -
     assert outcome.completed == 8
     assert outcome.failed == 0
     assert backend.most_in_flight == 2
-    assert any("ResourceLimitExceeded, waiting for capacity" in line for line, _ in events.lines)
+    said = [line for line, _ in events.lines if "ml.m5.large for training job usage" in line]
+    assert said == [  # once, naming the quota to raise
+        "quota 'ml.m5.large for training job usage' (now 2) is spent; request an increase in"
+        " the Service Quotas console (Amazon SageMaker) under that name; trials wait for"
+        " running jobs to end"
+    ]
     study.close()
 
 
