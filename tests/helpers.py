@@ -56,8 +56,15 @@ def objective(x: float, y: int = 0) -> float:
 
 
 def fake_request(job: str, params: dict[str, Any], options: Any) -> dict[str, Any]:
-    """A stand-in request for scheduler tests: the job, its parameters and its options."""
-    return {"TrainingJobName": job, "HyperParameters": params, "Options": options}
+    """A stand-in request for scheduler tests: the job, its parameters and its options
+    (a keep-alive when the job may have a warm pool)."""
+    resources = {"KeepAlivePeriodInSeconds": 60} if options.warm_pool else {}
+    return {
+        "TrainingJobName": job,
+        "HyperParameters": params,
+        "ResourceConfig": resources,
+        "Options": options,
+    }
 
 
 def space_doc(**overrides: Any) -> dict[str, Any]:

@@ -70,3 +70,22 @@ def test_the_target_follows_the_direction() -> None:
     assert stop_reason(Budget(target=0.9), accuracy, sweep(best=0.95)) == StopReason.TARGET
     assert stop_reason(Budget(target=0.9), accuracy, sweep(best=0.85)) is None
     assert accuracy.better(0.9, 0.8) and LOSS.better(0.8, 0.9) and not LOSS.better(0.8, 0.8)
+
+
+def test_spot_that_capacity_could_not_serve_falls_back_on_demand_or_fails_saying_how() -> None:
+    waited = state(JobStatus.STOPPED, secondary="MaxWaitTimeExceeded")
+    found = judge(waited, Attempt(1, spot=True, fallback=True), LOSS)
+    assert found.verdict == Verdict.ON_DEMAND
+    failed = judge(waited, Attempt(1, spot=True), LOSS)
+    assert failed.verdict == Verdict.FAIL and "spot_fallback: on_demand" in failed.reason
+    capacity = state(JobStatus.FAILED, "CapacityError: Unable to provision requested ML compute")
+    assert judge(capacity, Attempt(2, spot=True, fallback=True), LOSS).verdict == Verdict.ON_DEMAND
+    # On demand already (or never spot), MaxWait is just a stop.
+    assert judge(waited, Attempt(2, fallback=True), LOSS).verdict == Verdict.FAIL
+
+
+def test_max_cost_counts_what_is_spent_and_what_runs() -> None:
+    budget = Budget(max_cost=10.0)
+    assert stop_reason(budget, LOSS, sweep(committed_cost=None)) is None  # nothing known yet
+    assert stop_reason(budget, LOSS, sweep(committed_cost=10.0)) is None
+    assert stop_reason(budget, LOSS, sweep(committed_cost=10.5)) == StopReason.COST

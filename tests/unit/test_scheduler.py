@@ -31,6 +31,8 @@ class FakeJob:
     ends: float
     outcome: JobStatus
     reported_done: bool = False
+    pool: bool = False  # asked for a keep-alive: leaves a pool when it ends
+    reused_by: str | None = None
 
 
 @dataclass
@@ -49,6 +51,9 @@ class FakeBackend:
     creates: list[str] = field(default_factory=list)
     polls: list[list[str]] = field(default_factory=list)
     most_in_flight: int = 0
+    pool_lag: float = 0.0  # a pool is Available this long after its job ends
+    warm_pool_quota: int | None = None  # 0: every keep-alive create is refused
+    reused: list[str] = field(default_factory=list)  # jobs that started on a pool
 
     async def create(self, request: dict[str, Any]) -> None:
         if self.reject_create:
@@ -63,6 +68,14 @@ class FakeBackend:
                 " request delta of 1 Instances. Please use AWS Service Quotas to request an"
                 " increase for this quota.",
             )
+        keep_alive = "KeepAlivePeriodInSeconds" in request.get("ResourceConfig", {})
+        if keep_alive and self.warm_pool_quota == 0:
+            raise CapacityError(
+                "ResourceLimitExceeded",
+                "The account-level service limit 'ml.m5.large for training warm pool usage' is"
+                " 0 Instances, with current utilization of 0 Instances and a request delta of 1"
+                " Instances.",
+            )
         self.creates.append(name)
         self.on_create(len(self.creates))
         if name in self.jobs:  # ResourceInUse: TrainingJobs.create adopts the job
@@ -70,7 +83,12 @@ class FakeBackend:
         x = float(request["HyperParameters"]["x"])
         now = self.clock.now()
         outcome = JobStatus.FAILED if self.fails(x) else JobStatus.COMPLETED
-        self.jobs[request["TrainingJobName"]] = FakeJob(x, now, now + self.duration(x), outcome)
+        job = FakeJob(x, now, now + self.duration(x), outcome, pool=keep_alive)
+        self.jobs[name] = job
+        free = [n for n, j in self.jobs.items() if self._pool(j) == "Available"]
+        if keep_alive and free:
+            self.jobs[free[0]].reused_by = name
+            self.reused.append(name)
         in_flight = sum(not j.reported_done for j in self.jobs.values())
         self.most_in_flight = max(self.most_in_flight, in_flight)
 
@@ -84,10 +102,17 @@ class FakeBackend:
         if self.clock.now() < job.ends:
             job.ends, job.outcome = self.clock.now(), JobStatus.STOPPED
 
+    def _pool(self, job: FakeJob) -> str | None:
+        if not job.pool:
+            return None
+        if job.reused_by:
+            return "Reused"
+        return "Available" if self.clock.now() >= job.ends + self.pool_lag else "InUse"
+
     def _state(self, name: str) -> JobState:
         job, now = self.jobs[name], self.clock.now()
         if now < job.ends:
-            return JobState(name, JobStatus.IN_PROGRESS, "Training")
+            return JobState(name, JobStatus.IN_PROGRESS, "Training", warm_pool=self._pool(job))
         job.reported_done = True
         metrics = {self.metric: objective(job.x)} if job.outcome == JobStatus.COMPLETED else {}
         return JobState(
@@ -98,6 +123,7 @@ class FakeBackend:
             final_metrics=metrics,
             created=datetime.fromtimestamp(job.created, UTC),
             ended=datetime.fromtimestamp(job.ends, UTC),
+            warm_pool=self._pool(job),
         )
 
 
@@ -123,10 +149,18 @@ class Events:
 
 
 def make_scheduler(
-    tmp_path: Path, backend: FakeBackend, clock: VirtualClock, storage: str = "", **budget: Any
+    tmp_path: Path,
+    backend: FakeBackend,
+    clock: VirtualClock,
+    storage: str = "",
+    estimator: dict[str, Any] | None = None,
+    **budget: Any,
 ) -> tuple[Scheduler, SweepStudy, Events]:
-    """A scheduler over the fake backend; ``storage`` "" keeps the study in memory."""
-    cfg = config.load(write_sweep(tmp_path, space_doc(budget=budget)))
+    """A scheduler over the fake backend; ``storage`` "" keeps the study in memory;
+    ``estimator`` adds to the space file's estimator section."""
+    doc = space_doc(budget=budget)
+    doc["estimator"] |= estimator or {}
+    cfg = config.load(write_sweep(tmp_path, doc))
     study = SweepStudy.open(cfg, storage=storage)
     events = Events()
     scheduler = Scheduler(
@@ -306,4 +340,66 @@ async def test_with_nothing_in_flight_a_refused_create_fails_the_trial(tmp_path:
     )
     assert outcome.stop_reason == StopReason.FAILURES
     assert "ResourceLimitExceeded" in (await study.trials())[0].user_attrs["failure"]
+    study.close()
+
+
+async def test_a_replacement_waits_for_the_freed_pool_and_takes_it(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, pool_lag=3.0)
+    scheduler, study, _ = make_scheduler(
+        tmp_path,
+        backend,
+        clock,
+        estimator={"keep_alive_period_in_seconds": 60},
+        max_trials=8,
+        max_parallel=2,
+    )
+    outcome = await scheduler.run()
+    assert outcome.completed == 8
+    assert backend.most_in_flight == 2  # a held slot is not an extra job
+    assert len(backend.reused) == 6  # every job after the first round took a pool
+    ends = sorted(j.ends for j in backend.jobs.values())
+    later = sorted(j.created for j in backend.jobs.values())[2:]
+    for created, ended in zip(later, ends, strict=False):
+        # after the pool turned Available (3 s), seen within one pool poll (0.1 s)
+        assert ended + 3.0 <= created <= ended + 3.0 + 0.1 + 1e-6
+    study.close()
+
+
+async def test_a_pool_that_never_comes_holds_a_slot_for_a_bounded_time(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, pool_lag=1e9)
+    scheduler, study, _ = make_scheduler(
+        tmp_path,
+        backend,
+        clock,
+        estimator={"keep_alive_period_in_seconds": 60},
+        max_trials=4,
+        max_parallel=2,
+    )
+    outcome = await scheduler.run()
+    assert outcome.completed == 4 and backend.reused == []
+    second = sorted(j.created for j in backend.jobs.values())[2:]
+    assert all(c >= 10.0 + 10.0 for c in second)  # the job (10 s), then the wait (10 s)
+    # counted from when the poll saw the job end (at most max_interval late)
+    assert all(c <= 10.0 + TIMING.max_interval + 10.0 + 0.1 for c in second)
+    study.close()
+
+
+async def test_a_warm_pool_quota_of_0_runs_every_trial_without_pools(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock, warm_pool_quota=0)
+    scheduler, study, events = make_scheduler(
+        tmp_path,
+        backend,
+        clock,
+        estimator={"keep_alive_period_in_seconds": 60},
+        max_trials=6,
+        max_parallel=3,
+    )
+    outcome = await scheduler.run()
+    assert (outcome.completed, outcome.failed) == (6, 0)
+    assert not any(j.pool for j in backend.jobs.values())
+    said = [line for line, _ in events.lines if "warm pool usage" in line]
+    assert len(said) == 1 and "the sweep goes on without warm pools" in said[0]
     study.close()
