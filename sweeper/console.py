@@ -178,7 +178,11 @@ def status_text(
 def pools_text(states: dict[str, JobState]) -> list[str]:
     """The warm pools the sweep's finished jobs hold, and since when (they are billed)."""
     held = sorted(
-        (s for s in states.values() if s.status.is_terminal and s.warm_pool == "Available"),
+        (
+            s
+            for s in states.values()
+            if s.status.is_terminal and s.warm_pool in ("Available", "InUse")
+        ),
         key=lambda s: s.name,
     )
     if not held:
@@ -186,5 +190,8 @@ def pools_text(states: dict[str, JobState]) -> list[str]:
     lines = [f"  warm pools held: {len(held)} (billed while Available)"]
     for s in held:
         since = s.ended.astimezone().strftime("%Y-%m-%d %H:%M:%S") if s.ended else "?"
-        lines.append(f"    {s.name}  Available since {since}, retained {s.pool_seconds or 0} s")
+        if s.warm_pool == "InUse":  # its job just ended: the pool is being handed back
+            lines.append(f"    {s.name}  becoming Available (job ended {since})")
+        else:
+            lines.append(f"    {s.name}  Available since {since}, retained {s.pool_seconds or 0} s")
     return lines

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from sweeper.errors import BackendError, TransientError
 from sweeper.study import JOB_NAME, SweepStudy, TrialRecord
-from sweeper.types import Reporter, TrialResult
+from sweeper.types import JobState, Reporter, TrialResult
 
 
 class RunTracker(Protocol):
@@ -46,6 +46,20 @@ class Outcome:
         return TrialResult(
             self.trial.number, dict(self.trial.params), self.value is not None, attrs
         )
+
+
+def job_attrs(state: JobState) -> dict[str, Any]:
+    """What the study keeps of a finished job (the trial's user attributes)."""
+    return {
+        "job_status": str(state.status),
+        "secondary_status": state.secondary_status,
+        "job_seconds": state.duration,
+        "job_created": state.created.timestamp() if state.created else None,
+        "job_ended": state.ended.timestamp() if state.ended else None,
+        "training_seconds": state.training_seconds,
+        "billable_seconds": state.billable_seconds,
+        "final_metrics": dict(state.final_metrics),
+    }
 
 
 class Results:

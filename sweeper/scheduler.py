@@ -45,7 +45,8 @@ from sweeper.creation import JobCreator, RequestBuilder
 from sweeper.decisions import Attempt, SweepState, Verdict, judge, stop_reason
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.polling import PollPlanner, PollTiming
-from sweeper.recording import Outcome, Results, RunTracker
+from sweeper.recording import Outcome, Results, RunTracker, job_attrs
+from sweeper.resume import reconcile
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
 from sweeper.types import (
     JobState,
@@ -175,22 +176,14 @@ class Scheduler:
 
     async def _reconcile(self) -> None:
         """Settle every trial an earlier run left RUNNING, by its recorded job name."""
-        records = await self._study.running()
-        named = {r.job_name: r for r in records if r.job_name}
-        states = await self._backend.poll(list(named)) if named else {}
-        for name, record in named.items():
-            state = states.get(name)
-            if state is None:
-                self._reporter.note(f"trial {record.number}: job {name} not found; creating it")
-                self._t.pending.append(record)
-            elif not state.status.is_terminal:
-                self._reporter.note(
-                    f"trial {record.number}: re-attached {name} ({state.secondary_status})"
-                )
-                self._t.inflight[name] = _InFlight(record, name, self._clock.now())
-            else:
-                self._results.add(self._judge(_InFlight(record, name, self._clock.now()), state))
-        self._t.pending += [r for r in records if not r.job_name]
+        found = await reconcile(self._study, self._backend, self._reporter.note)
+        now = self._clock.now()
+        for record in found.running:
+            assert record.job_name is not None
+            self._t.inflight[record.job_name] = _InFlight(record, record.job_name, now)
+        for record, state in found.ended:
+            self._results.add(self._judge(_InFlight(record, state.name, now), state))
+        self._t.pending += found.to_launch
         await self._results.flush()
 
     def _stop_reason(self) -> StopReason | None:
@@ -223,10 +216,16 @@ class Scheduler:
     def _launchable(self) -> int:
         """How many launches may start now (0 once a stop holds)."""
         t = self._t
-        if self._stop_reason() is not None or (t.capacity_wait and t.inflight):
+        if self._stop_reason() is not None:
+            self._pools.release_all()
             return 0
+        if t.capacity_wait and t.inflight:
+            return 0
+        wanted = len(t.pending) + len(t.ready) + self._room()
+        if wanted == 0:
+            self._pools.release_all()  # nothing left to put on a pool: wait for none
         slots = self._config.budget.max_parallel - len(t.inflight) - self._pools.held
-        return max(0, min(slots, len(t.pending) + len(t.ready) + self._room()))
+        return max(0, min(slots, wanted))
 
     async def _fill(self) -> None:
         """Launch into every free slot: retries and resumed trials, pre-asked, then new."""
@@ -386,16 +385,7 @@ class Scheduler:
         t.billable += state.billable_seconds or 0
         if self._price is not None:
             t.spent += self._price.job(state.billable_seconds or 0)
-        attrs = {
-            "job_status": str(state.status),
-            "secondary_status": state.secondary_status,
-            "job_seconds": state.duration,
-            "job_created": state.created.timestamp() if state.created else None,
-            "job_ended": state.ended.timestamp() if state.ended else None,
-            "training_seconds": state.training_seconds,
-            "billable_seconds": state.billable_seconds,
-            "final_metrics": dict(state.final_metrics),
-        }
+        attrs = job_attrs(state)
         trial, est = flight.trial, self._config.estimator
         attempt = Attempt(
             trial.attempt,

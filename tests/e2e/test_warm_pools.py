@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import yaml
@@ -60,7 +61,10 @@ def test_pools_kept_after_the_sweep_are_said_and_shown_by_status(tmp_path: Path)
         result = run_sweep(str(space))
         assert result.returncode == 0, result.stdout + result.stderr
         assert "1 left Available (estimator.keep_pools_after_sweep)" in result.stdout
-        assert _pools(url, ["quad-1-1"])["quad-1-1"]["Status"] == "Available"
+        deadline = time.monotonic() + 30  # the pool turns Available a moment after its job
+        while _pools(url, ["quad-1-1"])["quad-1-1"]["Status"] != "Available":
+            assert time.monotonic() < deadline, "the kept pool never became Available"
+            time.sleep(0.1)
         status = run_sweep("status", str(space))
         assert "warm pools held: 1" in status.stdout, status.stdout
         assert "quad-1-1  Available since" in status.stdout

@@ -358,6 +358,8 @@ async def test_a_replacement_waits_for_the_freed_pool_and_takes_it(tmp_path: Pat
     assert outcome.completed == 8
     assert backend.most_in_flight == 2  # a held slot is not an extra job
     assert len(backend.reused) == 6  # every job after the first round took a pool
+    last_end = max(j.ends for j in backend.jobs.values())
+    assert clock.now() < last_end + 3.0  # the last pools are waited for by nothing
     ends = sorted(j.ends for j in backend.jobs.values())
     later = sorted(j.created for j in backend.jobs.values())[2:]
     for created, ended in zip(later, ends, strict=False):
