@@ -20,10 +20,13 @@ so a freed slot waits only for CreateTrainingJob. Pre-asked trials count toward 
 budget; if the sweep stops early they are closed as PRUNED ("not launched").
 
 What a finished job means for its trial, and when to stop dispatching, are decided by
-the pure functions of :mod:`sweeper.decisions`; a retry runs under the next attempt's
-job name. A create refused by a quota
-(``ResourceLimitExceeded``) is not a failure while jobs are in flight: the trial waits,
-and dispatching resumes when one of them ends.
+the pure functions of :mod:`sweeper.decisions`; a retry (or a spot trial's on-demand
+fallback) runs under the next attempt's job name. Jobs are created by
+:class:`~sweeper.creation.JobCreator`, which works around the warm-pool and spot quotas;
+any other quota refusal (``ResourceLimitExceeded``) is not a failure while jobs are in
+flight: the trial waits, and dispatching resumes when one of them ends. The slot of a
+job whose warm pool is on its way is held for it (:class:`~sweeper.capacity.PoolGate`),
+so the replacement starts on that pool instead of beside it.
 """
 
 from __future__ import annotations

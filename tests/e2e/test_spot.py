@@ -12,7 +12,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import ROOT, boto3_client, run_sweep, standalone_emulator, write_sweep
+from tests.helpers import (
+    ROOT,
+    boto3_client,
+    run_sweep,
+    space_doc,
+    standalone_emulator,
+    write_sweep,
+)
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -149,20 +156,13 @@ def test_spot_that_cannot_meet_max_wait_falls_back_on_demand_from_the_checkpoint
 
 def test_max_cost_stops_dispatching(tmp_path: Path) -> None:
     with standalone_emulator(tmp_path / "state") as url:
-        doc: dict[str, Any] = {
-            "name": "quad",
-            "objective": {"metric": "loss", "direction": "minimize"},
-            "budget": {"max_trials": 10, "max_parallel": 1, "max_cost": 3.5},
-            "sampler": {"kind": "random", "seed": 1},
-            "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-            "estimator": {
-                "entry_point": "train.py",
-                "source_dir": "src",
-                "instance_price_per_hour": 3600.0,  # $1 per billable second
-                "hyperparameters": {"sleep": 0.3},
-                "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.eE+-]+)"}],
-            },
-            "backend": {"kind": "emulator", "endpoint_url": url},
+        doc = space_doc(
+            budget={"max_trials": 10, "max_parallel": 1, "max_cost": 3.5},
+            backend={"kind": "emulator", "endpoint_url": url},
+        )
+        doc["estimator"] |= {
+            "instance_price_per_hour": 3600.0,  # $1 per billable second
+            "hyperparameters": {"sleep": 0.3},
         }
         space = write_sweep(tmp_path, doc)
         result = run_sweep(str(space))

@@ -177,9 +177,15 @@ def make_scheduler(
 
 
 async def _run(
-    tmp_path: Path, backend: FakeBackend, clock: VirtualClock, **budget: Any
+    tmp_path: Path,
+    backend: FakeBackend,
+    clock: VirtualClock,
+    estimator: dict[str, Any] | None = None,
+    **budget: Any,
 ) -> tuple[SweepOutcome, SweepStudy, Events]:
-    scheduler, study, events = make_scheduler(tmp_path, backend, clock, **budget)
+    scheduler, study, events = make_scheduler(
+        tmp_path, backend, clock, estimator=estimator, **budget
+    )
     return await scheduler.run(), study, events
 
 
@@ -343,18 +349,13 @@ async def test_with_nothing_in_flight_a_refused_create_fails_the_trial(tmp_path:
     study.close()
 
 
+WARM = {"keep_alive_period_in_seconds": 60}
+
+
 async def test_a_replacement_waits_for_the_freed_pool_and_takes_it(tmp_path: Path) -> None:
     clock = VirtualClock()
     backend = FakeBackend(clock, pool_lag=3.0)
-    scheduler, study, _ = make_scheduler(
-        tmp_path,
-        backend,
-        clock,
-        estimator={"keep_alive_period_in_seconds": 60},
-        max_trials=8,
-        max_parallel=2,
-    )
-    outcome = await scheduler.run()
+    outcome, study, _ = await _run(tmp_path, backend, clock, WARM, max_trials=8, max_parallel=2)
     assert outcome.completed == 8
     assert backend.most_in_flight == 2  # a held slot is not an extra job
     assert len(backend.reused) == 6  # every job after the first round took a pool
@@ -371,15 +372,7 @@ async def test_a_replacement_waits_for_the_freed_pool_and_takes_it(tmp_path: Pat
 async def test_a_pool_that_never_comes_holds_a_slot_for_a_bounded_time(tmp_path: Path) -> None:
     clock = VirtualClock()
     backend = FakeBackend(clock, pool_lag=1e9)
-    scheduler, study, _ = make_scheduler(
-        tmp_path,
-        backend,
-        clock,
-        estimator={"keep_alive_period_in_seconds": 60},
-        max_trials=4,
-        max_parallel=2,
-    )
-    outcome = await scheduler.run()
+    outcome, study, _ = await _run(tmp_path, backend, clock, WARM, max_trials=4, max_parallel=2)
     assert outcome.completed == 4 and backend.reused == []
     second = sorted(j.created for j in backend.jobs.values())[2:]
     assert all(c >= 10.0 + 10.0 for c in second)  # the job (10 s), then the wait (10 s)
@@ -391,15 +384,9 @@ async def test_a_pool_that_never_comes_holds_a_slot_for_a_bounded_time(tmp_path:
 async def test_a_warm_pool_quota_of_0_runs_every_trial_without_pools(tmp_path: Path) -> None:
     clock = VirtualClock()
     backend = FakeBackend(clock, warm_pool_quota=0)
-    scheduler, study, events = make_scheduler(
-        tmp_path,
-        backend,
-        clock,
-        estimator={"keep_alive_period_in_seconds": 60},
-        max_trials=6,
-        max_parallel=3,
+    outcome, study, events = await _run(
+        tmp_path, backend, clock, WARM, max_trials=6, max_parallel=3
     )
-    outcome = await scheduler.run()
     assert (outcome.completed, outcome.failed) == (6, 0)
     assert not any(j.pool for j in backend.jobs.values())
     said = [line for line, _ in events.lines if "warm pool usage" in line]
