@@ -431,9 +431,15 @@ class Scheduler:
         return Outcome(flight.trial, None, reason, attrs, job)
 
     async def _stop_in_flight(self) -> None:
-        """Stop every job in flight; their trials stay RUNNING and are rerun on resume."""
+        """Stop every job in flight; their trials stay RUNNING and are rerun on resume.
+        Their warm pools are released first (a stopped job would otherwise leave one
+        billing after the sweep has exited), unless the space file keeps pools."""
+        est = self._config.estimator
+        release = est.keep_alive_period_in_seconds > 0 and not est.keep_pools_after_sweep
         for flight in self._t.inflight.values():
             await self._study.mark_stopped_on_exit(flight.trial.number)
+            if release:
+                await self._backend.release_pool(flight.job)
             await self._backend.stop(flight.job)
 
     async def _close_unlaunched(self) -> None:

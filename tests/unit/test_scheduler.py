@@ -18,7 +18,7 @@ from sweeper.errors import BackendError, CapacityError
 from sweeper.polling import PollTiming
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
-from sweeper.types import JobState, JobStatus, Progress, StopReason, SweepOutcome
+from sweeper.types import JobState, JobStatus, OnExit, Progress, StopReason, SweepOutcome
 from tests.helpers import fake_request, objective, space_doc, write_sweep
 
 TIMING = PollTiming(min_interval=0.05, max_interval=2.0, ratio=0.25)
@@ -54,6 +54,7 @@ class FakeBackend:
     pool_lag: float = 0.0  # a pool is Available this long after its job ends
     warm_pool_quota: int | None = None  # 0: every keep-alive create is refused
     reused: list[str] = field(default_factory=list)  # jobs that started on a pool
+    released: list[str] = field(default_factory=list)  # jobs whose pool was released
 
     async def create(self, request: dict[str, Any]) -> None:
         if self.reject_create:
@@ -96,6 +97,9 @@ class FakeBackend:
         names = list(names)
         self.polls.append(names)
         return {n: self._state(n) for n in names if n in self.jobs}
+
+    async def release_pool(self, name: str) -> None:
+        self.released.append(name)
 
     async def stop(self, name: str) -> None:
         job = self.jobs[name]
@@ -391,4 +395,26 @@ async def test_a_warm_pool_quota_of_0_runs_every_trial_without_pools(tmp_path: P
     assert not any(j.pool for j in backend.jobs.values())
     said = [line for line, _ in events.lines if "warm pool usage" in line]
     assert len(said) == 1 and "the sweep goes on without warm pools" in said[0]
+    study.close()
+
+
+@pytest.mark.parametrize(("keep", "released"), [(False, 3), (True, 0)])
+async def test_stopping_jobs_on_exit_releases_their_pools_first(
+    tmp_path: Path, keep: bool, released: int
+) -> None:
+    clock = VirtualClock()
+    backend = FakeBackend(clock)
+    scheduler, study, _ = make_scheduler(
+        tmp_path,
+        backend,
+        clock,
+        estimator=WARM | {"keep_pools_after_sweep": keep},
+        max_trials=9,
+        max_parallel=3,
+    )
+    backend.on_create = lambda count: scheduler.interrupt(OnExit.STOP) if count == 3 else None
+    outcome = await scheduler.run()
+    assert outcome.stop_reason == StopReason.INTERRUPTED
+    assert len(backend.released) == released
+    assert sorted(backend.released) == (sorted(outcome.in_flight) if released else [])
     study.close()
