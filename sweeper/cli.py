@@ -254,8 +254,8 @@ def _emulator_command(argv: list[str]) -> int:
         require_loopback(args.host)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-    options = EmulatorOptions(
-        **{f.name: getattr(args, f.name) for f in dataclasses.fields(EmulatorOptions)}
+    options = config_mod.emulator_options(
+        {f.name: getattr(args, f.name) for f in dataclasses.fields(EmulatorOptions)}
     )
     state = (args.state or Path(tempfile.mkdtemp(prefix="sweeper-emulator-"))).resolve()
     settings = launch.emulator_settings(

@@ -57,6 +57,7 @@ __all__ = [
     "Sampler",
     "SamplerKind",
     "SweepConfig",
+    "emulator_options",
     "load",
     "parse",
 ]
@@ -107,7 +108,7 @@ def parse(raw: object, path: Path) -> SweepConfig:
         sampler=sampler,
         experiment=_experiment(fields.get(top, "experiment", "", dict, {})),
         backend=_backend(fields.get(top, "backend", "", dict, {})),
-        emulator=_emulator(fields.get(top, "emulator", "", dict, {})),
+        emulator=emulator_options(fields.get(top, "emulator", "", dict, {})),
         storage=storage,
     )
 
@@ -336,7 +337,9 @@ def _backend(raw: dict[str, Any]) -> Backend:
     )
 
 
-def _emulator(raw: dict[str, Any]) -> EmulatorOptions:
+def emulator_options(raw: dict[str, Any]) -> EmulatorOptions:
+    """The ``emulator:`` section (or ``sweep.py emulator``'s flags, by the same names),
+    validated."""
     sec = fields.mapping(raw, "emulator", _keys(EmulatorOptions))
     defaults = EmulatorOptions()
     values: dict[str, Any] = {}
