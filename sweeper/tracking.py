@@ -16,7 +16,6 @@ what is done (``sweeper:run:<n>``), and what is not is completed at the next sta
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +31,7 @@ from sweeper.aws.experiments import (
 from sweeper.aws.logs import JobLogs
 from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
+from sweeper.metrics import MetricReader
 from sweeper.study import JOB_NAME, SweepStudy, TrialRecord
 from sweeper.types import TrialResult
 
@@ -201,23 +201,13 @@ class Tracker:
         regexes, as SageMaker reads them; the final values if the log has none."""
         points: list[tuple[str, float, int, float]] = []
         if job:
-            regexes = [
-                (m.name, re.compile(m.regex)) for m in self._config.estimator.metric_definitions
-            ]
-            steps: dict[str, int] = {}
+            reader = MetricReader(self._config.estimator.metric_definitions)
             for _, events in await self._logs.events(job):
                 for stamp, message in events:
-                    for name, regex in regexes:
-                        match = regex.search(message)
-                        if match is None:
-                            continue
-                        try:
-                            value = float(match.group(1))
-                        except (ValueError, IndexError):
-                            continue
-                        step = steps.get(name, 0)
-                        steps[name] = step + 1
-                        points.append((name, stamp / 1000, step, value))
+                    points += [
+                        (p.metric, stamp / 1000, p.step, p.value)
+                        for p in reader.points(job, message)
+                    ]
         if not points:
             ended = result.attrs.get("job_ended") or 0.0
             finals = result.attrs.get("final_metrics") or {}

@@ -29,3 +29,16 @@ def job_name(sweep: str, trial: int, attempt: int = 1) -> str:
 def trial_key(sweep: str, trial: int) -> str:
     """``<sweep>-<trial>``: what every job of one trial shares (its checkpoint prefix)."""
     return f"{_INVALID.sub('-', sweep).strip('-') or 'sweep'}-{trial}"
+
+
+def job_prefix(sweep: str) -> str:
+    """A prefix every job name of ``sweep`` starts with (to list their log streams).
+
+    For a name short enough to be kept whole it is ``<sweep>-``; a long one is cut, by
+    :func:`job_name`, at a length that depends on the trial number, so the prefix is
+    its start up to the shortest cut (a trial number of up to 9 digits, 3 for attempts).
+    """
+    prefix = _INVALID.sub("-", sweep).strip("-") or "sweep"
+    if len(prefix) + len("-999999999-999") <= MAX_JOB_NAME:
+        return f"{prefix}-"
+    return prefix[: MAX_JOB_NAME - len("-999999999-999") - 9].rstrip("-")

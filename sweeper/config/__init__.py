@@ -303,8 +303,14 @@ def _inputs(raw: dict[str, Any], base: Path) -> dict[str, str]:
 def _metric_definition(raw: object, path: str) -> MetricDefinition:
     sec = fields.mapping(raw, path, _keys(MetricDefinition))
     name, regex = fields.get(sec, "name", path, str), fields.get(sec, "regex", path, str)
-    if _regex(regex, f"{path}.regex").groups < 1:
+    compiled = _regex(regex, f"{path}.regex")
+    if compiled.groups < 1:
         raise ConfigError(f"{path}.regex: needs a capture group around the value")
+    if compiled.groupindex.get("step") == 1:
+        raise ConfigError(
+            f"{path}.regex: the value must be the first capture group (SageMaker reads"
+            " group 1); put the named group 'step' after it"
+        )
     return MetricDefinition(name, regex)
 
 

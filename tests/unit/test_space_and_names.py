@@ -8,7 +8,7 @@ import optuna.distributions as od
 import pytest
 
 from sweeper import config, space
-from sweeper.aws.names import job_name
+from sweeper.aws.names import job_name, job_prefix
 from sweeper.study import SweepStudy
 from tests.helpers import space_doc, write_sweep
 
@@ -81,3 +81,11 @@ def test_long_sweep_names_stay_within_63_chars_and_do_not_collide() -> None:
         assert len(name) <= 63
         assert JOB_NAME_RE.fullmatch(name), name
     assert job_name(a, 12345, 9).endswith("-12345-9")
+
+
+@pytest.mark.parametrize("sweep", ["quad", "a" * 40, "b" * 120, "long-name-" * 12])
+def test_every_job_name_starts_with_the_sweep_s_prefix(sweep: str) -> None:
+    prefix = job_prefix(sweep)
+    for trial, attempt in ((0, 1), (7, 3), (12345, 2), (999_999_999, 999)):
+        assert job_name(sweep, trial, attempt).startswith(prefix)
+    assert not job_name("other", 0, 1).startswith(prefix)
