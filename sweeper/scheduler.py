@@ -34,10 +34,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from sweeper.aws.training import JobBackend
 from sweeper.capacity import EMULATOR_POOLS, PoolGate, PoolTiming
@@ -45,47 +42,20 @@ from sweeper.clock import Clock, first_of
 from sweeper.config import SweepConfig
 from sweeper.cost import Price
 from sweeper.creation import JobCreator, RequestBuilder
-from sweeper.decisions import Attempt, SweepState, Verdict, judge, stop_reason
+from sweeper.decisions import SweepState, stop_reason
 from sweeper.errors import BackendError, CapacityError, TransientError
+from sweeper.judging import InFlight, Judge, Tally
 from sweeper.polling import PollPlanner, PollTiming
-from sweeper.recording import Outcome, Results, RunTracker, job_attrs
+from sweeper.recording import Results, RunTracker
 from sweeper.resume import reconcile
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
 from sweeper.types import (
-    JobState,
     OnExit,
     Progress,
     Reporter,
     StopReason,
     SweepOutcome,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class _InFlight:
-    trial: TrialRecord
-    job: str
-    launched_at: float
-
-
-@dataclass(slots=True)
-class _Tally:
-    launched: int = 0
-    completed: int = 0
-    failed: int = 0
-    polls: int = 0
-    failures_total: int = 0
-    trials_total: int = 0
-    billable: float = 0.0
-    spent: float = 0.0  # USD, of the jobs that ended (with instance_price_per_hour)
-    best: float | None = None
-    since_best: int = 0
-    stop: StopReason | None = None
-    inflight: dict[str, _InFlight] = field(default_factory=dict)
-    pending: deque[TrialRecord] = field(default_factory=deque)  # existing trials to (re)launch
-    ready: deque[TrialRecord] = field(default_factory=deque)  # pre-asked trials
-    ask_seconds: float = 0.0  # the last ask's duration, to judge if a pre-ask fits a wait
-    capacity_wait: bool = False  # a quota refused a create: launch again once a job ends
 
 
 class Scheduler:
@@ -117,7 +87,8 @@ class Scheduler:
         self._tracker = tracker
         self._results = Results(study, reporter, tracker, on_failed_job)
         self._planner = PollPlanner(timing)
-        self._t = _Tally()
+        self._t = Tally()
+        self._judge = Judge(config, self._t, self._planner, reporter)
         self._started_at = 0.0
         self._on_exit = OnExit.LEAVE
         self._wake = asyncio.Event()
@@ -183,9 +154,9 @@ class Scheduler:
         now = self._clock.now()
         for record in found.running:
             assert record.job_name is not None
-            self._t.inflight[record.job_name] = _InFlight(record, record.job_name, now)
+            self._t.inflight[record.job_name] = InFlight(record, record.job_name, now)
         for record, state in found.ended:
-            self._results.add(self._judge(_InFlight(record, state.name, now), state))
+            self._results.add(self._judge.finished(InFlight(record, state.name, now), state))
         self._t.pending += found.to_launch
         await self._results.flush()
 
@@ -286,7 +257,7 @@ class Scheduler:
             return
         self._reporter.started(record.number, job, record.params)
         sent_at = self._clock.now()  # the job's age counts from before the request
-        flight = _InFlight(record, job, sent_at)
+        flight = InFlight(record, job, sent_at)
         extra = {}
         if self._tracker is not None:
             await self._tracker.begin(record)  # nothing to do unless an earlier run failed
@@ -300,11 +271,11 @@ class Scheduler:
                 self._t.capacity_wait = True
                 return
             await self._results.record(
-                self._failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
+                self._judge.failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
             )
             return
         except (BackendError, TransientError) as exc:
-            verdict = self._failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
+            verdict = self._judge.failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
             await self._results.record(verdict)
             return
         self._t.launched += 1
@@ -325,7 +296,7 @@ class Scheduler:
         ]
         self._statuses = {n: s.secondary_status for n, s in states.items()}
         for flight, state in finished:
-            self._results.add(self._judge(flight, state))
+            self._results.add(self._judge.finished(flight, state))
             self._pools.ended(state, self._clock.now())
         if finished or freed:
             self._t.capacity_wait = False
@@ -378,57 +349,6 @@ class Scheduler:
             await first_of(self._clock.sleep(deadline - self._clock.now()), self._wake.wait())
         finally:
             self._wake.clear()
-
-    def _judge(self, flight: _InFlight, state: JobState) -> list[Outcome]:
-        """Decide a finished job's outcome and update the tallies; no I/O.
-
-        Returns the verdict to record, or nothing when the trial is queued for a retry.
-        """
-        t = self._t
-        t.billable += state.billable_seconds or 0
-        if self._price is not None:
-            t.spent += self._price.job(state.billable_seconds or 0)
-        attrs = job_attrs(state)
-        trial, est = flight.trial, self._config.estimator
-        attempt = Attempt(
-            trial.attempt,
-            trial.stopped_on_exit,
-            spot=est.use_spot_instances and not trial.on_demand,
-            fallback=est.spot_fallback is not None,
-        )
-        found = judge(state, attempt, self._config.objective)
-        if found.verdict in (Verdict.RETRY, Verdict.ON_DEMAND):
-            return self._retry(flight, found.reason, found.verdict == Verdict.ON_DEMAND)
-        if found.verdict == Verdict.FAIL or found.value is None:
-            return [self._failed(flight, found.reason, attrs)]
-        value = found.value
-        if state.duration is not None:
-            self._planner.record(state.duration)
-        t.completed += 1
-        improved = t.best is None or self._config.objective.better(value, t.best)
-        t.best, t.since_best = (value, 0) if improved else (t.best, t.since_best + 1)
-        self._reporter.finished(trial.number, flight.job, value, state.duration)
-        return [Outcome(trial, value, "", attrs)]
-
-    def _retry(self, flight: _InFlight, reason: str, on_demand: bool = False) -> list[Outcome]:
-        trial = flight.trial
-        self._reporter.note(
-            f"trial {trial.number}: job {flight.job} ended ({reason.splitlines()[0][:120]});"
-            f" retrying as attempt {trial.attempt + 1}" + (" on demand" if on_demand else "")
-        )
-        on_demand = on_demand or trial.on_demand
-        again = TrialRecord(trial.number, trial.params, None, trial.attempt + 1, False, on_demand)
-        self._t.pending.append(again)
-        return []
-
-    def _failed(
-        self, flight: _InFlight, reason: str, attrs: dict[str, Any], ran: bool = True
-    ) -> Outcome:
-        self._t.failed += 1
-        self._t.failures_total += 1
-        self._reporter.failed(flight.trial.number, flight.job, reason)
-        job = flight.job if ran else None
-        return Outcome(flight.trial, None, reason, attrs, job)
 
     async def _stop_in_flight(self) -> None:
         """Stop every job in flight; their trials stay RUNNING and are rerun on resume.

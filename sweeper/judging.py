@@ -1,0 +1,113 @@
+"""Judging finished jobs: what each means for its trial, and the tallies it moves.
+
+:class:`Judge` applies :func:`sweeper.decisions.judge` to a job the poll saw end and
+updates what the stop conditions read (completed, failed, best, billable, spent); a
+retry (or a spot trial's on-demand fallback) is queued as the trial's next attempt.
+No I/O: the outcomes go to :class:`sweeper.recording.Results`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweeper.config import SweepConfig
+from sweeper.cost import Price
+from sweeper.decisions import Attempt, Verdict, judge
+from sweeper.polling import PollPlanner
+from sweeper.recording import Outcome, job_attrs
+from sweeper.study import TrialRecord
+from sweeper.types import JobState, Reporter, StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    trial: TrialRecord
+    job: str
+    launched_at: float
+
+
+@dataclass(slots=True)
+class Tally:
+    launched: int = 0
+    completed: int = 0
+    failed: int = 0
+    polls: int = 0
+    failures_total: int = 0
+    trials_total: int = 0
+    billable: float = 0.0
+    spent: float = 0.0  # USD, of the jobs that ended (with instance_price_per_hour)
+    best: float | None = None
+    since_best: int = 0
+    stop: StopReason | None = None
+    inflight: dict[str, InFlight] = field(default_factory=dict)
+    pending: deque[TrialRecord] = field(default_factory=deque)  # existing trials to (re)launch
+    ready: deque[TrialRecord] = field(default_factory=deque)  # pre-asked trials
+    ask_seconds: float = 0.0  # the last ask's duration, to judge if a pre-ask fits a wait
+    capacity_wait: bool = False  # a quota refused a create: launch again once a job ends
+
+
+class Judge:
+    """Judges finished jobs for one sweep run; owned by the scheduler's loop."""
+
+    def __init__(
+        self, config: SweepConfig, tally: Tally, planner: PollPlanner, reporter: Reporter
+    ) -> None:
+        self._config = config
+        self._t = tally
+        self._planner = planner
+        self._reporter = reporter
+        self._price = Price.of(config.estimator)
+
+    def finished(self, flight: InFlight, state: JobState) -> list[Outcome]:
+        """Decide a finished job's outcome and update the tallies.
+
+        Returns the outcome to record, or nothing when the trial is queued for a retry.
+        """
+        t = self._t
+        t.billable += state.billable_seconds or 0
+        if self._price is not None:
+            t.spent += self._price.job(state.billable_seconds or 0)
+        attrs = job_attrs(state)
+        trial, est = flight.trial, self._config.estimator
+        attempt = Attempt(
+            trial.attempt,
+            trial.stopped_on_exit,
+            spot=est.use_spot_instances and not trial.on_demand,
+            fallback=est.spot_fallback is not None,
+        )
+        found = judge(state, attempt, self._config.objective)
+        if found.verdict in (Verdict.RETRY, Verdict.ON_DEMAND):
+            return self._retry(flight, found.reason, found.verdict == Verdict.ON_DEMAND)
+        if found.verdict == Verdict.FAIL or found.value is None:
+            return [self.failed(flight, found.reason, attrs)]
+        value = found.value
+        if state.duration is not None:
+            self._planner.record(state.duration)
+        t.completed += 1
+        improved = t.best is None or self._config.objective.better(value, t.best)
+        t.best, t.since_best = (value, 0) if improved else (t.best, t.since_best + 1)
+        self._reporter.finished(trial.number, flight.job, value, state.duration)
+        return [Outcome(trial, value, "", attrs)]
+
+    def _retry(self, flight: InFlight, reason: str, on_demand: bool = False) -> list[Outcome]:
+        trial = flight.trial
+        self._reporter.note(
+            f"trial {trial.number}: job {flight.job} ended ({reason.splitlines()[0][:120]});"
+            f" retrying as attempt {trial.attempt + 1}" + (" on demand" if on_demand else "")
+        )
+        on_demand = on_demand or trial.on_demand
+        again = TrialRecord(trial.number, trial.params, None, trial.attempt + 1, False, on_demand)
+        self._t.pending.append(again)
+        return []
+
+    def failed(
+        self, flight: InFlight, reason: str, attrs: dict[str, Any], ran: bool = True
+    ) -> Outcome:
+        """A failed trial: counted, said, and its outcome (``ran``: a job ran whose log is
+        worth keeping)."""
+        self._t.failed += 1
+        self._t.failures_total += 1
+        self._reporter.failed(flight.trial.number, flight.job, reason)
+        return Outcome(flight.trial, None, reason, attrs, flight.job if ran else None)
