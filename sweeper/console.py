@@ -91,6 +91,12 @@ class ConsoleReporter:
     def note(self, text: str) -> None:
         self._line(text)
 
+    def pruned(self, number: int, job: str, step: int, value: float) -> None:
+        self._line(
+            f"trial {number:<3} pruned    at step {step} ({self._metric}={_short(value)}),"
+            f" stopping {job}"
+        )
+
     def failed(self, number: int, job: str, reason: str) -> None:
         first = " | ".join(line.strip() for line in reason.splitlines() if line.strip())
         self._line(f"trial {number:<3} failed    {job}: {first[:300]}")
@@ -109,7 +115,8 @@ def summary(
     """The end-of-sweep summary: counts, why it stopped, the best trial, where it is stored."""
     lines = [
         f"Sweep {name}: {counts.total} trials ({counts.complete} complete, {counts.failed} failed,"
-        f" {counts.running} running) in {wall:.1f} s; stopped: {stop_reason}",
+        f" {counts.running} running{f', {counts.pruned} pruned' if counts.pruned else ''})"
+        f" in {wall:.1f} s; stopped: {stop_reason}",
     ]
     if best is None:
         lines.append("No trial completed, so there is no best trial.")
@@ -151,7 +158,8 @@ def status_text(
     lines = [
         f"Sweep {config.name} ({config.storage_url})",
         f"  trials: {counts.total} of {config.budget.max_trials}: {counts.complete} done,"
-        f" {counts.running} running, {counts.failed} failed, {counts.pruned} pruned",
+        f" {counts.running} running, {counts.failed} failed, {counts.pruned} pruned,"
+        f" {counts.unlaunched} not launched",
     ]
     if best is not None:
         lines.append(

@@ -33,6 +33,7 @@ class Tally:
     launched: int = 0
     completed: int = 0
     failed: int = 0
+    pruned: int = 0
     polls: int = 0
     failures_total: int = 0
     trials_total: int = 0
@@ -78,6 +79,10 @@ class Judge:
             fallback=est.spot_fallback is not None,
         )
         found = judge(state, attempt, self._config.objective)
+        if trial.pruned_at is not None and found.verdict != Verdict.COMPLETE:
+            t.pruned += 1  # stopped by the pruner (a job that completed first counts as such)
+            reason = f"pruned at step {trial.pruned_at}"
+            return [Outcome(trial, None, reason, attrs, pruned_at=trial.pruned_at)]
         if found.verdict in (Verdict.RETRY, Verdict.ON_DEMAND):
             return self._retry(flight, found.reason, found.verdict == Verdict.ON_DEMAND)
         if found.verdict == Verdict.FAIL or found.value is None:

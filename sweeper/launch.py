@@ -22,19 +22,21 @@ import aiohttp
 from sweeper.aws import code, names, template
 from sweeper.aws.clients import open_client
 from sweeper.aws.experiments import ExperimentsApi
-from sweeper.aws.logs import JobLogs
+from sweeper.aws.logs import JobLogs, LogTail
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.s3 import S3
 from sweeper.aws.training import JobOptions, TrainingJobs, build_request
 from sweeper.capacity import EMULATOR_POOLS, SAGEMAKER_POOLS, settle_pools
 from sweeper.clock import RealClock
-from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
+from sweeper.config import BackendKind, EmulatorOptions, PrunerKind, SweepConfig
 from sweeper.console import ConsoleReporter, interrupted_text, summary
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings, StateInUse
 from sweeper.emulator.spot import SpotSettings
 from sweeper.errors import ConfigError, SweepError
+from sweeper.metrics import MetricReader
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
+from sweeper.pruning import EarlyStopping
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy, first_params
 from sweeper.tracking import Tracker
@@ -188,7 +190,8 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         study = SweepStudy.open(config)
         stack.callback(study.close)
         reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
-        logs = JobLogs(await ends.client(stack, "logs"), RetryPolicy(sleep=clock.sleep))
+        logs_client = await ends.client(stack, "logs")
+        logs = JobLogs(logs_client, RetryPolicy(sleep=clock.sleep))
         tracker = await _tracker(config, ends, stack, study, plan, reporter.note, client, logs)
         jobs = TrainingJobs(client, RetryPolicy(sleep=clock.sleep))
         scheduler = Scheduler(
@@ -203,6 +206,7 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             on_failed_job=_log_keeper(config, logs),
             tracker=tracker,
             pools=EMULATOR_POOLS if emulated else SAGEMAKER_POOLS,
+            early=_early_stopping(config, logs_client, study, jobs, reporter, clock, emulated),
         )
         _handle_signals(scheduler, on_exit)
         start = clock.now()
@@ -264,6 +268,29 @@ async def _tracker(
     if queued:
         print(f"Experiments: completing {queued} runs an earlier run left unrecorded", flush=True)
     return tracker
+
+
+def _early_stopping(
+    config: SweepConfig,
+    client: Any,
+    study: SweepStudy,
+    jobs: TrainingJobs,
+    reporter: ConsoleReporter,
+    clock: RealClock,
+    emulated: bool,
+) -> EarlyStopping | None:
+    """The pruner's eyes, when the space file asks for one: a batched log tail over the
+    sweep's jobs (reaching 5 s back on CloudWatch, which stores lines with some delay)."""
+    if config.pruner.kind == PrunerKind.NONE:
+        return None
+    tail = LogTail(
+        client,
+        RetryPolicy(attempts=3, initial=0.5, maximum=4.0, sleep=clock.sleep),
+        names.job_prefix(config.name),
+        overlap_ms=0 if emulated else 5000,
+    )
+    metrics = MetricReader(config.estimator.metric_definitions)
+    return EarlyStopping(tail, metrics, config.objective.metric, study, jobs, reporter)
 
 
 def _log_keeper(config: SweepConfig, logs: JobLogs) -> Callable[[str], Any]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sweeper.errors import BackendError, TransientError
-from sweeper.study import JOB_NAME, SweepStudy, TrialRecord
+from sweeper.study import JOB_NAME, PRUNED_AT, SweepStudy, TrialRecord
 from sweeper.types import JobState, Reporter, TrialResult
 
 
@@ -37,10 +37,13 @@ class Outcome:
     reason: str
     attrs: dict[str, Any]
     job: str | None = None  # set when a job ran and failed: its log is worth keeping
+    pruned_at: int | None = None  # the pruner stopped it at this step
 
     def result(self) -> TrialResult:
         """The outcome as the run tracker takes it."""
         attrs = {**self.attrs, JOB_NAME: self.trial.job_name}
+        if self.pruned_at is not None:
+            attrs[PRUNED_AT] = self.pruned_at
         if self.value is None:
             attrs["failure"] = self.reason
         return TrialResult(
@@ -92,7 +95,9 @@ class Results:
         while self._queue:
             outcome = self._queue.pop(0)
             number = outcome.trial.number
-            if outcome.value is None:
+            if outcome.pruned_at is not None:
+                await self._study.tell_stopped_early(number, outcome.pruned_at, outcome.attrs)
+            elif outcome.value is None:
                 await self._study.tell_failed(number, outcome.reason, outcome.attrs)
                 if outcome.job is not None and self._on_failed_job is not None:
                     await self._keep_log(self._on_failed_job, outcome.job)

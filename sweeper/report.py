@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.config import SweepConfig
 from sweeper.cost import Price
-from sweeper.study import ATTEMPT, JOB_NAME
+from sweeper.study import ATTEMPT, JOB_NAME, PRUNED_AT
 
 SCHEMA = "sweeper.report/1"
 
@@ -50,8 +50,7 @@ def build(
         "sweep": config.name,
         "storage": config.storage_url,
         "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
-        "counts": {s.name.lower(): sum(t.state == s for t in trials) for s in _STATES}
-        | {"total": len(trials)},
+        "counts": _counts(trials),
         "totals": _totals(trials, config.estimator.use_spot_instances, costs)
         | {"warm_pool_reuses": _reuses(config, statuses)},
         "best": _trial(done[0], notes, runs, costs) if done else None,
@@ -62,7 +61,17 @@ def build(
     }
 
 
-_STATES = (TrialState.COMPLETE, TrialState.FAIL, TrialState.RUNNING, TrialState.PRUNED)
+def _state(t: FrozenTrial) -> str:
+    """complete, fail, running, pruned (stopped early by the pruner) or not_launched."""
+    if t.state == TrialState.PRUNED and PRUNED_AT not in t.user_attrs:
+        return "not_launched"  # Optuna's PRUNED also closes trials no job ran for
+    return "running" if t.state == TrialState.WAITING else t.state.name.lower()
+
+
+def _counts(trials: list[FrozenTrial]) -> dict[str, int]:
+    states = [_state(t) for t in trials]
+    keys = ("complete", "fail", "running", "pruned", "not_launched")
+    return {k: states.count(k) for k in keys} | {"total": len(trials)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +96,8 @@ def _trial(
     a, run = t.user_attrs, runs.get(t.number, {})
     return {
         "number": t.number,
-        "state": t.state.name.lower(),
+        "state": _state(t),
+        "pruned_at_step": a.get(PRUNED_AT),
         "value": t.value,
         "params": dict(t.params),
         "job": a.get(JOB_NAME),
@@ -121,7 +131,24 @@ def _totals(trials: list[FrozenTrial], spot: bool, costs: _Costs) -> dict[str, A
         "warm_pool_seconds": retained,
         "warm_pool_cost": pool_cost,
         "cost": None if pool_cost is None else (costs.of(billable) or 0.0) + pool_cost,
+        "pruning_saved_seconds": _pruning_saved(trials),
     }
+
+
+def _pruning_saved(trials: list[FrozenTrial]) -> int | None:
+    """Billable seconds pruning saved, estimated: what each pruned trial would have
+    billed had it run as long as the completed ones do on average, less what it did
+    (None when nothing was pruned, or nothing completed to compare with)."""
+
+    def billable(t: FrozenTrial) -> int:
+        return int(t.user_attrs.get("billable_seconds") or 0)
+
+    done = [billable(t) for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [billable(t) for t in trials if PRUNED_AT in t.user_attrs]
+    if not pruned or not done:
+        return None
+    full = sum(done) / len(done)
+    return round(sum(max(0.0, full - b) for b in pruned))
 
 
 def _reuses(config: SweepConfig, pools: dict[str, str]) -> int | None:
@@ -157,7 +184,8 @@ def text(doc: dict[str, Any]) -> str:
     c, obj = doc["counts"], doc["objective"]
     lines = [
         f"Sweep {doc['sweep']}: {c['total']} trials ({c['complete']} complete, {c['fail']} failed,"
-        f" {c['running']} running, {c['pruned']} pruned); objective {obj['metric']}"
+        f" {c['running']} running, {c['pruned']} pruned, {c['not_launched']} not launched);"
+        f" objective {obj['metric']}"
         f" ({obj['direction']})",
         "",
     ]
@@ -247,6 +275,11 @@ def _totals_line(t: dict[str, Any]) -> str:
             else ""
         )
         + (f"; cost ${t['cost']:.2f}" if t["cost"] is not None else "")
+        + (
+            f"; pruning saved ~{t['pruning_saved_seconds']} billable s"
+            if t["pruning_saved_seconds"] is not None
+            else ""
+        )
     )
 
 

@@ -40,6 +40,8 @@ def render(doc: dict[str, Any], study: optuna.Study) -> str:
         ("Slices", lambda: vis.plot_slice(study)),
         ("Jobs per slot", lambda: timeline(study.get_trials(deepcopy=False))),
     ]
+    if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):  # a pruner ran
+        makers.insert(1, ("Learning curves", lambda: vis.plot_intermediate_values(study)))
     sections, first = [], True
     for title, make in makers:
         try:

@@ -46,6 +46,7 @@ from sweeper.decisions import SweepState, stop_reason
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.judging import InFlight, Judge, Tally
 from sweeper.polling import PollPlanner, PollTiming
+from sweeper.pruning import EarlyStopping
 from sweeper.recording import Results, RunTracker
 from sweeper.resume import reconcile
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
@@ -74,12 +75,14 @@ class Scheduler:
         on_failed_job: Callable[[str], Awaitable[None]] | None = None,
         tracker: RunTracker | None = None,
         pools: PoolTiming = EMULATOR_POOLS,
+        early: EarlyStopping | None = None,
     ) -> None:
         self._config = config
         self._study = study
         self._backend = backend
         self._creator = JobCreator(config, study, backend, build_request, reporter.note)
         self._pools = PoolGate(pools)
+        self._early = early
         self._price = Price.of(config.estimator)
         self._job_name = job_name
         self._clock = clock
@@ -154,7 +157,10 @@ class Scheduler:
         now = self._clock.now()
         for record in found.running:
             assert record.job_name is not None
-            self._t.inflight[record.job_name] = InFlight(record, record.job_name, now)
+            flight = InFlight(record, record.job_name, now)
+            if record.pruned_at is not None and self._early is not None:
+                flight = await self._early.stop(flight, record.pruned_at)  # it may not have been
+            self._t.inflight[record.job_name] = flight
         for record, state in found.ended:
             self._results.add(self._judge.finished(InFlight(record, state.name, now), state))
         self._t.pending += found.to_launch
@@ -301,6 +307,10 @@ class Scheduler:
         if finished or freed:
             self._t.capacity_wait = False
             await self._fill()  # refill before storage writes: a slot never waits on them
+        if self._early is not None:  # then the pruner, on the values printed since
+            ended = [flight for flight, _ in finished]
+            for flight in await self._early.check(list(self._t.inflight.values()), ended):
+                self._t.inflight[flight.job] = flight
         self._reporter.progress(self._progress())
 
     def _progress(self) -> Progress:

@@ -29,7 +29,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper import space
-from sweeper.config import SamplerKind, SweepConfig
+from sweeper.config import PrunerKind, SamplerKind, SweepConfig
 from sweeper.errors import ConfigError
 
 T = TypeVar("T")
@@ -37,6 +37,7 @@ JOB_NAME = "job_name"
 ATTEMPT = "attempt"
 STOPPED_ON_EXIT = "stopped_on_exit"
 ON_DEMAND = "on_demand"  # a spot sweep's trial that falls back to on-demand capacity
+PRUNED_AT = "pruned_at_step"  # the pruner stopped the trial's job at this step
 SPEC = "sweeper:spec"
 RUN_PREFIX = "sweeper:run:"  # study attribute per trial: its Experiments Run
 NOTES = "sweeper:notes"
@@ -49,16 +50,17 @@ class Counts:
     complete: int
     failed: int
     running: int
-    pruned: int
+    pruned: int  # stopped early by the pruner
+    unlaunched: int = 0  # closed before a job ran (Optuna's PRUNED too)
 
     @property
     def total(self) -> int:
-        return self.complete + self.failed + self.running + self.pruned
+        return self.complete + self.failed + self.running + self.pruned + self.unlaunched
 
     @property
     def dispatched(self) -> int:
-        """Trials that count toward the budget: PRUNED ones here were never launched."""
-        return self.complete + self.failed + self.running
+        """Trials that count toward the budget: all but those never launched."""
+        return self.complete + self.failed + self.running + self.pruned
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,7 @@ class TrialRecord:
     attempt: int = 1
     stopped_on_exit: bool = False
     on_demand: bool = False  # its job runs on on-demand capacity (spot fallback)
+    pruned_at: int | None = None  # the pruner decided to stop it at this step
 
 
 JobNamer = Callable[[int, int], str]  # (trial number, attempt) -> job name
@@ -89,6 +92,7 @@ class SweepStudy:
         self._distributions = space.distributions(config.space)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="study")
         self._live: dict[int, optuna.Trial] = {}
+        self._reported: dict[int, set[int]] = {}  # steps told to a running trial
 
     @classmethod
     def open(
@@ -117,6 +121,7 @@ class SweepStudy:
             )
         _check_spec(study, config, url)
         study.sampler = make_sampler(config, offset=len(study.get_trials(deepcopy=False)))
+        study.pruner = make_pruner(config)
         return cls(study, config)
 
     @property
@@ -164,6 +169,7 @@ class SweepStudy:
         for frozen in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             # Optuna has no public way from a FrozenTrial to its live Trial but the id.
             self._live[frozen.number] = optuna.trial.Trial(self._study, frozen._trial_id)
+            self._reported[frozen.number] = set(frozen.intermediate_values)
             if repair and set(frozen.params) != set(self._distributions):
                 reason = "not launched: its sampling was interrupted"
                 self._tell(frozen.number, TrialState.PRUNED, None, {"pruned": reason})
@@ -177,6 +183,7 @@ class SweepStudy:
                     int(attrs.get(ATTEMPT, 1)),
                     bool(attrs.get(STOPPED_ON_EXIT, False)),
                     bool(attrs.get(ON_DEMAND, False)),
+                    attrs.get(PRUNED_AT),
                 )
             )
         return out
@@ -206,6 +213,32 @@ class SweepStudy:
         """Close a trial that never ran (the sweep stopped before launching it)."""
         await self._run(self._tell, number, TrialState.PRUNED, None, {"pruned": reason})
 
+    async def report(self, number: int, points: list[tuple[int, float]]) -> bool:
+        """Record a running trial's new intermediate values, as (step, value); return
+        whether the pruner says to stop it. A step already reported is skipped."""
+        return await self._run(self._report, number, points)
+
+    def _report(self, number: int, points: list[tuple[int, float]]) -> bool:
+        trial = self._live[number]
+        done = self._reported.setdefault(number, set())
+        for step, value in points:
+            if step not in done:
+                trial.report(value, step)
+                done.add(step)
+        return bool(trial.should_prune())
+
+    async def mark_pruning(self, number: int, step: int) -> None:
+        """The pruner stopped this trial at ``step``: recorded before its job is stopped,
+        so a crash between the two resumes to the same decision."""
+        await self._run(self._set_attrs, number, {PRUNED_AT: step})
+
+    async def tell_stopped_early(self, number: int, step: int, attrs: dict[str, Any]) -> None:
+        """Close a trial the pruner stopped (Optuna's PRUNED, valued at its last step)."""
+        self._reported.pop(number, None)
+        reason = f"pruned at step {step}"
+        attrs = {**attrs, PRUNED_AT: step, "pruned": reason}
+        await self._run(self._tell, number, TrialState.PRUNED, None, attrs)
+
     def _tell(
         self, number: int, state: TrialState, value: float | None, attrs: dict[str, Any]
     ) -> None:
@@ -220,11 +253,13 @@ class SweepStudy:
     async def counts(self) -> Counts:
         trials = await self.trials()
         by = {s: sum(t.state == s for t in trials) for s in TrialState}
+        pruned = sum(t.state == TrialState.PRUNED and PRUNED_AT in t.user_attrs for t in trials)
         return Counts(
             complete=by[TrialState.COMPLETE],
             failed=by[TrialState.FAIL],
             running=by[TrialState.RUNNING] + by[TrialState.WAITING],
-            pruned=by[TrialState.PRUNED],
+            pruned=pruned,
+            unlaunched=by[TrialState.PRUNED] - pruned,
         )
 
     async def add_note(self, number: int, text: str) -> None:
@@ -399,6 +434,24 @@ def make_sampler(config: SweepConfig, offset: int = 0) -> optuna.samplers.BaseSa
         SamplerKind.NSGA2: lambda: s.NSGAIISampler(seed=seed),
     }
     return factories[kind]()
+
+
+def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
+    """The configured pruner (Optuna's, with the space file's options)."""
+    p, options = optuna.pruners, dict(config.pruner.options)
+    factories: dict[PrunerKind, Callable[..., optuna.pruners.BasePruner]] = {
+        PrunerKind.NONE: p.NopPruner,
+        PrunerKind.MEDIAN: p.MedianPruner,
+        PrunerKind.PERCENTILE: p.PercentilePruner,
+        PrunerKind.SUCCESSIVE_HALVING: p.SuccessiveHalvingPruner,
+        PrunerKind.HYPERBAND: p.HyperbandPruner,
+        PrunerKind.WILCOXON: p.WilcoxonPruner,
+    }
+    if config.pruner.kind == PrunerKind.PATIENT:
+        wrapped = options.pop("wrapped", None)
+        inner = factories[PrunerKind(wrapped)]() if wrapped else None
+        return p.PatientPruner(inner, **options)
+    return factories[config.pruner.kind](**options)
 
 
 class _AskTellGridSampler(optuna.samplers.GridSampler):

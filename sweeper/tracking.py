@@ -32,7 +32,7 @@ from sweeper.aws.logs import JobLogs
 from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.metrics import MetricReader
-from sweeper.study import JOB_NAME, SweepStudy, TrialRecord
+from sweeper.study import JOB_NAME, PRUNED_AT, SweepStudy, TrialRecord
 from sweeper.types import TrialResult
 
 _RECORDING_ERRORS = (BackendError, TransientError)
@@ -88,7 +88,9 @@ class Tracker:
         self._runs = await self._study.runs()
         queued = 0
         for trial in await self._study.trials():
-            done = trial.state in (TrialState.COMPLETE, TrialState.FAIL)
+            done = trial.state in (TrialState.COMPLETE, TrialState.FAIL) or (
+                PRUNED_AT in trial.user_attrs
+            )
             if done and not self._runs.get(trial.number, {}).get("recorded"):
                 completed = trial.state == TrialState.COMPLETE
                 self.enqueue(TrialResult(trial.number, trial.params, completed, trial.user_attrs))

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from sweeper.config import fields
+from sweeper.config import fields, pruners
 from sweeper.config.model import (
     Backend,
     BackendKind,
@@ -27,6 +27,8 @@ from sweeper.config.model import (
     Objective,
     Param,
     ParamType,
+    Pruner,
+    PrunerKind,
     Sampler,
     SamplerKind,
     SweepConfig,
@@ -54,6 +56,8 @@ __all__ = [
     "Objective",
     "Param",
     "ParamType",
+    "Pruner",
+    "PrunerKind",
     "Sampler",
     "SamplerKind",
     "SweepConfig",
@@ -106,6 +110,7 @@ def parse(raw: object, path: Path) -> SweepConfig:
         estimator=estimator,
         budget=_budget(fields.get(top, "budget", "", dict, {}), estimator),
         sampler=sampler,
+        pruner=pruners.parse(fields.get(top, "pruner", "", dict, {})),
         experiment=_experiment(fields.get(top, "experiment", "", dict, {})),
         backend=_backend(fields.get(top, "backend", "", dict, {})),
         emulator=emulator_options(fields.get(top, "emulator", "", dict, {})),

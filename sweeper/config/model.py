@@ -25,6 +25,16 @@ class SamplerKind(StrEnum):
     NSGA2 = "nsga2"
 
 
+class PrunerKind(StrEnum):
+    NONE = "none"
+    MEDIAN = "median"
+    PERCENTILE = "percentile"
+    SUCCESSIVE_HALVING = "successive_halving"
+    HYPERBAND = "hyperband"
+    WILCOXON = "wilcoxon"
+    PATIENT = "patient"
+
+
 class BackendKind(StrEnum):
     EMULATOR = "emulator"
     SAGEMAKER = "sagemaker"
@@ -57,6 +67,15 @@ class Budget:
 class Sampler:
     kind: SamplerKind = SamplerKind.TPE
     seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Pruner:
+    """Early stopping: Optuna's pruner ``kind`` with its keyword ``options`` (validated);
+    ``patient`` wraps the pruner named by ``options["wrapped"]``, if any."""
+
+    kind: PrunerKind = PrunerKind.NONE
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +183,7 @@ class SweepConfig:
     estimator: Estimator
     budget: Budget = Budget()
     sampler: Sampler = Sampler()
+    pruner: Pruner = Pruner()
     experiment: Experiment = Experiment()
     backend: Backend = Backend()
     emulator: EmulatorOptions = EmulatorOptions()

@@ -41,7 +41,14 @@ def test_the_json_report_follows_its_schema(swept: Path) -> None:
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     jsonschema.validate(doc, SCHEMA)
-    assert doc["counts"] == {"total": 6, "complete": 4, "fail": 2, "running": 0, "pruned": 0}
+    assert doc["counts"] == {
+        "total": 6,
+        "complete": 4,
+        "fail": 2,
+        "running": 0,
+        "pruned": 0,
+        "not_launched": 0,
+    }
     assert [t["params"]["x"] for t in doc["top"]] == [0.3, 0.45, 0.1]  # minimize (x - 0.3)^2
     assert doc["best"]["job"] == doc["top"][0]["job"]
     assert doc["best"]["value"] == 0.0
@@ -60,7 +67,7 @@ def test_the_text_report_shows_table_best_params_failures_and_totals(swept: Path
     result = run_sweep("report", str(swept))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "Sweep quad: 6 trials (4 complete, 2 failed, 0 running, 0 pruned)" in out
+    assert "Sweep quad: 6 trials (4 complete, 2 failed, 0 running, 0 pruned, 0 not launched)" in out
     assert out.splitlines()[2].split() == [
         "rank",
         "trial",

@@ -15,7 +15,9 @@ from sweeper import config
 from sweeper.aws.names import job_name
 from sweeper.clock import VirtualClock
 from sweeper.errors import BackendError, CapacityError
+from sweeper.metrics import MetricReader
 from sweeper.polling import PollTiming
+from sweeper.pruning import EarlyStopping
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
 from sweeper.types import JobState, JobStatus, OnExit, Progress, StopReason, SweepOutcome
@@ -55,6 +57,11 @@ class FakeBackend:
     warm_pool_quota: int | None = None  # 0: every keep-alive create is refused
     reused: list[str] = field(default_factory=list)  # jobs that started on a pool
     released: list[str] = field(default_factory=list)  # jobs whose pool was released
+    curve: Callable[[float, int], float] = lambda x, step: objective(x) + 1.0 / (step + 1)
+    steps: int = 5  # intermediate values each job prints, evenly over its run
+    stops: list[str] = field(default_factory=list)
+    stops_land: bool = True  # False: a job ends on its own before a stop reaches it
+    on_stop: Callable[[str], None] = lambda name: None
 
     async def create(self, request: dict[str, Any]) -> None:
         if self.reject_create:
@@ -103,8 +110,21 @@ class FakeBackend:
 
     async def stop(self, name: str) -> None:
         job = self.jobs[name]
-        if self.clock.now() < job.ends:
+        self.stops.append(name)
+        self.on_stop(name)
+        if self.clock.now() < job.ends and self.stops_land:
             job.ends, job.outcome = self.clock.now(), JobStatus.STOPPED
+
+    def lines(self, name: str, after: float, until: float) -> list[str]:
+        """What the job printed in (after, until]: ``curve(x, step)`` at even intervals."""
+        job = self.jobs[name]
+        spacing = self.duration(job.x) / (self.steps + 1)
+        out = []
+        for step in range(self.steps):
+            at = job.created + (step + 1) * spacing
+            if after < at <= min(until, job.ends):
+                out.append(f"loss={self.curve(job.x, step):.10f}")
+        return out
 
     def _pool(self, job: FakeJob) -> str | None:
         if not job.pool:
@@ -145,11 +165,33 @@ class Events:
     def failed(self, number: int, job: str, reason: str) -> None:
         self.lines.append(("failed", number))
 
+    def pruned(self, number: int, job: str, step: int, value: float) -> None:
+        self.lines.append(("pruned", number))
+
     def note(self, text: str) -> None:
         self.lines.append((text, -1))
 
     def progress(self, progress: Progress) -> None:
         self.progresses.append(progress)
+
+
+@dataclass
+class FakeLines:
+    """The LineSource over a FakeBackend: each job's new lines since the last read."""
+
+    backend: FakeBackend
+    read_until: dict[str, float] = field(default_factory=dict)
+    calls: int = 0
+
+    async def read(self, jobs: Iterable[str]) -> dict[str, list[str]]:
+        self.calls += 1
+        now, out = self.backend.clock.now(), {}
+        for name in jobs:
+            lines = self.backend.lines(name, self.read_until.get(name, -1.0), now)
+            self.read_until[name] = now
+            if lines:
+                out[name] = lines
+        return out
 
 
 def make_scheduler(
@@ -158,15 +200,23 @@ def make_scheduler(
     clock: VirtualClock,
     storage: str = "",
     estimator: dict[str, Any] | None = None,
+    pruner: dict[str, Any] | None = None,
     **budget: Any,
 ) -> tuple[Scheduler, SweepStudy, Events]:
     """A scheduler over the fake backend; ``storage`` "" keeps the study in memory;
-    ``estimator`` adds to the space file's estimator section."""
+    ``estimator`` adds to the space file's estimator section; ``pruner`` is its pruner
+    section (its values read from the fake jobs' lines)."""
     doc = space_doc(budget=budget)
     doc["estimator"] |= estimator or {}
+    if pruner:
+        doc["pruner"] = pruner
     cfg = config.load(write_sweep(tmp_path, doc))
     study = SweepStudy.open(cfg, storage=storage)
     events = Events()
+    early = None
+    if pruner:
+        metrics = MetricReader(cfg.estimator.metric_definitions)
+        early = EarlyStopping(FakeLines(backend), metrics, "loss", study, backend, events)
     scheduler = Scheduler(
         cfg,
         study,
@@ -176,6 +226,7 @@ def make_scheduler(
         clock=clock,
         reporter=events,
         timing=TIMING,
+        early=early,
     )
     return scheduler, study, events
 
