@@ -13,7 +13,9 @@ emulator on loopback, through ``sweep.py``'s own entry point, and prints:
   start) and between jobs (a slot idle from one job's end to the next one's create:
   the orchestrator's detection, sampling and dispatch);
 * SageMaker API calls per trial, counted by the emulator by operation: the training-job
-  calls (the target) and, apart, the Experiments and Logs calls that record each run.
+  calls (the target) and, apart, the Experiments and Logs calls that record each run;
+* with ``--pruner median`` (or another), the FilterLogEvents calls per poll that read
+  the running jobs' values for the pruner (target: one per 100 running jobs).
 
 Issue targets: efficiency >= 0.90 and at most 4 API calls per trial.
 """
@@ -54,7 +56,7 @@ JOB_OPS = (
 )
 
 
-def run(trials: int, parallel: int, seconds: float) -> dict[str, float]:
+def run(trials: int, parallel: int, seconds: float, pruner: str = "none") -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedEmulator(EmulatorSettings(RunnerSettings(root=Path(tmp) / "emulator"))) as emulator,
@@ -78,6 +80,7 @@ def run(trials: int, parallel: int, seconds: float) -> dict[str, float]:
                         "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}],
                     },
                     "backend": {"kind": "emulator", "endpoint_url": emulator.endpoint_url},
+                    "pruner": {"kind": pruner},
                 }
             )
         )
@@ -105,7 +108,11 @@ def run(trials: int, parallel: int, seconds: float) -> dict[str, float]:
         "in_job_ms": sum((j.ended or 0.0) - j.created - seconds for j in jobs) / trials * 1000,
         "gap_ms": sum(gaps) / len(gaps) * 1000,
         "calls_per_trial": sum(calls[op] for op in JOB_OPS) / trials,
-        "tracking_per_trial": sum(n for op, n in calls.items() if op not in JOB_OPS) / trials,
+        "tracking_per_trial": sum(
+            n for op, n in calls.items() if op not in (*JOB_OPS, "FilterLogEvents")
+        )
+        / trials,
+        "tail_per_poll": calls["FilterLogEvents"] / max(1, calls["Search"]),
         "create_per_trial": calls["CreateTrainingJob"] / trials,
         "search_per_trial": calls["Search"] / trials,
     }
@@ -116,8 +123,9 @@ def main_() -> None:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--pruner", default="none", help="e.g. median: read values each poll")
     a = parser.parse_args()
-    r = run(a.trials, a.parallel, a.seconds)
+    r = run(a.trials, a.parallel, a.seconds, a.pruner)
     lines = [
         f"K={a.trials} trials, P={a.parallel}, d={a.seconds:g} s",
         f"wall                  {r['wall']:.2f} s  (one-time start-up {r['startup']:.2f} s, "
@@ -130,6 +138,8 @@ def main_() -> None:
         f"{r['create_per_trial']:.2f}, search {r['search_per_trial']:.2f})",
         f"                      {r['tracking_per_trial']:.2f}   Experiments runs and their metric"
         " series (logs), off the dispatch path but for a new trial's run",
+        f"Logs calls per poll   {r['tail_per_poll']:.2f}   pruner {a.pruner}: running jobs' new"
+        " values (target <= 1 per 100 running jobs)",
     ]
     print("\n".join(lines))
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 
 from sweeper import config
 from sweeper.cli import main
 from sweeper.config import ParamType, SamplerKind
+from sweeper.study import make_pruner
 from tests.helpers import space_doc, write_sweep
 
 
@@ -28,6 +30,31 @@ def _with(path: str, value: Any) -> dict[str, Any]:
 
 
 BAD_INPUTS = [
+    (
+        "pruner option of another pruner",
+        {**space_doc(), "pruner": {"kind": "median", "reduction_factor": 3}},
+        "pruner.reduction_factor: unknown key",
+    ),
+    (
+        "pruner option out of range",
+        {**space_doc(), "pruner": {"kind": "hyperband", "reduction_factor": 1}},
+        "pruner.reduction_factor: must be >= 2, got 1",
+    ),
+    (
+        "pruner option required",
+        {**space_doc(), "pruner": {"kind": "percentile"}},
+        "pruner.percentile: required for pruner.kind percentile",
+    ),
+    (
+        "max_cost without a price",
+        _with("budget.max_cost", 10),
+        "budget.max_cost: needs estimator.instance_price_per_hour",
+    ),
+    (
+        "spot_fallback without spot",
+        _with("estimator.spot_fallback", "on_demand"),
+        "estimator.spot_fallback: only applies with use_spot_instances: true",
+    ),
     ("missing required key", _with("objective", ...), "objective: required key is missing"),
     (
         "missing nested key",
@@ -172,6 +199,20 @@ def test_valid_file_becomes_frozen_typed_config(tmp_path: Path) -> None:
 
 def test_quickstart_and_sagemaker_examples_are_valid() -> None:
     root = Path(__file__).parents[2] / "search_spaces"
-    for name in ("quickstart.yaml", "sagemaker.yaml"):
+    for name in ("quickstart.yaml", "sagemaker.yaml", "pruning.yaml"):
         cfg = config.load(root / name)
         assert cfg.objective.metric in [m.name for m in cfg.estimator.metric_definitions]
+
+
+def test_a_pruner_section_gives_optuna_s_pruner_with_its_options(tmp_path: Path) -> None:
+    doc = space_doc(pruner={"kind": "hyperband", "min_resource": 2, "max_resource": "auto"})
+    cfg = config.load(write_sweep(tmp_path, doc))
+    assert cfg.pruner.kind == config.PrunerKind.HYPERBAND
+    pruner = make_pruner(cfg)
+    assert isinstance(pruner, optuna.pruners.HyperbandPruner)
+    assert (pruner._min_resource, pruner._max_resource) == (2, "auto")
+    patient = space_doc(pruner={"kind": "patient", "patience": 3, "wrapped": "median"})
+    made = make_pruner(config.load(write_sweep(tmp_path, patient)))
+    assert isinstance(made, optuna.pruners.PatientPruner)
+    assert isinstance(made._wrapped_pruner, optuna.pruners.MedianPruner)
+    assert isinstance(make_pruner(config.load(write_sweep(tmp_path))), optuna.pruners.NopPruner)
