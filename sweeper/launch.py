@@ -10,6 +10,7 @@ import json
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
@@ -288,6 +289,7 @@ def _early_stopping(
         RetryPolicy(attempts=3, initial=0.5, maximum=4.0, sleep=clock.sleep),
         names.job_prefix(config.name),
         overlap_ms=0 if emulated else 5000,
+        since_ms=int(time.time() * 1000),  # a resumed sweep skips logs of jobs long done
     )
     metrics = MetricReader(config.estimator.metric_definitions)
     return EarlyStopping(tail, metrics, config.objective.metric, study, jobs, reporter)

@@ -84,7 +84,8 @@ class LogTail:
 
     Events stored late with an earlier timestamp (CloudWatch ingests with some delay)
     are still found within ``overlap_ms``: each read reaches back that far, and events
-    already returned are recognised by their ``eventId``.
+    already returned are recognised by their ``eventId``. ``since_ms`` skips what was
+    logged before (a resumed sweep need not read its finished jobs' logs again).
     """
 
     def __init__(
@@ -94,13 +95,14 @@ class LogTail:
         prefix: str,
         overlap_ms: int = 0,
         page_size: int = 10_000,
+        since_ms: int = 0,
     ) -> None:
         self._client = client
         self._retry = retry
         self._prefix = prefix
         self._overlap = overlap_ms
         self._page = page_size
-        self._since = 0  # the newest event timestamp seen (ms)
+        self._since = since_ms  # the newest event timestamp seen (ms)
         self._seen: dict[str, int] = {}  # eventId -> timestamp, within the overlap
         self.calls = 0
 
