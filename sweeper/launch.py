@@ -38,6 +38,7 @@ from sweeper.errors import ConfigError, SweepError
 from sweeper.metrics import MetricReader
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.pruning import EarlyStopping
+from sweeper.recording import FailedLogKeeper
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy, first_params
 from sweeper.tracking import Tracker
@@ -204,8 +205,8 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             clock=clock,
             reporter=reporter,
             timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
-            on_failed_job=_log_keeper(config, logs),
-            tracker=tracker,
+            hooks=[tracker],
+            observers=[FailedLogKeeper(_log_keeper(config, logs), reporter), tracker],
             pools=EMULATOR_POOLS if emulated else SAGEMAKER_POOLS,
             early=_early_stopping(config, logs_client, study, jobs, reporter, clock, emulated),
         )

@@ -9,7 +9,7 @@ resume reconciles.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -18,14 +18,24 @@ from sweeper.study import JOB_NAME, PRUNED_AT, SweepStudy, TrialRecord
 from sweeper.types import JobState, Reporter, TrialResult
 
 
-class RunTracker(Protocol):
-    """Records trials elsewhere (Experiments Runs); never fails a trial."""
+class RequestHook(Protocol):
+    """Adds to a trial's CreateTrainingJob request (``ExperimentConfig``, ``MlflowConfig``).
 
-    async def begin(self, record: TrialRecord) -> None: ...
+    :meth:`prepare` makes what the fields refer to (a run); it may run early, for a trial
+    asked ahead of its launch, and again before the create: it must be idempotent and
+    never fail the trial. :meth:`fields` is what joins the request.
+    """
 
-    def experiment_config(self, number: int) -> dict[str, str] | None: ...
+    async def prepare(self, record: TrialRecord) -> None: ...
 
-    def enqueue(self, result: TrialResult) -> None: ...
+    def fields(self, number: int) -> dict[str, Any]: ...
+
+
+class Observer(Protocol):
+    """Learns each trial's outcome once it is in the study (Experiments runs, the logs of
+    failed jobs, MLflow). It never fails a trial: its errors are its own to report."""
+
+    async def recorded(self, outcome: Outcome) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +79,9 @@ class Results:
     """Outcomes not yet in the study. Task-safe on one event loop: a flush takes each
     outcome once, in order."""
 
-    def __init__(
-        self,
-        study: SweepStudy,
-        reporter: Reporter,
-        tracker: RunTracker | None = None,
-        on_failed_job: Callable[[str], Awaitable[None]] | None = None,
-    ) -> None:
+    def __init__(self, study: SweepStudy, observers: Sequence[Observer] = ()) -> None:
         self._study = study
-        self._reporter = reporter
-        self._tracker = tracker
-        self._on_failed_job = on_failed_job  # e.g. save its log for the user
+        self._observers = tuple(observers)
         self._queue: list[Outcome] = []
 
     def add(self, outcomes: Iterable[Outcome]) -> None:
@@ -99,16 +101,24 @@ class Results:
                 await self._study.tell_stopped_early(number, outcome.pruned_at, outcome.attrs)
             elif outcome.value is None:
                 await self._study.tell_failed(number, outcome.reason, outcome.attrs)
-                if outcome.job is not None and self._on_failed_job is not None:
-                    await self._keep_log(self._on_failed_job, outcome.job)
             else:
                 await self._study.tell_complete(number, outcome.value, outcome.attrs)
-            if self._tracker is not None:
-                self._tracker.enqueue(outcome.result())
+            for observer in self._observers:
+                await observer.recorded(outcome)
 
-    async def _keep_log(self, keep: Callable[[str], Awaitable[None]], job: str) -> None:
-        """Save a failed job's log; a log that cannot be read costs a note, nothing more."""
+
+class FailedLogKeeper:
+    """Observer: saves the log of each job that failed (its script's fault, or the
+    platform's) where the user finds it; a log that cannot be read costs a note."""
+
+    def __init__(self, save: Callable[[str], Awaitable[None]], reporter: Reporter) -> None:
+        self._save = save
+        self._reporter = reporter
+
+    async def recorded(self, outcome: Outcome) -> None:
+        if outcome.job is None or outcome.value is not None or outcome.pruned_at is not None:
+            return
         try:
-            await keep(job)
+            await self._save(outcome.job)
         except (BackendError, TransientError, OSError) as exc:
-            self._reporter.note(f"could not save the log of {job}: {exc}")
+            self._reporter.note(f"could not save the log of {outcome.job}: {exc}")

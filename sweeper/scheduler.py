@@ -34,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
+from typing import Any
 
 from sweeper.aws.training import JobBackend
 from sweeper.capacity import EMULATOR_POOLS, PoolGate, PoolTiming
@@ -47,7 +48,7 @@ from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.judging import InFlight, Judge, Tally
 from sweeper.polling import PollPlanner, PollTiming
 from sweeper.pruning import EarlyStopping
-from sweeper.recording import Results, RunTracker
+from sweeper.recording import Observer, RequestHook, Results
 from sweeper.resume import reconcile
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
 from sweeper.types import (
@@ -72,8 +73,8 @@ class Scheduler:
         clock: Clock,
         reporter: Reporter,
         timing: PollTiming,
-        on_failed_job: Callable[[str], Awaitable[None]] | None = None,
-        tracker: RunTracker | None = None,
+        hooks: Sequence[RequestHook] = (),
+        observers: Sequence[Observer] = (),
         pools: PoolTiming = EMULATOR_POOLS,
         early: EarlyStopping | None = None,
     ) -> None:
@@ -87,8 +88,8 @@ class Scheduler:
         self._job_name = job_name
         self._clock = clock
         self._reporter = reporter
-        self._tracker = tracker
-        self._results = Results(study, reporter, tracker, on_failed_job)
+        self._hooks = tuple(hooks)
+        self._results = Results(study, observers)
         self._planner = PollPlanner(timing)
         self._t = Tally()
         self._judge = Judge(config, self._t, self._planner, reporter)
@@ -228,8 +229,8 @@ class Scheduler:
     async def _ask(self) -> TrialRecord:
         start = self._clock.now()
         record = await self._study.ask(self._job_name)
-        if self._tracker is not None:  # pre-asked trials get their run during the wait
-            await self._tracker.begin(record)
+        for hook in self._hooks:  # pre-asked trials get their run during the wait
+            await hook.prepare(record)
         self._t.ask_seconds = self._clock.now() - start
         return record
 
@@ -264,11 +265,10 @@ class Scheduler:
         self._reporter.started(record.number, job, record.params)
         sent_at = self._clock.now()  # the job's age counts from before the request
         flight = InFlight(record, job, sent_at)
-        extra = {}
-        if self._tracker is not None:
-            await self._tracker.begin(record)  # nothing to do unless an earlier run failed
-            if (experiment := self._tracker.experiment_config(record.number)) is not None:
-                extra["ExperimentConfig"] = experiment
+        extra: dict[str, Any] = {}
+        for hook in self._hooks:
+            await hook.prepare(record)  # nothing to do unless an earlier attempt failed
+            extra |= hook.fields(record.number)
         try:
             flight = dataclasses.replace(flight, trial=await self._creator.create(record, extra))
         except CapacityError as exc:

@@ -32,6 +32,7 @@ from sweeper.aws.logs import JobLogs
 from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.metrics import MetricReader
+from sweeper.recording import Outcome
 from sweeper.study import JOB_NAME, PRUNED_AT, SweepStudy, TrialRecord
 from sweeper.types import TrialResult
 
@@ -76,6 +77,19 @@ class Tracker:
         self._full: set[int] = set()  # shards found full
         self._runs: dict[int, dict[str, Any]] = {}  # what the study says (sweeper:run:<n>)
         self._queue: asyncio.Queue[TrialResult | None] = asyncio.Queue()
+
+    async def prepare(self, record: TrialRecord) -> None:
+        """The request hook's side: the trial's run exists before its job names it."""
+        await self.begin(record)
+
+    def fields(self, number: int) -> dict[str, Any]:
+        """The request hook's fields: the trial's ``ExperimentConfig``, once its run exists."""
+        experiment = self.experiment_config(number)
+        return {"ExperimentConfig": experiment} if experiment is not None else {}
+
+    async def recorded(self, outcome: Outcome) -> None:
+        """The observer's side: the trial's result is in the study; complete its run."""
+        self.enqueue(outcome.result())
 
     def experiment_config(self, number: int) -> dict[str, str] | None:
         """The ``ExperimentConfig`` of trial ``number``'s jobs, once its run exists."""

@@ -201,6 +201,8 @@ def make_scheduler(
     storage: str = "",
     estimator: dict[str, Any] | None = None,
     pruner: dict[str, Any] | None = None,
+    hooks: tuple[Any, ...] = (),
+    observers: tuple[Any, ...] = (),
     **budget: Any,
 ) -> tuple[Scheduler, SweepStudy, Events]:
     """A scheduler over the fake backend; ``storage`` "" keeps the study in memory;
@@ -227,6 +229,8 @@ def make_scheduler(
         reporter=events,
         timing=TIMING,
         early=early,
+        hooks=hooks,
+        observers=observers,
     )
     return scheduler, study, events
 
@@ -468,4 +472,53 @@ async def test_stopping_jobs_on_exit_releases_their_pools_first(
     assert outcome.stop_reason == StopReason.INTERRUPTED
     assert len(backend.released) == released
     assert sorted(backend.released) == (sorted(outcome.in_flight) if released else [])
+    study.close()
+
+
+@dataclass
+class Recorder:
+    """A request hook and an observer, as an Experiments or MLflow tracker is both."""
+
+    prepared: list[int] = field(default_factory=list)
+    outcomes: list[tuple[int, float | None]] = field(default_factory=list)
+
+    async def prepare(self, record: Any) -> None:
+        self.prepared.append(record.number)
+
+    def fields(self, number: int) -> dict[str, Any]:
+        return {"ExperimentConfig": {"RunName": f"trial-{number}"}}
+
+    async def recorded(self, outcome: Any) -> None:
+        self.outcomes.append((outcome.trial.number, outcome.value))
+
+
+async def test_hooks_add_to_each_request_and_observers_learn_each_outcome_once(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock()
+    seen: list[dict[str, Any]] = []
+    backend = FakeBackend(clock, fails=lambda x: x > 0.8)
+    create = backend.create
+
+    async def spy(request: dict[str, Any]) -> None:
+        seen.append(request)
+        await create(request)
+
+    backend.create = spy  # type: ignore[method-assign]
+    recorder = Recorder()
+    scheduler, study, _ = make_scheduler(
+        tmp_path,
+        backend,
+        clock,
+        hooks=(recorder,),
+        observers=(recorder,),
+        max_trials=6,
+        max_parallel=2,
+        max_failures=6,
+    )
+    await scheduler.run()
+    names = sorted(r["ExperimentConfig"]["RunName"] for r in seen)
+    assert names == sorted(f"trial-{n}" for n in set(recorder.prepared))  # prepared first
+    trials = {t.number: t for t in await study.trials()}
+    assert sorted(recorder.outcomes) == sorted((n, t.value) for n, t in trials.items())
     study.close()
