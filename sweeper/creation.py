@@ -20,7 +20,7 @@ from typing import Any
 from sweeper.aws.names import trial_key
 from sweeper.aws.training import JobBackend, JobOptions
 from sweeper.capacity import Quota, quota
-from sweeper.config import SweepConfig
+from sweeper.decisions import Policy
 from sweeper.errors import CapacityError
 from sweeper.study import SweepStudy, TrialRecord
 
@@ -32,25 +32,25 @@ class JobCreator:
 
     def __init__(
         self,
-        config: SweepConfig,
+        policy: Policy,
         study: SweepStudy,
         backend: JobBackend,
         build: RequestBuilder,
         note: Callable[[str], None],
     ) -> None:
-        self._config = config
+        self._policy = policy
         self._study = study
         self._backend = backend
         self._build = build
         self._note = note
-        self._warm_pools = config.estimator.keep_alive_period_in_seconds > 0
+        self._warm_pools = policy.warm_pools
         self._said: set[str] = set()
 
     def request(self, record: TrialRecord, warm_pool: bool | None = None) -> dict[str, Any]:
         """The CreateTrainingJob request of ``record``'s current job."""
         assert record.job_name is not None
         options = JobOptions(
-            checkpoint_key=trial_key(self._config.name, record.number),
+            checkpoint_key=trial_key(self._policy.sweep, record.number),
             on_demand=record.on_demand,
             warm_pool=self._warm_pools if warm_pool is None else warm_pool,
         )
@@ -71,7 +71,7 @@ class JobCreator:
                     self._warm_pools = False
                 await self._backend.create(self.request(record, warm_pool=False) | (extra or {}))
                 return record
-            if found.spot and self._config.estimator.spot_fallback and not record.on_demand:
+            if found.spot and self._policy.spot_fallback and not record.on_demand:
                 assert record.job_name is not None
                 await self._study.assign_job(record.number, record.job_name, record.attempt, True)
                 record = dataclasses.replace(record, on_demand=True)
@@ -89,7 +89,7 @@ class JobCreator:
                 if found.limit == 0
                 else "jobs that do not fit run without a warm pool"
             )
-        elif found.spot and self._config.estimator.spot_fallback:
+        elif found.spot and self._policy.spot_fallback:
             then = "trials that do not fit run on demand"
         else:
             then = "trials wait for running jobs to end"

@@ -12,11 +12,41 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sweeper.config import Budget, Objective
+from sweeper.config import Budget, Objective, SweepConfig
+from sweeper.cost import Price
 from sweeper.types import JobState, JobStatus, StopReason
 
 MAX_ATTEMPTS = 3  # jobs per trial when the platform, or the sweep itself, ended one
 MAX_WAIT = "MaxWaitTimeExceeded"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """What the scheduler decides with: the budget, the objective, and how the sweep's
+    jobs use capacity. The scheduler gets this, not the whole space file."""
+
+    budget: Budget
+    objective: Objective
+    sweep: str  # the sweep's name: each trial's checkpoint key derives from it
+    spot: bool = False
+    spot_fallback: bool = False  # rerun on demand what spot cannot serve
+    warm_pools: bool = False  # jobs ask for a keep-alive
+    keep_pools: bool = False  # pools outlive the sweep
+    price: Price | None = None
+
+    @classmethod
+    def of(cls, config: SweepConfig) -> Policy:
+        est = config.estimator
+        return cls(
+            budget=config.budget,
+            objective=config.objective,
+            sweep=config.name,
+            spot=est.use_spot_instances,
+            spot_fallback=est.spot_fallback is not None,
+            warm_pools=est.keep_alive_period_in_seconds > 0,
+            keep_pools=est.keep_pools_after_sweep,
+            price=Price.of(est),
+        )
 
 
 class Verdict(StrEnum):

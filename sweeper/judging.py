@@ -12,9 +12,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeper.config import SweepConfig
-from sweeper.cost import Price
-from sweeper.decisions import Attempt, Verdict, judge
+from sweeper.decisions import Attempt, Policy, Verdict, judge
 from sweeper.polling import PollPlanner
 from sweeper.recording import Outcome, job_attrs
 from sweeper.study import TrialRecord
@@ -53,13 +51,12 @@ class Judge:
     """Judges finished jobs for one sweep run; owned by the scheduler's loop."""
 
     def __init__(
-        self, config: SweepConfig, tally: Tally, planner: PollPlanner, reporter: Reporter
+        self, policy: Policy, tally: Tally, planner: PollPlanner, reporter: Reporter
     ) -> None:
-        self._config = config
+        self._policy = policy
         self._t = tally
         self._planner = planner
         self._reporter = reporter
-        self._price = Price.of(config.estimator)
 
     def finished(self, flight: InFlight, state: JobState) -> list[Outcome]:
         """Decide a finished job's outcome and update the tallies.
@@ -68,17 +65,17 @@ class Judge:
         """
         t = self._t
         t.billable += state.billable_seconds or 0
-        if self._price is not None:
-            t.spent += self._price.job(state.billable_seconds or 0)
+        if self._policy.price is not None:
+            t.spent += self._policy.price.job(state.billable_seconds or 0)
         attrs = job_attrs(state)
-        trial, est = flight.trial, self._config.estimator
+        trial, policy = flight.trial, self._policy
         attempt = Attempt(
             trial.attempt,
             trial.stopped_on_exit,
-            spot=est.use_spot_instances and not trial.on_demand,
-            fallback=est.spot_fallback is not None,
+            spot=policy.spot and not trial.on_demand,
+            fallback=policy.spot_fallback,
         )
-        found = judge(state, attempt, self._config.objective)
+        found = judge(state, attempt, policy.objective)
         if trial.pruned_at is not None and found.verdict != Verdict.COMPLETE:
             t.pruned += 1  # stopped by the pruner (a job that completed first counts as such)
             reason = f"pruned at step {trial.pruned_at}"
@@ -91,7 +88,7 @@ class Judge:
         if state.duration is not None:
             self._planner.record(state.duration)
         t.completed += 1
-        improved = t.best is None or self._config.objective.better(value, t.best)
+        improved = t.best is None or policy.objective.better(value, t.best)
         t.best, t.since_best = (value, 0) if improved else (t.best, t.since_best + 1)
         self._reporter.finished(trial.number, flight.job, value, state.duration)
         return [Outcome(trial, value, "", attrs)]

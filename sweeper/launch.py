@@ -31,6 +31,7 @@ from sweeper.capacity import EMULATOR_POOLS, SAGEMAKER_POOLS, settle_pools
 from sweeper.clock import RealClock
 from sweeper.config import BackendKind, EmulatorOptions, PrunerKind, SweepConfig
 from sweeper.console import ConsoleReporter, interrupted_text, summary
+from sweeper.decisions import Policy
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings, StateInUse
 from sweeper.emulator.spot import SpotSettings
@@ -197,7 +198,7 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         tracker = await _tracker(config, ends, stack, study, plan, reporter.note, client, logs)
         jobs = TrainingJobs(client, RetryPolicy(sleep=clock.sleep))
         scheduler = Scheduler(
-            config,
+            Policy.of(config),
             study,
             jobs,
             build_request=partial(build_request, plan.template),

@@ -40,10 +40,8 @@ from typing import Any
 from sweeper.aws.training import JobBackend
 from sweeper.capacity import EMULATOR_POOLS, PoolGate, PoolTiming
 from sweeper.clock import Clock, first_of
-from sweeper.config import SweepConfig
-from sweeper.cost import Price
 from sweeper.creation import JobCreator, RequestBuilder
-from sweeper.decisions import SweepState, stop_reason
+from sweeper.decisions import Policy, SweepState, stop_reason
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.judging import InFlight, Judge, Tally
 from sweeper.polling import PollPlanner, PollTiming
@@ -65,7 +63,7 @@ class Scheduler:
 
     def __init__(
         self,
-        config: SweepConfig,
+        policy: Policy,
         study: SweepStudy,
         backend: JobBackend,
         build_request: RequestBuilder,
@@ -78,13 +76,12 @@ class Scheduler:
         pools: PoolTiming = EMULATOR_POOLS,
         early: EarlyStopping | None = None,
     ) -> None:
-        self._config = config
+        self._policy = policy
         self._study = study
         self._backend = backend
-        self._creator = JobCreator(config, study, backend, build_request, reporter.note)
+        self._creator = JobCreator(policy, study, backend, build_request, reporter.note)
         self._pools = PoolGate(pools)
         self._early = early
-        self._price = Price.of(config.estimator)
         self._job_name = job_name
         self._clock = clock
         self._reporter = reporter
@@ -92,7 +89,7 @@ class Scheduler:
         self._results = Results(study, observers)
         self._planner = PollPlanner(timing)
         self._t = Tally()
-        self._judge = Judge(config, self._t, self._planner, reporter)
+        self._judge = Judge(policy, self._t, self._planner, reporter)
         self._started_at = 0.0
         self._on_exit = OnExit.LEAVE
         self._wake = asyncio.Event()
@@ -179,16 +176,17 @@ class Scheduler:
                 t.since_best,
                 self._committed_cost(),
             )
-            t.stop = stop_reason(self._config.budget, self._config.objective, state)
+            t.stop = stop_reason(self._policy.budget, self._policy.objective, state)
         return t.stop
 
     def _committed_cost(self) -> float | None:
         """What the sweep has spent plus what its running jobs and the next one are
         expected to cost (None without a price or before any job ended)."""
         expected = self._planner.mean
-        if self._price is None or expected is None:
+        price = self._policy.price
+        if price is None or expected is None:
             return None
-        return self._t.spent + self._price.job(expected) * (len(self._t.inflight) + 1)
+        return self._t.spent + price.job(expected) * (len(self._t.inflight) + 1)
 
     def _room(self) -> int:
         """How many new trials the budget still allows."""
@@ -205,7 +203,7 @@ class Scheduler:
         wanted = len(t.pending) + len(t.ready) + self._room()
         if wanted == 0:
             self._pools.release_all()  # nothing left to put on a pool: wait for none
-        slots = self._config.budget.max_parallel - len(t.inflight) - self._pools.held
+        slots = self._policy.budget.max_parallel - len(t.inflight) - self._pools.held
         return max(0, min(slots, wanted))
 
     async def _fill(self) -> None:
@@ -319,7 +317,7 @@ class Scheduler:
         left = self._study.trial_limit - t.trials_total + len(t.inflight) + len(t.ready)
         eta = None
         if self._planner.expected is not None and t.stop is None:
-            rounds = math.ceil(max(0, left) / self._config.budget.max_parallel)
+            rounds = math.ceil(max(0, left) / self._policy.budget.max_parallel)
             eta = rounds * (self._planner.mean or self._planner.expected) if rounds else None
         jobs = tuple(
             (f.trial.number, name, self._statuses.get(name, "Starting"))
@@ -364,8 +362,7 @@ class Scheduler:
         """Stop every job in flight; their trials stay RUNNING and are rerun on resume.
         Their warm pools are released first (a stopped job would otherwise leave one
         billing after the sweep has exited), unless the space file keeps pools."""
-        est = self._config.estimator
-        release = est.keep_alive_period_in_seconds > 0 and not est.keep_pools_after_sweep
+        release = self._policy.warm_pools and not self._policy.keep_pools
         for flight in self._t.inflight.values():
             await self._study.mark_stopped_on_exit(flight.trial.number)
             if release:

@@ -10,6 +10,7 @@ from optuna.trial import TrialState
 
 from sweeper import config
 from sweeper.clock import VirtualClock
+from sweeper.decisions import Policy
 from sweeper.errors import ConfigError
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
@@ -131,7 +132,9 @@ async def test_wait_on_exit_finishes_the_jobs_in_flight_and_starts_none(tmp_path
     in_flight = await _interrupted_run(tmp_path, backend, clock, OnExit.WAIT, after=4)
     assert in_flight == []
     assert len(backend.creates) == 4
-    study = SweepStudy.open(config.load(tmp_path / "space.yaml"), storage=_storage(tmp_path))
+    _, study, _ = make_scheduler(
+        tmp_path, backend, clock, _storage(tmp_path), max_trials=9, max_parallel=3
+    )  # the same sweep, opened again
     states = [t.state for t in await study.trials()]
     assert states.count(TrialState.COMPLETE) == 4
     assert TrialState.FAIL not in states
@@ -228,7 +231,7 @@ async def test_a_resumed_grid_sweep_never_repeats_a_grid_point(tmp_path: Path) -
     for interrupt_at in (3, None):  # interrupted with trials in flight, then resumed
         study = SweepStudy.open(cfg, storage=_storage(tmp_path))
         scheduler = Scheduler(
-            cfg,
+            Policy.of(cfg),
             study,
             backend,
             build_request=fake_request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,9 +12,22 @@ from typing import Any
 import pytest
 from optuna.trial import TrialState
 
-from sweeper import config
 from sweeper.aws.names import job_name
 from sweeper.clock import VirtualClock
+from sweeper.config import (
+    Budget,
+    Estimator,
+    MetricDefinition,
+    Objective,
+    Param,
+    ParamType,
+    Pruner,
+    PrunerKind,
+    Sampler,
+    SamplerKind,
+    SweepConfig,
+)
+from sweeper.decisions import Policy
 from sweeper.errors import BackendError, CapacityError
 from sweeper.metrics import MetricReader
 from sweeper.polling import PollTiming
@@ -21,7 +35,7 @@ from sweeper.pruning import EarlyStopping
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
 from sweeper.types import JobState, JobStatus, OnExit, Progress, StopReason, SweepOutcome
-from tests.helpers import fake_request, objective, space_doc, write_sweep
+from tests.helpers import fake_request, objective
 
 TIMING = PollTiming(min_interval=0.05, max_interval=2.0, ratio=0.25)
 
@@ -205,14 +219,26 @@ def make_scheduler(
     observers: tuple[Any, ...] = (),
     **budget: Any,
 ) -> tuple[Scheduler, SweepStudy, Events]:
-    """A scheduler over the fake backend; ``storage`` "" keeps the study in memory;
-    ``estimator`` adds to the space file's estimator section; ``pruner`` is its pruner
-    section (its values read from the fake jobs' lines)."""
-    doc = space_doc(budget=budget)
-    doc["estimator"] |= estimator or {}
-    if pruner:
-        doc["pruner"] = pruner
-    cfg = config.load(write_sweep(tmp_path, doc))
+    """A scheduler over the fake backend (no space file: the config is built in code);
+    ``storage`` "" keeps the study in memory; ``estimator`` overrides Estimator fields;
+    ``pruner`` is a pruner section (its values read from the fake jobs' lines)."""
+    est = Estimator(
+        entry_point="train.py",
+        source_dir=tmp_path,
+        metric_definitions=(MetricDefinition("loss", r"loss=([0-9.eE+-]+)"),),
+        max_run=120,
+    )
+    options = dict(pruner or {})
+    cfg = SweepConfig(
+        path=tmp_path / "space.yaml",
+        name="quad",
+        objective=Objective("loss", "minimize"),
+        space=(Param("x", ParamType.FLOAT, 0.0, 1.0),),
+        estimator=dataclasses.replace(est, **(estimator or {})),
+        budget=Budget(**({"max_trials": 4, "max_parallel": 2, "max_failures": 3} | budget)),
+        sampler=Sampler(SamplerKind.TPE, seed=7),
+        pruner=Pruner(PrunerKind(options.pop("kind", "none")), options),
+    )
     study = SweepStudy.open(cfg, storage=storage)
     events = Events()
     early = None
@@ -220,7 +246,7 @@ def make_scheduler(
         metrics = MetricReader(cfg.estimator.metric_definitions)
         early = EarlyStopping(FakeLines(backend), metrics, "loss", study, backend, events)
     scheduler = Scheduler(
-        cfg,
+        Policy.of(cfg),
         study,
         backend,
         build_request=fake_request,
