@@ -53,6 +53,7 @@ class Verdict(StrEnum):
     COMPLETE = "complete"
     RETRY = "retry"  # run the trial again as its next attempt
     ON_DEMAND = "on_demand"  # run it again as its next attempt, on on-demand capacity
+    PRUNED = "pruned"  # the pruner stopped it
     FAIL = "fail"
 
 
@@ -64,6 +65,7 @@ class Attempt:
     stopped_on_exit: bool = False  # the sweep stopped it as it exited (resume reruns it)
     spot: bool = False  # it ran on managed spot
     fallback: bool = False  # estimator.spot_fallback: on_demand
+    pruned_at: int | None = None  # the pruner decided to stop it at this step
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +84,11 @@ def judge(state: JobState, job: Attempt, objective: Objective) -> Judgement:
     the sweep itself stopped on exit, is retried up to :data:`MAX_ATTEMPTS`. A spot job
     that spot capacity could not serve (``MaxWaitTimeExceeded``, ``CapacityError``) is
     rerun on demand with ``fallback``, or fails saying so. Any other failure, or a
-    completed job without a finite objective value, fails the trial.
+    completed job without a finite objective value, fails the trial. A job the pruner
+    stopped is PRUNED, however it ended, unless it completed before the stop landed.
     """
+    if job.pruned_at is not None and state.status != JobStatus.COMPLETED:
+        return Judgement(Verdict.PRUNED, reason=f"pruned at step {job.pruned_at}")
     if job.spot and _spot_unserved(state):
         if job.fallback:
             return Judgement(Verdict.ON_DEMAND, reason=_reason(state))

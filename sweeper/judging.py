@@ -74,12 +74,12 @@ class Judge:
             trial.stopped_on_exit,
             spot=policy.spot and not trial.on_demand,
             fallback=policy.spot_fallback,
+            pruned_at=trial.pruned_at,
         )
         found = judge(state, attempt, policy.objective)
-        if trial.pruned_at is not None and found.verdict != Verdict.COMPLETE:
-            t.pruned += 1  # stopped by the pruner (a job that completed first counts as such)
-            reason = f"pruned at step {trial.pruned_at}"
-            return [Outcome(trial, None, reason, attrs, pruned_at=trial.pruned_at)]
+        if found.verdict == Verdict.PRUNED:
+            t.pruned += 1
+            return [Outcome(trial, None, found.reason, attrs, pruned_at=trial.pruned_at)]
         if found.verdict in (Verdict.RETRY, Verdict.ON_DEMAND):
             return self._retry(flight, found.reason, found.verdict == Verdict.ON_DEMAND)
         if found.verdict == Verdict.FAIL or found.value is None:

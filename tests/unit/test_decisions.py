@@ -89,3 +89,13 @@ def test_max_cost_counts_what_is_spent_and_what_runs() -> None:
     assert stop_reason(budget, LOSS, sweep(committed_cost=None)) is None  # nothing known yet
     assert stop_reason(budget, LOSS, sweep(committed_cost=10.0)) is None
     assert stop_reason(budget, LOSS, sweep(committed_cost=10.5)) == StopReason.COST
+
+
+def test_a_job_the_pruner_stopped_is_pruned_unless_it_completed_first() -> None:
+    stopped = state(JobStatus.STOPPED, secondary="Stopped")
+    found = judge(stopped, Attempt(1, pruned_at=4), LOSS)
+    assert (found.verdict, found.reason) == (Verdict.PRUNED, "pruned at step 4")
+    lost = state(JobStatus.FAILED, "InternalServerError: host lost")
+    assert judge(lost, Attempt(1, pruned_at=4), LOSS).verdict == Verdict.PRUNED  # not retried
+    done = state(JobStatus.COMPLETED, loss=0.5)
+    assert judge(done, Attempt(1, pruned_at=4), LOSS).verdict == Verdict.COMPLETE
