@@ -59,9 +59,9 @@ class JobCreator:
     async def create(self, record: TrialRecord, extra: dict[str, Any] | None = None) -> TrialRecord:
         """Create the job (``extra`` joins the request); return the record as created
         (``on_demand`` when spot was refused and the sweep falls back)."""
-        request = self.request(record)
+        request, extra = self.request(record), extra or {}
         try:
-            await self._backend.create(request | (extra or {}))
+            await self._backend.create(request | extra)
             return record
         except CapacityError as exc:
             found = quota(exc.message)
@@ -69,13 +69,13 @@ class JobCreator:
             if found.warm_pool and "KeepAlivePeriodInSeconds" in request.get("ResourceConfig", {}):
                 if found.limit == 0:  # none will fit: the rest of the sweep goes without
                     self._warm_pools = False
-                await self._backend.create(self.request(record, warm_pool=False) | (extra or {}))
+                await self._backend.create(self.request(record, warm_pool=False) | extra)
                 return record
             if found.spot and self._policy.spot_fallback and not record.on_demand:
                 assert record.job_name is not None
                 await self._study.assign_job(record.number, record.job_name, record.attempt, True)
                 record = dataclasses.replace(record, on_demand=True)
-                await self._backend.create(self.request(record) | (extra or {}))
+                await self._backend.create(self.request(record) | extra)
                 return record
             raise
 

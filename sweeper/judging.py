@@ -31,7 +31,6 @@ class Tally:
     launched: int = 0
     completed: int = 0
     failed: int = 0
-    pruned: int = 0
     polls: int = 0
     failures_total: int = 0
     trials_total: int = 0
@@ -78,7 +77,6 @@ class Judge:
         )
         found = judge(state, attempt, policy.objective)
         if found.verdict == Verdict.PRUNED:
-            t.pruned += 1
             return [Outcome(trial, None, found.reason, attrs, pruned_at=trial.pruned_at)]
         if found.verdict in (Verdict.RETRY, Verdict.ON_DEMAND):
             return self._retry(flight, found.reason, found.verdict == Verdict.ON_DEMAND)

@@ -17,7 +17,7 @@ def job_name(sweep: str, trial: int, attempt: int = 1) -> str:
     sweep names that share a start never collide. Same inputs, same name: this is what
     makes job creation idempotent.
     """
-    prefix = _INVALID.sub("-", sweep).strip("-") or "sweep"
+    prefix = _clean(sweep)
     suffix = f"-{trial}-{attempt}"
     if len(prefix) + len(suffix) > MAX_JOB_NAME:
         digest = hashlib.sha256(sweep.encode()).hexdigest()[:8]
@@ -28,7 +28,7 @@ def job_name(sweep: str, trial: int, attempt: int = 1) -> str:
 
 def trial_key(sweep: str, trial: int) -> str:
     """``<sweep>-<trial>``: what every job of one trial shares (its checkpoint prefix)."""
-    return f"{_INVALID.sub('-', sweep).strip('-') or 'sweep'}-{trial}"
+    return f"{_clean(sweep)}-{trial}"
 
 
 def job_prefix(sweep: str) -> str:
@@ -38,7 +38,12 @@ def job_prefix(sweep: str) -> str:
     :func:`job_name`, at a length that depends on the trial number, so the prefix is
     its start up to the shortest cut (a trial number of up to 9 digits, 3 for attempts).
     """
-    prefix = _INVALID.sub("-", sweep).strip("-") or "sweep"
+    prefix = _clean(sweep)
     if len(prefix) + len("-999999999-999") <= MAX_JOB_NAME:
         return f"{prefix}-"
     return prefix[: MAX_JOB_NAME - len("-999999999-999") - 9].rstrip("-")
+
+
+def _clean(sweep: str) -> str:
+    """The sweep name with what SageMaker refuses in names replaced by ``-``."""
+    return _INVALID.sub("-", sweep).strip("-") or "sweep"
