@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import pty
 import select
+import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from tests.helpers import (
     kill_and_resume,
     list_jobs,
     objective,
+    read_line,
     run_sweep,
     space_doc,
     standalone_emulator,
@@ -79,9 +82,30 @@ def _run_in_terminal(argv: list[str], interrupt_after: str, timeout: float = 60)
     return out.decode(errors="replace").replace("\r\n", "\n"), os.waitstatus_to_exitcode(status)
 
 
+# Waits for the test's gate file before it finishes, so "still running" is an event the
+# test controls, not a race against a sleep on a busy machine.
+GATED = textwrap.dedent(
+    """
+    import argparse, os, time
+    p = argparse.ArgumentParser()
+    p.add_argument("-x", "--x", type=float, required=True)
+    p.add_argument("--gate", required=True)
+    a = p.parse_args()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(a.gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(f"loss={(a.x - 0.3) ** 2:.10f}")
+    open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write(str(a.x))
+    """
+)
+
+
 def test_ctrl_c_in_a_terminal_leaves_jobs_running_and_a_rerun_finishes(tmp_path: Path) -> None:
+    gate = tmp_path / "go"
     with standalone_emulator(tmp_path / "state") as url:
-        space = write_sweep(tmp_path, _sweep_doc(url, trials=4, parallel=2, sleep=6.0))
+        doc = _sweep_doc(url, trials=4, parallel=2, sleep=0.0)
+        doc["estimator"]["hyperparameters"] = {"gate": str(gate)}
+        space = write_sweep(tmp_path, doc, script=GATED)
         out, code = _run_in_terminal(
             [str(ROOT / "sweep.py"), str(space)], interrupt_after="started"
         )
@@ -97,14 +121,23 @@ def test_ctrl_c_in_a_terminal_leaves_jobs_running_and_a_rerun_finishes(tmp_path:
         assert "2 running" in status.stdout
         assert status.stdout.count("InProgress/") == 2
 
-        rerun = run_sweep(str(space), timeout=120)
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        # Each interrupted trial is re-attached, or harvested if its job ended meanwhile.
-        for n in (0, 1):
-            assert (
-                f"trial {n}: re-attached" in rerun.stdout or f"trial {n}   finished" in rerun.stdout
-            )
-        assert "re-attached" in rerun.stdout
+        rerun = subprocess.Popen(
+            [sys.executable, str(ROOT / "sweep.py"), str(space)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            seen = ""
+            while not all(f"trial {n}: re-attached" in seen for n in (0, 1)):
+                line = read_line(rerun, timeout=60)
+                assert line, seen  # the rerun ended without re-attaching both
+                seen += line
+            gate.write_text("go")  # only now may the interrupted jobs finish
+            rest, _ = rerun.communicate(timeout=120)
+        finally:
+            rerun.kill()
+        assert rerun.returncode == 0, seen + rest
         jobs = list_jobs(url)
     assert len(jobs) == len(set(jobs)) == 4
     assert [t.state for t in sweep_trials(space)] == [TrialState.COMPLETE] * 4
