@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
@@ -31,6 +29,8 @@ from sweeper import space
 from sweeper.config import SamplerKind, SweepConfig
 from sweeper.errors import ConfigError
 from sweeper.study.algorithms import first_params, make_pruner, make_sampler
+from sweeper.study.spec import check_spec
+from sweeper.study.storage import open_storage
 
 T = TypeVar("T")
 __all__ = [
@@ -46,7 +46,6 @@ ATTEMPT = "attempt"
 STOPPED_ON_EXIT = "stopped_on_exit"
 ON_DEMAND = "on_demand"  # a spot sweep's trial that falls back to on-demand capacity
 PRUNED_AT = "pruned_at_step"  # the pruner stopped the trial's job at this step
-SPEC = "sweeper:spec"
 RUN_PREFIX = "sweeper:run:"  # study attribute per trial: its Experiments Run
 NOTES = "sweeper:notes"
 WARM_POOLS = "sweeper:warm_pools"
@@ -117,17 +116,17 @@ class SweepStudy:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         if not create:
             try:
-                study = optuna.load_study(study_name=config.name, storage=_storage(url) or url)
+                study = optuna.load_study(study_name=config.name, storage=open_storage(url) or url)
             except KeyError as exc:
                 raise ConfigError(f"no sweep named {config.name!r} in {url} yet") from exc
         else:
             study = optuna.create_study(
-                storage=_storage(url),
+                storage=open_storage(url),
                 study_name=config.name,
                 direction=optuna.study.StudyDirection[config.objective.direction.upper()],
                 load_if_exists=True,
             )
-        _check_spec(study, config, url)
+        check_spec(study, config, url)
         study.sampler = make_sampler(config, offset=len(study.get_trials(deepcopy=False)))
         study.pruner = make_pruner(config)
         return cls(study, config)
@@ -329,82 +328,3 @@ class SweepStudy:
             return None
         pick = max if self._config.objective.direction == "maximize" else min
         return pick(done, key=lambda t: t.value if t.value is not None else -math.inf)
-
-
-def spec(config: SweepConfig) -> dict[str, Any]:
-    """The part of a space file that defines the study; budgets may change, this may not."""
-    params = {
-        p.name: {
-            "type": str(p.type),
-            "low": p.low,
-            "high": p.high,
-            "log": p.log,
-            "step": p.step,
-            "choices": list(p.choices),
-            "values": list(p.values),
-        }
-        for p in config.space
-    }
-    return {
-        "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
-        "space": params,
-    }
-
-
-def _check_spec(study: optuna.Study, config: SweepConfig, url: str) -> None:
-    stored = study.user_attrs.get(SPEC)
-    current = spec(config)
-    if stored is None:
-        study.set_user_attr(SPEC, current)
-        return
-    changes = _diff(stored, current, "")
-    if changes:
-        raise ConfigError(
-            f"the space file no longer matches sweep {config.name!r} in {url}: "
-            + "; ".join(changes)
-            + ". Restore those settings to continue it, or give the sweep a new name"
-            " (budget, sampler and estimator settings may change freely)"
-        )
-
-
-def _diff(old: Any, new: Any, path: str) -> list[str]:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new), key=str):
-            where = f"{path}.{key}" if path else str(key)
-            if key not in new:
-                out.append(f"{where} was removed")
-            elif key not in old:
-                out.append(f"{where} was added")
-            else:
-                out += _diff(old[key], new[key], where)
-        return out
-    return [] if old == new else [f"{path} was {old!r}, now {new!r}"]
-
-
-def _storage(url: str) -> optuna.storages.BaseStorage | None:
-    """Optuna storage for ``url`` ("" means in memory).
-
-    SQLite runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
-    orchestrator being killed (what resume relies on), only an OS crash may lose the
-    last few, and each commit skips an fsync, which halves the cost of ask and tell.
-    Optuna's schema-version check (about 0.35 s of loading migration scripts) is skipped
-    only for a database file this call creates: it guards files older Optunas made.
-    """
-    if not url:
-        return None
-    if not url.startswith("sqlite:///"):
-        return optuna.storages.RDBStorage(url)
-    path = Path(url.removeprefix("sqlite:///"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists()
-
-    def connect() -> sqlite3.Connection:
-        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        return conn
-
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs={"creator": connect}, skip_compatibility_check=new
-    )
