@@ -205,7 +205,7 @@ def _status_command(argv: list[str]) -> int:
 async def _status(config: SweepConfig) -> int:
     study = SweepStudy.open(config, create=False)
     try:
-        running = await study.running(repair=False)
+        running = await study.running()
         counts, best = await study.counts(), await study.best()
         states: dict[str, JobState] | None = None
         named = [r.job_name for r in running if r.job_name]

@@ -11,6 +11,7 @@ from optuna.trial import FrozenTrial
 from sweeper.clock import Clock
 from sweeper.config import SweepConfig
 from sweeper.study import JOB_NAME, Counts, TrialRecord
+from sweeper.study.storage import redacted
 from sweeper.types import JobState, Progress
 
 
@@ -127,7 +128,9 @@ def summary(
             "  params:",
             *(f"    {k}: {v!r}" for k, v in best.params.items()),
         ]
-    lines.append(f"Study storage: {storage_url}  (run the same command again to continue)")
+    lines.append(
+        f"Study storage: {redacted(storage_url)}  (run the same command again to continue)"
+    )
     return "\n".join(lines)
 
 
@@ -147,6 +150,16 @@ def interrupted_text(running: int, on_exit: str, embedded: bool, command: str) -
     return f"Interrupted. {jobs}\nResume with: {command}"
 
 
+def storage_down_text(error: str, embedded: bool, command: str) -> str:
+    """What a sweep whose storage stayed down tells the user: nothing is lost, how to go on."""
+    jobs = (
+        "The embedded emulator stops with Sweeper: its jobs run again when you resume."
+        if embedded
+        else "Jobs in flight keep running; resuming re-attaches them and records their results."
+    )
+    return f"Stopped: {error}.\n{jobs}\nOnce storage is back, resume with: {command}"
+
+
 def status_text(
     config: SweepConfig,
     counts: Counts,
@@ -156,7 +169,7 @@ def status_text(
 ) -> str:
     """``sweep.py status``: counts, the best trial, and each running trial's job."""
     lines = [
-        f"Sweep {config.name} ({config.storage_url})",
+        f"Sweep {config.name} ({redacted(config.storage_url)})",
         f"  trials: {counts.total} of {config.budget.max_trials}: {counts.complete} done,"
         f" {counts.running} running, {counts.failed} failed, {counts.pruned} pruned,"
         f" {counts.unlaunched} not launched",
@@ -179,7 +192,8 @@ def status_text(
             if states is not None:
                 found = f"{state.status}/{state.secondary_status}" if state else "not created yet"
                 where += f"  {found}"
-        lines.append(f"  trial {record.number:<4} attempt {record.attempt}  {where}")
+        owner = f"  run by {record.owner}" if record.owner else "  unclaimed"
+        lines.append(f"  trial {record.number:<4} attempt {record.attempt}  {where}{owner}")
     return "\n".join(lines + pools_text(states or {}))
 
 

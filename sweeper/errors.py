@@ -39,3 +39,10 @@ class CapacityError(BackendError):
 class AccessError(SweepError):
     """AWS refused who we are or what we may do (bad or expired credentials, a missing
     permission). Fatal for the sweep, never for a trial: the trial is retried on resume."""
+
+
+class StorageUnavailable(SweepError):
+    """The study's storage stayed unreachable past its retry bound: the sweep stops, its
+    jobs keep running, and the same command resumes it once storage is back."""
+
+    exit_code = 75  # EX_TEMPFAIL: try again later

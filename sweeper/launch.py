@@ -30,12 +30,12 @@ from sweeper.aws.training import JobOptions, TrainingJobs, build_request
 from sweeper.capacity import EMULATOR_POOLS, SAGEMAKER_POOLS, settle_pools
 from sweeper.clock import RealClock
 from sweeper.config import BackendKind, EmulatorOptions, PrunerKind, SweepConfig
-from sweeper.console import ConsoleReporter, interrupted_text, summary
+from sweeper.console import ConsoleReporter, interrupted_text, storage_down_text, summary
 from sweeper.decisions import Policy
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings, StateInUse
 from sweeper.emulator.spot import SpotSettings
-from sweeper.errors import ConfigError, SweepError
+from sweeper.errors import ConfigError, StorageUnavailable, SweepError
 from sweeper.metrics import MetricReader
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.pruning import EarlyStopping
@@ -190,9 +190,10 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
     async with AsyncExitStack() as stack:
         plan = await upload(config, ends, stack)
         client = await ends.client(stack, "sagemaker")
-        study = SweepStudy.open(config)
+        study = SweepStudy.open(config, lease_seconds=config.storage_lease_seconds)
         stack.callback(study.close)
         reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
+        study.note = reporter.note
         logs_client = await ends.client(stack, "logs")
         logs = JobLogs(logs_client, RetryPolicy(sleep=clock.sleep))
         tracker = await _tracker(config, ends, stack, study, plan, reporter.note, client, logs)
@@ -221,6 +222,10 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
                 finally:
                     tracker.close()
         except ExceptionGroup as group:  # the sweep's own error, as itself
+            down = [e for e in group.exceptions if isinstance(e, StorageUnavailable)]
+            if down:
+                print(storage_down_text(str(down[0]), ends.embedded, resume_command()))
+                return down[0].exit_code
             raise group.exceptions[0] from None
         print(tracker.summary())
         if config.estimator.keep_alive_period_in_seconds:

@@ -19,6 +19,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeper.config import SweepConfig
 from sweeper.cost import Price
 from sweeper.study import ATTEMPT, JOB_NAME, PRUNED_AT
+from sweeper.study.storage import redacted
 
 SCHEMA = "sweeper.report/1"
 
@@ -48,7 +49,7 @@ def build(
     return {
         "schema": SCHEMA,
         "sweep": config.name,
-        "storage": config.storage_url,
+        "storage": redacted(config.storage_url),
         "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
         "counts": _counts(trials),
         "totals": _totals(trials, config.estimator.use_spot_instances, costs)

@@ -1,8 +1,10 @@
-"""Resume: what an earlier run left RUNNING, looked up by each trial's recorded job name.
+"""Resume: trials taken over RUNNING, looked up by each trial's recorded job name.
 
-Every trial's job name is stored before its job is created, so one batched poll tells,
-for each RUNNING trial, whether its job still runs (re-attach it), has ended while no
-one watched (judge it), or was never created (create it).
+At start, an orchestrator takes over what an earlier run left RUNNING; later, what a dead
+orchestrator sharing the sweep left. Every trial's job name is stored before its job is
+created, so one batched poll tells, for each such trial, whether its job still runs
+(re-attach it), has ended while no one watched (judge it), or was never created
+(create it).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sweeper.aws.training import JobBackend
-from sweeper.study import SweepStudy, TrialRecord
+from sweeper.study import TrialRecord
 from sweeper.types import JobState
 
 
@@ -23,10 +25,9 @@ class Reconciled:
 
 
 async def reconcile(
-    study: SweepStudy, backend: JobBackend, note: Callable[[str], None]
+    records: list[TrialRecord], backend: JobBackend, note: Callable[[str], None]
 ) -> Reconciled:
-    """Sort every RUNNING trial by the state of its recorded job (one batched poll)."""
-    records = await study.running()
+    """Sort trials by the state of their recorded jobs (one batched poll)."""
     named = {r.job_name: r for r in records if r.job_name}
     states = await backend.poll(list(named)) if named else {}
     found = Reconciled(to_launch=[r for r in records if not r.job_name])

@@ -47,7 +47,8 @@ from sweeper.judging import InFlight, Judge, Tally
 from sweeper.polling import PollPlanner, PollTiming
 from sweeper.pruning import EarlyStopping
 from sweeper.recording import Observer, RequestHook, Results
-from sweeper.resume import reconcile
+from sweeper.resume import Reconciled
+from sweeper.sharing import Sharing
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
 from sweeper.types import (
     OnExit,
@@ -87,6 +88,7 @@ class Scheduler:
         self._reporter = reporter
         self._hooks = tuple(hooks)
         self._results = Results(study, observers)
+        self._sharing = Sharing(study, backend, clock, reporter.note)
         self._planner = PollPlanner(timing)
         self._t = Tally()
         self._judge = Judge(policy, self._t, self._planner, reporter)
@@ -111,27 +113,17 @@ class Scheduler:
         t = self._t
         t.failures_total = counts.failed
         t.best = best.value if best is not None else None
-        await self._reconcile()
-        t.trials_total = (await self._study.counts()).dispatched
-        while True:
-            await self._fill()
-            if not t.inflight and not self._pools.held:
-                if self._launchable() == 0:
-                    break
-                continue  # every launch failed, but the budget allows more
-            if self.interrupted and self._on_exit != OnExit.WAIT:
-                break
-            deadline = self._next_poll()
-            await self._bookkeeping(deadline)
-            await self._sleep_until(deadline)
-            if self.interrupted and self._on_exit != OnExit.WAIT:
-                break
-            await self._poll()
-        await self._results.flush()
-        if self.interrupted and self._on_exit == OnExit.STOP:
-            await self._stop_in_flight()
-        elif not self.interrupted:
-            await self._close_unlaunched()
+        await self._take_over(await self._sharing.join())
+        try:
+            t.trials_total = (await self._study.counts()).dispatched
+            await self._loop()
+            await self._results.flush()
+            if self.interrupted and self._on_exit == OnExit.STOP:
+                await self._stop_in_flight()
+            elif not self.interrupted:
+                await self._close_unlaunched()
+        finally:
+            await self._sharing.leave()
         return SweepOutcome(
             t.stop or StopReason.BUDGET,
             t.launched,
@@ -141,6 +133,34 @@ class Scheduler:
             sorted(t.inflight),
         )
 
+    async def _loop(self) -> None:
+        """Dispatch and poll until nothing is left to launch and nothing runs, here or
+        (unless interrupted) on any other orchestrator sharing the sweep."""
+        t = self._t
+        while True:
+            await self._fill()
+            if not t.inflight and not self._pools.held:
+                if self._launchable() > 0:
+                    continue  # every launch failed, but the budget allows more
+                if self.interrupted:
+                    return
+                others = await self._sharing.others_running()
+                await self._share()  # trials taken over while asking, or dead ones'
+                if t.inflight or self._launchable() > 0:
+                    continue
+                if not others:
+                    return
+                await self._sleep_until(min(self._sharing.due, self._clock.now() + 1.0))
+                continue
+            if self.interrupted and self._on_exit != OnExit.WAIT:
+                return
+            deadline = min(self._next_poll(), self._sharing.due)
+            await self._bookkeeping(deadline)
+            await self._sleep_until(deadline)
+            if self.interrupted and self._on_exit != OnExit.WAIT:
+                return
+            await self._poll()
+
     def _next_poll(self) -> float:
         """When to poll: the planner's choice, sooner while a pool is on its way."""
         now = self._clock.now()
@@ -149,9 +169,16 @@ class Scheduler:
             delay = min(delay, self._pools.timing.poll)
         return now + delay
 
-    async def _reconcile(self) -> None:
-        """Settle every trial an earlier run left RUNNING, by its recorded job name."""
-        found = await reconcile(self._study, self._backend, self._reporter.note)
+    async def _share(self) -> None:
+        """On the lease's beat: renew it, let go of trials others took, take dead ones'."""
+        found, lost = await self._sharing.tick(list(self._t.inflight.values()))
+        for job in lost:
+            self._t.inflight.pop(job, None)
+        await self._take_over(found)
+
+    async def _take_over(self, found: Reconciled) -> None:
+        """Settle trials taken over RUNNING (left by an earlier run or a dead orchestrator),
+        by their recorded job names."""
         now = self._clock.now()
         for record in found.running:
             assert record.job_name is not None
@@ -224,9 +251,13 @@ class Scheduler:
         except ExceptionGroup as group:  # one launch's fatal error ends the sweep, as itself
             raise group.exceptions[0] from None
 
-    async def _ask(self) -> TrialRecord:
+    async def _ask(self) -> TrialRecord | None:
+        """A new trial, or None once the budget is spent (by any orchestrator)."""
         start = self._clock.now()
         record = await self._study.ask(self._job_name)
+        if record is None:
+            self._t.trials_total = max(self._t.trials_total, self._study.trial_limit)
+            return None
         for hook in self._hooks:  # pre-asked trials get their run during the wait
             await hook.prepare(record)
         self._t.ask_seconds = self._clock.now() - start
@@ -247,11 +278,16 @@ class Scheduler:
             and deadline - self._clock.now() > 2 * t.ask_seconds
         ):
             t.trials_total += 1
-            t.ready.append(await self._ask())
+            record = await self._ask()
+            if record is None:
+                break
+            t.ready.append(record)
 
     async def _launch(self, record: TrialRecord | None) -> None:
         """Create a trial's job; a record without a job name gets one recorded first."""
         record = record or await self._ask()
+        if record is None:
+            return
         if record.job_name is None:
             name = self._job_name(record.number, record.attempt)
             await self._study.assign_job(record.number, name, record.attempt, record.on_demand)
@@ -346,6 +382,7 @@ class Scheduler:
             now = self._clock.now()
             await self._sleep_until(now + min(0.1 * expected, (deadline - now) / 2))
         await self._results.flush()
+        await self._share()
         await self._prefetch(deadline)
 
     async def _sleep_until(self, deadline: float) -> None:

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -7,6 +12,7 @@ from typing import Any
 import pytest
 
 from sweeper.emulator.server import EmbeddedEmulator
+from tests import postgres
 from tests.helpers import PROBE, aio_client, embedded_emulator, s3_client
 
 
@@ -36,3 +42,38 @@ def code_dir(tmp_path: Path) -> Path:
     code.mkdir()
     (code / "probe.py").write_text(PROBE)
     return code
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[postgres.Server]:
+    """The PostgreSQL server CI started (``SWEEPER_TEST_POSTGRES_DIR``), or one of our own
+    when the server binaries are installed."""
+    shared = os.environ.get("SWEEPER_TEST_POSTGRES_DIR")
+    if shared:
+        yield postgres.Server(Path(shared))
+        return
+    if postgres.bin_dir() is None:
+        pytest.skip("PostgreSQL's server is not installed (CI installs Debian's package)")
+    with private_postgres_server() as server:
+        yield server
+
+
+@contextlib.contextmanager
+def private_postgres_server() -> Iterator[postgres.Server]:
+    """A throwaway cluster, for a test that stops and restarts its server."""
+    if postgres.bin_dir() is None:
+        pytest.skip("PostgreSQL's server is not installed (CI installs Debian's package)")
+    root = Path(tempfile.mkdtemp(prefix="sweeper-pg-"))  # /tmp: the postgres user can enter
+    server = postgres.make(root)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server: postgres.Server) -> str:
+    """A new, empty database on the test PostgreSQL; its URL (with a password)."""
+    return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")

@@ -50,6 +50,24 @@ QUADRATIC = textwrap.dedent(
 )
 
 
+# Waits for the test's gate file before it finishes, so "still running" is an event the
+# test controls, not a race against a sleep on a busy machine.
+GATED = textwrap.dedent(
+    """
+    import argparse, os, time
+    p = argparse.ArgumentParser()
+    p.add_argument("-x", "--x", type=float, required=True)
+    p.add_argument("--gate", required=True)
+    a = p.parse_args()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(a.gate) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    print(f"loss={(a.x - 0.3) ** 2:.10f}")
+    open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write(str(a.x))
+    """
+)
+
+
 def objective(x: float, y: int = 0) -> float:
     """What QUADRATIC prints for these parameters (to its printed precision)."""
     return round((x - 0.3) ** 2 + y, 10)
@@ -310,3 +328,20 @@ async def wait_for_log(emulator: Any, name: str, text: str, timeout: float = 20.
     async with asyncio.timeout(timeout):
         while text not in emulator.emulator.logs.text(name):
             await asyncio.sleep(0.02)
+
+
+def experiment_runs(sm: Any, experiment: str) -> list[dict[str, Any]]:
+    """The experiment's components (with their trials) as Search returns them."""
+    pages = sm.get_paginator("search").paginate(
+        Resource="ExperimentTrialComponent",
+        SearchExpression={
+            "Filters": [
+                {
+                    "Name": "Parents.TrialName",
+                    "Operator": "Equals",
+                    "Value": f"Default-Run-Group-{experiment}",
+                }
+            ]
+        },
+    )
+    return [r["TrialComponent"] for page in pages for r in page["Results"]]

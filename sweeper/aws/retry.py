@@ -9,6 +9,9 @@ Layering (decided once, here):
   let through as transient, with longer exponential backoff and full jitter, on the
   injected clock. Worst case per call: ``3 * attempts`` requests.
 
+The study's storage (:data:`STORAGE`) is retried by the same class, on its own errors
+(a dropped connection, a database restart), for up to two minutes.
+
 Nothing else in Sweeper retries AWS calls. Errors that can never succeed on retry
 (ValidationException, ResourceInUse, ResourceNotFound, ResourceLimitExceeded) are
 never retried by either layer.
@@ -24,10 +27,13 @@ from typing import TypeVar
 import botocore.exceptions as bce
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
+    stop_after_delay,
     wait_random_exponential,
 )
+from tenacity.stop import stop_base
 
 from sweeper.errors import AccessError, BackendError, CapacityError, TransientError
 
@@ -92,19 +98,27 @@ def classify(exc: BaseException) -> BaseException:
 class RetryPolicy:
     """Operation-level retries of transient errors: exponential backoff, full jitter.
 
-    ``sleep`` is injected so tests run without real waiting.
+    ``sleep`` is injected so tests run without real waiting. ``within`` bounds the
+    retrying in seconds as well as ``attempts`` does; ``on_retry`` hears of each retry
+    (the error, and how long until the next try).
     """
 
     attempts: int = 6
     initial: float = 1.0
     maximum: float = 30.0
     sleep: Callable[[float], Awaitable[None]] | None = None
+    within: float | None = None
+    on_retry: Callable[[BaseException, float], None] | None = None
 
     async def call(self, op: Callable[[], Awaitable[T]]) -> T:
         """Run ``op``; retry it while it raises TransientError; raise mapped errors."""
+        stop: stop_base = stop_after_attempt(self.attempts)
+        if self.within is not None:
+            stop = stop | stop_after_delay(self.within)
         retrying = AsyncRetrying(
             sleep=self.sleep or asyncio.sleep,
-            stop=stop_after_attempt(self.attempts),
+            stop=stop,
+            before_sleep=self._heard,
             wait=wait_random_exponential(multiplier=self.initial, max=self.maximum),
             retry=retry_if_exception_type(TransientError),
             reraise=True,
@@ -119,3 +133,15 @@ class RetryPolicy:
                         raise
                     raise mapped from exc
         raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _heard(self, state: RetryCallState) -> None:
+        if self.on_retry is not None and state.outcome is not None:
+            error = state.outcome.exception()
+            wait = state.next_action.sleep if state.next_action else 0.0
+            if error is not None:
+                self.on_retry(error, wait)
+
+
+# The study's storage: a database restart or a dropped connection is waited out for up
+# to two minutes (attempts every 0.5 s at first, then every 8 s at most).
+STORAGE = RetryPolicy(attempts=10_000, initial=0.5, maximum=8.0, within=120.0)

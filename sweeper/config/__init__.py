@@ -102,6 +102,9 @@ def parse(raw: object, path: Path) -> SweepConfig:
     sampler = _sampler(fields.get(top, "sampler", "", dict, {}))
     space = _space(fields.get(top, "space", "", dict), sampler.kind)
     storage = fields.get(top, "storage", "", str, None)
+    lease = fields.get(top, "storage_lease_seconds", "", float, 60.0)
+    if not 3.0 <= lease <= 3600.0:
+        raise ConfigError("storage_lease_seconds: must be between 3 and 3600")
     return SweepConfig(
         path=path,
         name=name,
@@ -115,6 +118,7 @@ def parse(raw: object, path: Path) -> SweepConfig:
         backend=_backend(fields.get(top, "backend", "", dict, {})),
         emulator=emulator_options(fields.get(top, "emulator", "", dict, {})),
         storage=storage,
+        storage_lease_seconds=lease,
     )
 
 

@@ -188,6 +188,7 @@ class SweepConfig:
     backend: Backend = Backend()
     emulator: EmulatorOptions = EmulatorOptions()
     storage: str | None = None
+    storage_lease_seconds: float = 60.0  # a silent orchestrator's trials are adopted after
 
     @property
     def storage_url(self) -> str:

@@ -5,85 +5,84 @@ attempt are written to the trial (user attributes) *before* its training job is
 created, so a crash between the two is repaired on resume: the scheduler looks the
 recorded name up and re-attaches, harvests, or creates it.
 
+Several orchestrators may share a study (:mod:`sweeper.study.ownership`): each RUNNING
+trial is claimed by the one that runs it, and only trials whose owner is dead are
+adopted. The budget holds across all of them: trials are numbered by the storage, and a
+new trial whose rank among those counting toward the budget reaches ``max_trials`` is
+closed at once, never launched.
+
 The study also keeps the part of the space file that defines it (objective and
 parameters); a space file that no longer matches is refused, naming what changed.
 
 Optuna's RDB storage is blocking; every method here that touches it is a coroutine
 that runs the work on one dedicated worker thread, so the event loop keeps polling
-while TPE samples, and storage calls never race each other.
+while TPE samples, and storage calls never race each other. A storage outage (a dropped
+connection, a database restart) is retried for up to two minutes
+(:data:`sweeper.aws.retry.STORAGE`), then raises :class:`StorageUnavailable`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import math
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper import space
+from sweeper.aws.retry import STORAGE
 from sweeper.config import SamplerKind, SweepConfig
-from sweeper.errors import ConfigError
+from sweeper.errors import ConfigError, StorageUnavailable, TransientError
 from sweeper.study.algorithms import first_params, make_pruner, make_sampler
+from sweeper.study.ownership import DEFAULT_LEASE_SECONDS, Leases, new_owner
+from sweeper.study.records import (
+    ATTEMPT,
+    JOB_NAME,
+    NOTES,
+    ON_DEMAND,
+    OWNER,
+    POOL_SECONDS,
+    PRUNED_AT,
+    RUN_PREFIX,
+    STOPPED_ON_EXIT,
+    WARM_POOLS,
+    Adopted,
+    Counts,
+    JobNamer,
+    TrialRecord,
+    is_unlaunched,
+    record_of,
+)
 from sweeper.study.spec import check_spec
-from sweeper.study.storage import open_storage
+from sweeper.study.storage import OUTAGE_ERRORS, describe, open_storage, redacted
 
 T = TypeVar("T")
 __all__ = [
+    "ATTEMPT",
+    "JOB_NAME",
+    "NOTES",
+    "ON_DEMAND",
+    "OWNER",
+    "POOL_SECONDS",
+    "PRUNED_AT",
+    "RUN_PREFIX",
+    "STOPPED_ON_EXIT",
+    "WARM_POOLS",
+    "Adopted",
     "Counts",
+    "JobNamer",
     "SweepStudy",
     "TrialRecord",
     "first_params",
     "make_pruner",
     "make_sampler",
 ]
-JOB_NAME = "job_name"
-ATTEMPT = "attempt"
-STOPPED_ON_EXIT = "stopped_on_exit"
-ON_DEMAND = "on_demand"  # a spot sweep's trial that falls back to on-demand capacity
-PRUNED_AT = "pruned_at_step"  # the pruner stopped the trial's job at this step
-RUN_PREFIX = "sweeper:run:"  # study attribute per trial: its Experiments Run
-NOTES = "sweeper:notes"
-WARM_POOLS = "sweeper:warm_pools"
-POOL_SECONDS = "sweeper:pool_seconds"
-
-
-@dataclass(frozen=True, slots=True)
-class Counts:
-    complete: int
-    failed: int
-    running: int
-    pruned: int  # stopped early by the pruner
-    unlaunched: int = 0  # closed before a job ran (Optuna's PRUNED too)
-
-    @property
-    def total(self) -> int:
-        return self.complete + self.failed + self.running + self.pruned + self.unlaunched
-
-    @property
-    def dispatched(self) -> int:
-        """Trials that count toward the budget: all but those never launched."""
-        return self.complete + self.failed + self.running + self.pruned
-
-
-@dataclass(frozen=True, slots=True)
-class TrialRecord:
-    """A trial as the scheduler sees it: parameters and its current job."""
-
-    number: int
-    params: dict[str, Any]
-    job_name: str | None
-    attempt: int = 1
-    stopped_on_exit: bool = False
-    on_demand: bool = False  # its job runs on on-demand capacity (spot fallback)
-    pruned_at: int | None = None  # the pruner decided to stop it at this step
-
-
-JobNamer = Callable[[int, int], str]  # (trial number, attempt) -> job name
 
 
 class SweepStudy:
@@ -93,17 +92,30 @@ class SweepStudy:
     so any number of tasks may await them concurrently.
     """
 
-    def __init__(self, study: optuna.Study, config: SweepConfig) -> None:
+    def __init__(
+        self, study: optuna.Study, config: SweepConfig, leases: Leases, url: str = ""
+    ) -> None:
         self._study = study
+        self._url = url
+        self._down: StorageUnavailable | None = None
         self._config = config
+        self._leases = leases
         self._distributions = space.distributions(config.space)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="study")
         self._live: dict[int, optuna.Trial] = {}
         self._reported: dict[int, set[int]] = {}  # steps told to a running trial
+        self._stash: list[Adopted] = []  # taken over while asking; for the next adopt()
+        self._retry = STORAGE
+        self.note: Callable[[str], None] = lambda text: None
 
     @classmethod
     def open(
-        cls, config: SweepConfig, storage: str | None = None, *, create: bool = True
+        cls,
+        config: SweepConfig,
+        storage: str | None = None,
+        *,
+        create: bool = True,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> SweepStudy:
         """Create the study or load it (``storage`` overrides the config's URL).
 
@@ -114,33 +126,69 @@ class SweepStudy:
         """
         url = storage if storage is not None else config.storage_url
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        rdb = open_storage(url)
         if not create:
             try:
-                study = optuna.load_study(study_name=config.name, storage=open_storage(url) or url)
+                study = optuna.load_study(study_name=config.name, storage=rdb or url)
             except KeyError as exc:
-                raise ConfigError(f"no sweep named {config.name!r} in {url} yet") from exc
+                raise ConfigError(f"no sweep named {config.name!r} in {redacted(url)} yet") from exc
         else:
             study = optuna.create_study(
-                storage=open_storage(url),
+                storage=rdb,
                 study_name=config.name,
                 direction=optuna.study.StudyDirection[config.objective.direction.upper()],
                 load_if_exists=True,
             )
-        check_spec(study, config, url)
+        check_spec(study, config, redacted(url))
         study.sampler = make_sampler(config, offset=len(study.get_trials(deepcopy=False)))
         study.pruner = make_pruner(config)
-        return cls(study, config)
+        engine = rdb.engine if rdb is not None else _memory()
+        leases = Leases(engine, config.name, new_owner(), lease_seconds)
+        return cls(study, config, leases, url)
 
     @property
     def study(self) -> optuna.Study:
         """The Optuna study itself, read-only by convention: for Optuna's visualization."""
         return self._study
 
+    @property
+    def owner(self) -> str:
+        """This orchestrator's identity among those sharing the study."""
+        return self._leases.owner
+
+    @property
+    def renew_every(self) -> float:
+        """How often (seconds) :meth:`heartbeat` must run to keep this orchestrator's lease."""
+        return self._leases.renew_every
+
     def close(self) -> None:
         self._executor.shutdown(wait=True)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run ``fn`` on the storage thread; wait out an outage (:data:`STORAGE`)."""
+        loop = asyncio.get_running_loop()
+
+        async def once() -> T:
+            try:
+                return await loop.run_in_executor(self._executor, fn, *args)
+            except OUTAGE_ERRORS as exc:
+                raise TransientError(describe(exc)) from exc
+
+        if self._down is not None:  # given up on already: fail fast, once more
+            policy = dataclasses.replace(self._retry, attempts=1)
+        else:
+            policy = dataclasses.replace(self._retry, on_retry=self._retrying)
+        try:
+            return await policy.call(once)
+        except TransientError as exc:
+            self._down = self._down or StorageUnavailable(
+                f"the study's storage ({redacted(self._url)}) has not answered for"
+                f" {policy.within:.0f} s: {exc}"
+            )
+            raise self._down from exc
+
+    def _retrying(self, error: BaseException, wait: float) -> None:
+        self.note(f"storage unavailable ({error}); retrying in {wait:.1f} s")
 
     @property
     def trial_limit(self) -> int:
@@ -150,50 +198,111 @@ class SweepStudy:
             limit = min(limit, space.grid_size(self._config.space))
         return limit
 
-    async def ask(self, job_name: JobNamer) -> TrialRecord:
-        """Start a trial and record its first job's name; return it."""
+    async def join(self) -> None:
+        """Take this orchestrator's lease; renew it with :meth:`heartbeat`."""
+        await self._run(self._leases.join)
+
+    async def heartbeat(self) -> bool:
+        """Renew the lease; False if it had lapsed, so others may have adopted trials we
+        run (see :meth:`still_mine`)."""
+        return await self._run(self._leases.renew)
+
+    async def stop_asking(self) -> None:
+        await self._run(self._leases.stop_asking)
+
+    async def leave(self) -> None:
+        """Give up the lease: others may adopt what this orchestrator leaves RUNNING."""
+        await self._run(self._leases.leave)
+
+    async def ask(self, job_name: JobNamer) -> TrialRecord | None:
+        """Start a trial, claim it and record its first job's name; return it. None when
+        the budget is spent (other orchestrators took the last trials): the trial asked
+        is closed as not launched."""
         return await self._run(self._ask, job_name)
 
-    def _ask(self, job_name: JobNamer) -> TrialRecord:
-        trial = self._study.ask(self._distributions)
+    def _ask(self, job_name: JobNamer) -> TrialRecord | None:
+        while True:
+            trial = self._study.ask(self._distributions)
+            if self._leases.claim(trial.number):
+                break
+        self._live[trial.number] = trial
+        try:
+            return self._keep(trial, job_name)
+        except BaseException:  # an outage: the trial is ours to take up (see _adopt)
+            self._live.pop(trial.number, None)
+            raise
+
+    def _keep(self, trial: optuna.Trial, job_name: JobNamer) -> TrialRecord | None:
+        """A trial just asked and claimed: within the budget, name its first job."""
+        if trial.number >= self.trial_limit and self._rank(trial.number) >= self.trial_limit:
+            # Asks an outage cut short hold places in the budget: close or take them up.
+            self._stash += self._adopt()
+            if self._rank(trial.number) >= self.trial_limit:
+                reason = "not launched: the budget was spent (by another orchestrator)"
+                self._tell(trial.number, TrialState.PRUNED, None, {"pruned": reason})
+                return None
         name = job_name(trial.number, 1)
         trial.set_user_attr(JOB_NAME, name)
         trial.set_user_attr(ATTEMPT, 1)
-        self._live[trial.number] = trial
-        return TrialRecord(trial.number, dict(trial.params), name)
+        trial.set_user_attr(OWNER, self.owner)
+        return TrialRecord(trial.number, dict(trial.params), name, owner=self.owner)
 
-    async def running(self, *, repair: bool = True) -> list[TrialRecord]:
-        """Every RUNNING trial (left by an earlier run, or by another orchestrator).
+    def _rank(self, number: int) -> int:
+        """How many trials numbered below ``number`` count toward the budget."""
+        closed = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+        return number - sum(t.number < number and is_unlaunched(t) for t in closed)
 
-        With ``repair``, a trial whose sampling itself was cut short (Optuna stores each
-        parameter separately) is closed as PRUNED, "not launched": no job can have been
-        created for it, and it does not count toward the budget.
+    async def running(self) -> list[TrialRecord]:
+        """Every RUNNING trial, with its owner (None: nobody claims it). Reads only."""
+        return await self._run(self._running)
+
+    def _running(self) -> list[TrialRecord]:
+        frozen = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        owners = self._leases.owners(t.number for t in frozen)
+        return [record_of(t, owners.get(t.number)) for t in frozen]
+
+    async def adopt(self) -> list[Adopted]:
+        """Take over every RUNNING trial whose orchestrator is dead (at start: those an
+        earlier run left behind), and return them.
+
+        A trial whose sampling itself was cut short (Optuna stores each parameter
+        separately) is closed as PRUNED, "not launched": no job can have been created for
+        it, and it does not count toward the budget.
         """
-        return await self._run(self._running, repair)
+        return await self._run(self._adopt)
 
-    def _running(self, repair: bool) -> list[TrialRecord]:
-        out = []
-        for frozen in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    def _adopt(self) -> list[Adopted]:
+        out, self._stash = self._stash, []
+        frozen = {
+            t.number: t
+            for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.number not in self._live
+        }
+        for taken in self._leases.adoptable(frozen):
+            trial = frozen[taken.number]
             # Optuna has no public way from a FrozenTrial to its live Trial but the id.
-            self._live[frozen.number] = optuna.trial.Trial(self._study, frozen._trial_id)
-            self._reported[frozen.number] = set(frozen.intermediate_values)
-            if repair and set(frozen.params) != set(self._distributions):
+            self._live[trial.number] = optuna.trial.Trial(self._study, trial._trial_id)
+            self._reported[trial.number] = set(trial.intermediate_values)
+            if set(trial.params) != set(self._distributions):
                 reason = "not launched: its sampling was interrupted"
-                self._tell(frozen.number, TrialState.PRUNED, None, {"pruned": reason})
+                self._tell(trial.number, TrialState.PRUNED, None, {"pruned": reason})
                 continue
-            attrs = frozen.user_attrs
-            out.append(
-                TrialRecord(
-                    frozen.number,
-                    dict(frozen.params),
-                    attrs.get(JOB_NAME),
-                    int(attrs.get(ATTEMPT, 1)),
-                    bool(attrs.get(STOPPED_ON_EXIT, False)),
-                    bool(attrs.get(ON_DEMAND, False)),
-                    attrs.get(PRUNED_AT),
-                )
-            )
+            self._live[trial.number].set_user_attr(OWNER, self.owner)
+            out.append(Adopted(record_of(trial, self.owner), taken.previous))
         return out
+
+    async def others_running(self) -> Counter[str]:
+        """RUNNING trials other orchestrators hold, counted by owner ("" for unclaimed)."""
+        records = await self.running()
+        return Counter(r.owner or "" for r in records if r.owner != self.owner)
+
+    async def still_mine(self, numbers: list[int]) -> set[int]:
+        """Which of ``numbers`` this orchestrator still claims (after a lapsed lease)."""
+        owners = await self._run(self._leases.owners, numbers)
+        lost = [n for n in numbers if owners.get(n) != self.owner]
+        for number in lost:
+            self._live.pop(number, None)
+        return set(numbers) - set(lost)
 
     async def assign_job(
         self, number: int, job_name: str, attempt: int, on_demand: bool = False
@@ -207,8 +316,11 @@ class SweepStudy:
         await self._run(self._set_attrs, number, {STOPPED_ON_EXIT: True})
 
     def _set_attrs(self, number: int, attrs: dict[str, Any]) -> None:
+        trial = self._live.get(number)
+        if trial is None:
+            return
         for key, val in attrs.items():
-            self._live[number].set_user_attr(key, val)
+            trial.set_user_attr(key, val)
 
     async def tell_complete(self, number: int, value: float, attrs: dict[str, Any]) -> None:
         await self._run(self._tell, number, TrialState.COMPLETE, value, attrs)
@@ -226,7 +338,9 @@ class SweepStudy:
         return await self._run(self._report, number, points)
 
     def _report(self, number: int, points: list[tuple[int, float]]) -> bool:
-        trial = self._live[number]
+        trial = self._live.get(number)
+        if trial is None:
+            return False
         done = self._reported.setdefault(number, set())
         for step, value in points:
             if step not in done:
@@ -249,10 +363,18 @@ class SweepStudy:
     def _tell(
         self, number: int, state: TrialState, value: float | None, attrs: dict[str, Any]
     ) -> None:
-        trial = self._live.pop(number)
-        for key, val in attrs.items():
-            trial.set_user_attr(key, val)
-        self._study.tell(trial, value, state=state)
+        """Close a trial this orchestrator holds; one it no longer holds (adopted by
+        another while this one was silent), or already closed, is left as it is."""
+        trial = self._live.get(number)
+        if trial is None:
+            return
+        try:
+            for key, val in attrs.items():
+                trial.set_user_attr(key, val)
+            self._study.tell(trial, value, state=state, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another orchestrator closed it: its word stands
+        del self._live[number]
 
     async def trials(self) -> list[FrozenTrial]:
         return await self._run(self._study.get_trials, False)
@@ -328,3 +450,11 @@ class SweepStudy:
             return None
         pick = max if self._config.objective.direction == "maximize" else min
         return pick(done, key=lambda t: t.value if t.value is not None else -math.inf)
+
+
+def _memory() -> sa.Engine:
+    """An in-memory database for the leases of an in-memory study: one connection for
+    every thread, so all of them see the same tables."""
+    return sa.create_engine(
+        "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
+    )

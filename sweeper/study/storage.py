@@ -1,14 +1,41 @@
-"""Optuna storage from a URL: SQLite tuned for one writer per file, or any RDB URL."""
+"""Optuna storage from a URL, and what counts as that storage being briefly away.
+
+SQLite (the default) is tuned for a few writers on one machine; PostgreSQL
+(``postgresql://``, with the ``postgres`` extra) for several orchestrators anywhere.
+"""
 
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy
+import sqlalchemy.exc
+
+from sweeper.errors import ConfigError
+
+# What a dropped connection, a database restart or a locked SQLite file raise.
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    optuna.exceptions.StorageInternalError,
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.DisconnectionError,
+)
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage | None:
+def redacted(url: str) -> str:
+    """``url`` with its password masked: safe to print and to log."""
+    if not url or "@" not in url:
+        return url
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url.split("://", 1)[0] + "://***"
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage | None:
     """Optuna storage for ``url`` ("" means in memory).
 
     SQLite runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
@@ -16,11 +43,16 @@ def open_storage(url: str) -> optuna.storages.BaseStorage | None:
     last few, and each commit skips an fsync, which halves the cost of ask and tell.
     Optuna's schema-version check (about 0.35 s of loading migration scripts) is skipped
     only for a database file this call creates: it guards files older Optunas made.
+    Other databases check each pooled connection before use, so a database restart
+    costs a reconnect, not an error.
+
+    Raises ConfigError, in one line, for a missing driver or a database that does not
+    answer.
     """
     if not url:
         return None
     if not url.startswith("sqlite:///"):
-        return optuna.storages.RDBStorage(url)
+        return _connect(url, {"pool_pre_ping": True}, skip=False)
     path = Path(url.removeprefix("sqlite:///"))
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
@@ -31,6 +63,47 @@ def open_storage(url: str) -> optuna.storages.BaseStorage | None:
         conn.execute("PRAGMA synchronous=NORMAL")
         return conn
 
-    return optuna.storages.RDBStorage(
-        url, engine_kwargs={"creator": connect}, skip_compatibility_check=new
-    )
+    return _connect(url, {"creator": connect}, skip=new)
+
+
+def _connect(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.storages.RDBStorage:
+    for attempt in range(3):  # orchestrators creating Optuna's tables at once: one loses
+        try:
+            return _rdb(url, engine_kwargs, skip)
+        except (ConfigError, sqlalchemy.exc.IntegrityError) as exc:
+            if "already exists" not in str(exc.__cause__ or exc) and not isinstance(
+                exc, sqlalchemy.exc.IntegrityError
+            ):
+                raise
+            skip = False
+            time.sleep(0.2 * (attempt + 1))
+    return _rdb(url, engine_kwargs, skip)
+
+
+def _rdb(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.storages.RDBStorage:
+    try:
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs=engine_kwargs, skip_compatibility_check=skip
+        )
+    except ImportError as exc:
+        scheme = url.split("://", 1)[0]
+        hint = (
+            "install the PostgreSQL driver: pip install 'sweeper[postgres]'"
+            if scheme.startswith("postgres")
+            else "install the SQLAlchemy driver for it"
+        )
+        raise ConfigError(
+            f"storage {redacted(url)}: no database driver for {scheme}://; {hint}"
+        ) from exc
+    except OUTAGE_ERRORS as exc:
+        raise ConfigError(
+            f"storage {redacted(url)} does not answer ({describe(exc)}); start the database"
+            " or fix the URL, then run the same command again"
+        ) from exc
+
+
+def describe(exc: BaseException) -> str:
+    """The database's own words for an outage, in one line."""
+    cause = exc.__cause__ or exc
+    text = str(getattr(cause, "orig", None) or cause).strip()
+    return text.splitlines()[0] if text else type(cause).__name__

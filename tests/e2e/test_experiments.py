@@ -11,11 +11,17 @@ import textwrap
 import urllib.request
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.helpers import boto3_client, run_sweep, space_doc, standalone_emulator, write_sweep
+from tests.helpers import (
+    boto3_client,
+    experiment_runs,
+    run_sweep,
+    space_doc,
+    standalone_emulator,
+    write_sweep,
+)
 
 FAST = textwrap.dedent(
     """
@@ -53,23 +59,6 @@ def _sweep(tmp_path: Path, url: str, trials: int, parallel: int) -> Path:
     return write_sweep(tmp_path, doc, FAST)
 
 
-def _runs(sm: Any, experiment: str) -> list[dict[str, Any]]:
-    """The experiment's components (with their trials) as Search returns them."""
-    pages = sm.get_paginator("search").paginate(
-        Resource="ExperimentTrialComponent",
-        SearchExpression={
-            "Filters": [
-                {
-                    "Name": "Parents.TrialName",
-                    "Operator": "Equals",
-                    "Value": f"Default-Run-Group-{experiment}",
-                }
-            ]
-        },
-    )
-    return [r["TrialComponent"] for page in pages for r in page["Results"]]
-
-
 def _calls(url: str) -> Counter[str]:
     with urllib.request.urlopen(f"{url}/_emulator/stats", timeout=10) as response:
         return Counter(json.load(response)["calls"])
@@ -93,7 +82,7 @@ def test_120_trials_fill_three_experiments_50_50_20(tmp_path: Path) -> None:
         assert names == ["shard-sweep", "shard-sweep-2", "shard-sweep-3"]
         counts = {}
         for experiment in names:
-            runs = [r for r in _runs(sm, experiment) if RUN_TAG in r["Tags"]]
+            runs = [r for r in experiment_runs(sm, experiment) if RUN_TAG in r["Tags"]]
             counts[experiment] = len(runs)
             for run in runs:
                 number = int(run["DisplayName"].removeprefix("trial-"))
@@ -122,7 +111,9 @@ def test_120_trials_fill_three_experiments_50_50_20(tmp_path: Path) -> None:
         after = _calls(url)
         for op in ("CreateTrialComponent", "AssociateTrialComponent", "UpdateTrialComponent"):
             assert after[op] == before[op], op
-        assert sum(len(_runs(sm, e)) for e in names) == 240  # 120 runs + 120 job components
+        assert (
+            sum(len(experiment_runs(sm, e)) for e in names) == 240
+        )  # 120 runs + 120 job components
 
 
 def test_a_lower_quota_moves_runs_on_and_records_all_30(tmp_path: Path) -> None:
@@ -135,20 +126,22 @@ def test_a_lower_quota_moves_runs_on_and_records_all_30(tmp_path: Path) -> None:
         )
         sm = boto3_client(url)
         per = {
-            e: len([r for r in _runs(sm, e) if RUN_TAG in r["Tags"]])
+            e: len([r for r in experiment_runs(sm, e) if RUN_TAG in r["Tags"]])
             for e in ("shard-sweep", "shard-sweep-2", "shard-sweep-3")
         }
         assert per == {"shard-sweep": 10, "shard-sweep-2": 10, "shard-sweep-3": 10}
         numbers = sorted(
             int(r["DisplayName"].removeprefix("trial-"))
             for e in per
-            for r in _runs(sm, e)
+            for r in experiment_runs(sm, e)
             if RUN_TAG in r["Tags"]
         )
         assert numbers == list(range(30))  # every trial recorded once
 
 
-def test_the_sdk_lists_and_loads_the_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sdk_lists_and_loads_theexperiment_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     import boto3
     import sagemaker

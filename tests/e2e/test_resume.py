@@ -7,7 +7,6 @@ import pty
 import select
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 from tests.helpers import (
+    GATED,
     ROOT,
     kill_and_resume,
     list_jobs,
@@ -80,24 +80,6 @@ def _run_in_terminal(argv: list[str], interrupt_after: str, timeout: float = 60)
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     return out.decode(errors="replace").replace("\r\n", "\n"), os.waitstatus_to_exitcode(status)
-
-
-# Waits for the test's gate file before it finishes, so "still running" is an event the
-# test controls, not a race against a sleep on a busy machine.
-GATED = textwrap.dedent(
-    """
-    import argparse, os, time
-    p = argparse.ArgumentParser()
-    p.add_argument("-x", "--x", type=float, required=True)
-    p.add_argument("--gate", required=True)
-    a = p.parse_args()
-    deadline = time.monotonic() + 120
-    while not os.path.exists(a.gate) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    print(f"loss={(a.x - 0.3) ** 2:.10f}")
-    open(os.path.join(os.environ["SM_MODEL_DIR"], "model.txt"), "w").write(str(a.x))
-    """
-)
 
 
 def test_ctrl_c_in_a_terminal_leaves_jobs_running_and_a_rerun_finishes(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ class FakeLogs:
 
 
 def _study(tmp_path: Path, **experiment: Any) -> tuple[SweepStudy, config.SweepConfig]:
-    doc = space_doc(experiment={"name": "My_Sweep", **experiment})
+    doc = space_doc(experiment={"name": "My_Sweep", **experiment}, budget={"max_trials": 20})
     doc["estimator"]["hyperparameters"] = {"epochs": 3}
     cfg = config.load(write_sweep(tmp_path, doc))
     study = SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
@@ -79,6 +79,7 @@ def _study(tmp_path: Path, **experiment: Any) -> tuple[SweepStudy, config.SweepC
 async def _finish_trials(study: SweepStudy, tracker: Tracker, n: int) -> None:
     for _ in range(n):
         record = await study.ask(lambda number, attempt: f"quad-{number}-{attempt}")
+        assert record is not None
         await tracker.begin(record)
         attrs = {"job_status": "Completed", "final_metrics": {"loss": 0.125}}
         await study.tell_complete(record.number, 0.125, attrs)

@@ -1,0 +1,83 @@
+"""What the study stores about trials, as the rest of Sweeper reads it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from optuna.trial import FrozenTrial, TrialState
+
+JOB_NAME = "job_name"
+ATTEMPT = "attempt"
+OWNER = "orchestrator"  # the orchestrator that asked (or adopted) the trial
+STOPPED_ON_EXIT = "stopped_on_exit"
+ON_DEMAND = "on_demand"  # a spot sweep's trial that falls back to on-demand capacity
+PRUNED_AT = "pruned_at_step"  # the pruner stopped the trial's job at this step
+RUN_PREFIX = "sweeper:run:"  # study attribute per trial: its Experiments Run
+NOTES = "sweeper:notes"
+WARM_POOLS = "sweeper:warm_pools"
+POOL_SECONDS = "sweeper:pool_seconds"
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    complete: int
+    failed: int
+    running: int
+    pruned: int  # stopped early by the pruner
+    unlaunched: int = 0  # closed before a job ran (Optuna's PRUNED too)
+
+    @property
+    def total(self) -> int:
+        return self.complete + self.failed + self.running + self.pruned + self.unlaunched
+
+    @property
+    def dispatched(self) -> int:
+        """Trials that count toward the budget: all but those never launched."""
+        return self.complete + self.failed + self.running + self.pruned
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRecord:
+    """A trial as the scheduler sees it: parameters and its current job."""
+
+    number: int
+    params: dict[str, Any]
+    job_name: str | None
+    attempt: int = 1
+    stopped_on_exit: bool = False
+    on_demand: bool = False  # its job runs on on-demand capacity (spot fallback)
+    pruned_at: int | None = None  # the pruner decided to stop it at this step
+    owner: str | None = None  # the orchestrator running it (None: nobody claims it)
+
+
+@dataclass(frozen=True, slots=True)
+class Adopted:
+    """A RUNNING trial this orchestrator took over, and from whom (None: no claim)."""
+
+    record: TrialRecord
+    previous: str | None
+
+
+JobNamer = Callable[[int, int], str]  # (trial number, attempt) -> job name
+
+
+def record_of(frozen: FrozenTrial, owner: str | None) -> TrialRecord:
+    """A stored RUNNING trial as a record."""
+    attrs = frozen.user_attrs
+    return TrialRecord(
+        frozen.number,
+        dict(frozen.params),
+        attrs.get(JOB_NAME),
+        int(attrs.get(ATTEMPT, 1)),
+        bool(attrs.get(STOPPED_ON_EXIT, False)),
+        bool(attrs.get(ON_DEMAND, False)),
+        attrs.get(PRUNED_AT),
+        owner,
+    )
+
+
+def is_unlaunched(frozen: FrozenTrial) -> bool:
+    """Closed before any job ran: it does not count toward the budget."""
+    return frozen.state == TrialState.PRUNED and PRUNED_AT not in frozen.user_attrs

@@ -1,0 +1,182 @@
+"""Several orchestrators on one sweep, and storage outages, with real processes: sweep.py
+twice, a standalone emulator, and PostgreSQL (or SQLite) as the study's storage.
+
+Every job waits for the test's gate file, so which orchestrator holds which trial when
+something happens is an event the test controls, not a race against the machine's speed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests import postgres
+from tests.conftest import private_postgres_server
+from tests.helpers import (
+    GATED,
+    ROOT,
+    boto3_client,
+    experiment_runs,
+    list_jobs,
+    objective,
+    read_line,
+    space_doc,
+    standalone_emulator,
+    write_sweep,
+)
+
+pytestmark = pytest.mark.timeout(420)
+TRIALS, PARALLEL = 10, 3
+
+
+def _space(tmp_path: Path, url: str, storage: str | None, gate: Path, **top: Any) -> Path:
+    doc = space_doc(
+        budget={"max_trials": TRIALS, "max_parallel": PARALLEL, "max_failures": 1},
+        backend={"kind": "emulator", "endpoint_url": url},
+        **({"storage": storage} if storage else {}),
+        **top,
+    )
+    doc["estimator"]["hyperparameters"] = {"gate": str(gate)}
+    return write_sweep(tmp_path, doc, script=GATED)
+
+
+def _start(space: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "sweep.py"), str(space)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _until(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
+    """Read ``proc``'s output up to the first line containing ``text``; return it all."""
+    seen = ""
+    while True:
+        line = read_line(proc, timeout)
+        assert line, f"ended before printing {text!r}:\n{seen}"
+        seen += line
+        if text in line:
+            return seen
+
+
+def _finish(*procs: subprocess.Popen[str], seen: list[str]) -> list[str]:
+    """Wait for every process; return each one's whole output (``seen`` + the rest)."""
+    outs = []
+    for proc, before in zip(procs, seen, strict=True):
+        rest, _ = proc.communicate(timeout=300)
+        outs.append(before + rest)
+    return outs
+
+
+def _check_sweep(storage: str, url: str) -> list[optuna.trial.FrozenTrial]:
+    """Exactly TRIALS trials ran, each once, each with one job and one Experiments run."""
+    trials = optuna.load_study(study_name="quad", storage=storage).trials
+    ran = [t for t in trials if t.state != TrialState.PRUNED]  # pruned: never launched
+    assert [t.state for t in ran] == [TrialState.COMPLETE] * TRIALS
+    for t in ran:
+        assert t.value == objective(t.params["x"])
+    jobs = list_jobs(url)
+    assert len(jobs) == len(set(jobs)) == TRIALS  # no job twice
+    assert sorted(jobs) == sorted(t.user_attrs["job_name"] for t in ran)
+    components = experiment_runs(boto3_client(url), "quad")
+    runs = [c["TrialComponentName"] for c in components if "-trial-" in c["TrialComponentName"]]
+    assert len(runs) == len(set(runs)) == TRIALS  # one Experiments run per trial
+    assert sorted(r.rsplit("-", 1)[-1] for r in runs) == sorted(str(t.number) for t in ran)
+    return ran
+
+
+@pytest.mark.parametrize("stagger", [True, False], ids=["staggered", "together"])
+def test_two_orchestrators_on_postgres_run_the_budget_once(
+    tmp_path: Path, pg_url: str, stagger: bool
+) -> None:
+    gate = tmp_path / "go"
+    with standalone_emulator(tmp_path / "state") as url:
+        space = _space(tmp_path, url, pg_url, gate)
+        first = _start(space)
+        try:
+            seen = [_until(first, "started") if stagger else ""]
+            second = _start(space)
+            try:
+                seen[0] += _until(first, "started") if not stagger else ""
+                seen.append(_until(second, "started"))  # both hold trials now
+                gate.write_text("go")
+                outs = _finish(first, second, seen=seen)
+            finally:
+                second.kill()
+        finally:
+            first.kill()
+        assert first.returncode == 0, outs[0]
+        assert second.returncode == 0, outs[1]
+        ran = _check_sweep(pg_url, url)
+    owners = {t.user_attrs["orchestrator"] for t in ran}
+    assert len(owners) == 2  # both ran trials of the sweep
+    for out in outs:
+        assert postgres.PASSWORD not in out  # the storage URL is shown without it
+        assert "Traceback" not in out
+
+
+def test_a_killed_orchestrators_trials_are_adopted_by_the_other(
+    tmp_path: Path, pg_url: str
+) -> None:
+    gate = tmp_path / "go"
+    with standalone_emulator(tmp_path / "state") as url:
+        space = _space(tmp_path, url, pg_url, gate, storage_lease_seconds=3)
+        victim, survivor = _start(space), _start(space)
+        try:
+            _until(victim, "started")
+            seen = _until(survivor, "started")
+            victim.kill()  # SIGKILL: no goodbye, its lease is left to expire
+            victim.wait(timeout=30)
+            gate.write_text("go")
+            (out,) = _finish(survivor, seen=[seen])
+        finally:
+            victim.kill()
+            survivor.kill()
+        assert survivor.returncode == 0, out
+        assert "adopted from" in out
+        ran = _check_sweep(pg_url, url)
+    # The victim's jobs could not end before it died: every trial ends as the survivor's.
+    assert len({t.user_attrs["orchestrator"] for t in ran}) == 1
+
+
+def test_postgres_restarting_mid_sweep_loses_nothing(tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    with private_postgres_server() as server, standalone_emulator(tmp_path / "state") as url:
+        storage = server.create_database("restarts")
+        space = _space(tmp_path, url, storage, gate)
+        proc = _start(space)
+        try:
+            seen = _until(proc, "started")
+            server.stop()
+            gate.write_text("go")  # jobs end while the study cannot be written
+            seen += _until(proc, "storage unavailable")
+            server.start()
+            (out,) = _finish(proc, seen=[seen])
+        finally:
+            proc.kill()
+        assert proc.returncode == 0, out
+        _check_sweep(storage, url)
+    assert "Traceback" not in out
+
+
+def test_two_orchestrators_on_one_sqlite_file_share_the_budget(tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    with standalone_emulator(tmp_path / "state") as url:
+        space = _space(tmp_path, url, None, gate)
+        first, second = _start(space), _start(space)
+        try:
+            seen = [_until(first, "started"), _until(second, "started")]
+            gate.write_text("go")
+            outs = _finish(first, second, seen=seen)
+        finally:
+            first.kill()
+            second.kill()
+        assert (first.returncode, second.returncode) == (0, 0), outs
+        _check_sweep(f"sqlite:///{tmp_path / '.sweeps' / 'quad.db'}", url)

@@ -1,0 +1,133 @@
+"""Trial ownership among orchestrators sharing a study, and storage outages (SQLite files;
+the wall clock of leases is injected)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import sqlalchemy.exc
+from optuna.trial import TrialState
+
+from sweeper import config
+from sweeper.aws.retry import RetryPolicy
+from sweeper.errors import StorageUnavailable
+from sweeper.study import SweepStudy
+from sweeper.study.ownership import Leases
+from tests.helpers import space_doc, write_sweep
+
+
+class Wall:
+    """A wall clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _leases(tmp_path: Path, owner: str, wall: Wall) -> Leases:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'leases.db'}")
+    return Leases(engine, "quad", f"host:{owner}:0", lease_seconds=30, wall=wall)
+
+
+def test_a_dead_orchestrators_trial_is_adopted_once_its_lease_expires(tmp_path: Path) -> None:
+    wall = Wall()
+    a, b, c = (_leases(tmp_path, name, wall) for name in ("1", "2", "3"))
+    for member in (a, b, c):
+        member.join()
+    assert a.claim(0) and not b.claim(0)  # a claim is exclusive
+    assert b.adoptable([0]) == []  # a's lease holds
+    wall.now += 20
+    b.renew(), c.renew()
+    assert b.adoptable([0]) == []
+    wall.now += 11  # a has been silent for 31 s
+    first, second = b.adoptable([0]), c.adoptable([0])
+    assert [t.previous for t in first] == ["host:1:0"] and second == []  # one adopter wins
+    assert b.owners([0]) == {0: "host:2:0"}
+
+
+def test_an_orchestrator_that_leaves_gives_its_trials_up_at_once(tmp_path: Path) -> None:
+    wall = Wall()
+    a, b = _leases(tmp_path, "1", wall), _leases(tmp_path, "2", wall)
+    a.join(), b.join()
+    a.claim(3)
+    a.leave()
+    assert [t.number for t in b.adoptable([3])] == [3]
+
+
+def test_unclaimed_trials_wait_while_another_orchestrator_still_asks(tmp_path: Path) -> None:
+    wall = Wall()
+    a, b = _leases(tmp_path, "1", wall), _leases(tmp_path, "2", wall)
+    a.join(), b.join()
+    assert b.adoptable([5]) == []  # a may be asking trial 5 right now
+    a.stop_asking()
+    (taken,) = b.adoptable([5])
+    assert (taken.number, taken.previous) == (5, None)
+
+
+def test_a_lapsed_lease_is_reported_when_renewed(tmp_path: Path) -> None:
+    wall = Wall()
+    a = _leases(tmp_path, "1", wall)
+    a.join()
+    wall.now += 10
+    assert a.renew()
+    wall.now += 31
+    assert not a.renew()  # others may have adopted its trials meanwhile
+    assert a.renew()
+
+
+def _study(tmp_path: Path, max_trials: int) -> SweepStudy:
+    cfg = config.load(write_sweep(tmp_path, space_doc(budget={"max_trials": max_trials})))
+    return SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
+
+
+async def test_two_studies_on_one_file_ask_exactly_the_budget(tmp_path: Path) -> None:
+    one, two = _study(tmp_path, 5), _study(tmp_path, 5)
+    await one.join(), await two.join()
+    namer = lambda n, a: f"quad-{n}-{a}"  # noqa: E731
+    asked = await asyncio.gather(*(s.ask(namer) for s in (one, two) * 4))
+    got = [r for r in asked if r is not None]
+    assert len(got) == 5 and len(asked) - len(got) == 3
+    trials = await one.trials()
+    assert sum(t.state == TrialState.RUNNING for t in trials) == 5
+    assert sum(t.state == TrialState.PRUNED for t in trials) == 3  # closed, not launched
+    owners = {r.number: r.owner for r in await one.running()}
+    assert {r.number: r.owner for r in got} == owners
+    # A trial closed before launch gives its place in the budget back.
+    holder = one if got[0].owner == one.owner else two
+    await holder.tell_pruned(got[0].number, "not launched")
+    assert await one.ask(namer) is not None
+    assert await two.ask(namer) is None
+    one.close(), two.close()
+
+
+async def test_a_storage_outage_is_retried_then_reported_once(tmp_path: Path) -> None:
+    study = _study(tmp_path, 3)
+    study._retry = RetryPolicy(attempts=100, initial=0.01, maximum=0.02, within=0.5)
+    notes: list[str] = []
+    study.note = notes.append
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed"))
+        return "written"
+
+    assert await study._run(flaky) == "written"
+    assert len(notes) == 2 and "server closed" in notes[0] and "retrying" in notes[0]
+
+    def down() -> None:
+        raise sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("refused"))
+
+    with pytest.raises(StorageUnavailable, match="has not answered"):
+        await study._run(down)
+    calls.clear()
+    with pytest.raises(StorageUnavailable):  # given up: the exit path does not wait again
+        await study._run(flaky)
+    assert len(calls) == 1
+    study.close()
