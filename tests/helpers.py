@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -167,12 +168,21 @@ def free_port() -> int:
 
 
 def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
-    """The process's next stdout line; TimeoutError if none comes within ``timeout`` s."""
+    """The process's next stdout line ("" at its end); TimeoutError if none comes within
+    ``timeout`` s. Reads the pipe a byte at a time, so nothing is left in a buffer that
+    ``select`` cannot see, and a later ``communicate()`` gets exactly the rest."""
     assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    if not ready:
-        raise TimeoutError(f"no output within {timeout} s")
-    return proc.stdout.readline()
+    fd, line = proc.stdout.fileno(), bytearray()
+    deadline = time.monotonic() + timeout
+    while not line.endswith(b"\n"):
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise TimeoutError(f"no output within {timeout} s")
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return line.decode(errors="replace")
 
 
 def start_emulator_process(state: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
