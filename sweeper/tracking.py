@@ -40,6 +40,7 @@ _RECORDING_ERRORS = (BackendError, TransientError)
 
 
 NOTE = "sweeper:note"  # the run parameter that holds a trial's note
+COMPLETERS = 8  # runs completed at once
 
 
 def run_name(number: int) -> str:
@@ -166,10 +167,18 @@ class Tracker:
 
     def close(self) -> None:
         """No more trials: :meth:`drain` returns once the queue is empty."""
-        self._queue.put_nowait(None)
+        for _ in range(COMPLETERS):
+            self._queue.put_nowait(None)
 
     async def drain(self) -> None:
-        """Complete queued runs one by one until :meth:`close`; errors become notes."""
+        """Complete queued runs until :meth:`close`, :data:`COMPLETERS` at a time (each
+        takes a log read and two or three Experiments calls: one at a time, a sweep of
+        short trials would end long after its last result); errors become notes."""
+        async with asyncio.TaskGroup() as tg:
+            for _ in range(COMPLETERS):
+                tg.create_task(self._complete_queued())
+
+    async def _complete_queued(self) -> None:
         while (result := await self._queue.get()) is not None:
             try:
                 await self.complete(result)
