@@ -60,7 +60,13 @@ from sweeper.study.records import (
     record_of,
 )
 from sweeper.study.spec import check_spec
-from sweeper.study.storage import OUTAGE_ERRORS, describe, open_storage, redacted
+from sweeper.study.storage import (
+    OUTAGE_ERRORS,
+    count_trials,
+    describe,
+    open_storage,
+    redacted,
+)
 
 T = TypeVar("T")
 __all__ = [
@@ -140,7 +146,7 @@ class SweepStudy:
                 load_if_exists=True,
             )
         check_spec(study, config, redacted(url))
-        study.sampler = make_sampler(config, offset=len(study.get_trials(deepcopy=False)))
+        study.sampler = make_sampler(config, offset=_count(rdb, study, config.name))
         study.pruner = make_pruner(config)
         engine = rdb.engine if rdb is not None else _memory()
         leases = Leases(engine, config.name, new_owner(), lease_seconds)
@@ -458,3 +464,10 @@ def _memory() -> sa.Engine:
     return sa.create_engine(
         "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
     )
+
+
+def _count(rdb: optuna.storages.RDBStorage | None, study: optuna.Study, name: str) -> int:
+    """How many trials the study holds: one COUNT query, not a load of every trial."""
+    if rdb is None:
+        return len(study.get_trials(deepcopy=False))
+    return count_trials(rdb.engine, rdb.get_study_id_from_name(name))

@@ -107,3 +107,11 @@ def describe(exc: BaseException) -> str:
     cause = exc.__cause__ or exc
     text = str(getattr(cause, "orig", None) or cause).strip()
     return text.splitlines()[0] if text else type(cause).__name__
+
+
+def count_trials(engine: sqlalchemy.Engine, study_id: int) -> int:
+    """How many trials a study holds, in one COUNT over Optuna's ``trials`` table (Optuna's
+    own ``get_n_trials`` loads every trial: seconds at 10 000)."""
+    query = sqlalchemy.text("SELECT COUNT(*) FROM trials WHERE study_id = :study")
+    with engine.connect() as conn:
+        return int(conn.execute(query, {"study": study_id}).scalar_one())
