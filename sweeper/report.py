@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.config import SweepConfig
 from sweeper.cost import Price
-from sweeper.study import ATTEMPT, JOB_NAME, PRUNED_AT
+from sweeper.study import ATTEMPT, JOB_NAME, OWNER, PRUNED_AT
 from sweeper.study.storage import redacted
 
 SCHEMA = "sweeper.report/1"
@@ -111,6 +111,7 @@ def _trial(
         "note": notes.get(t.number),
         "experiment": run.get("experiment"),
         "run": run.get("run"),
+        "orchestrator": a.get(OWNER),
     }
 
 

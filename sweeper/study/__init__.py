@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import optuna
-import sqlalchemy as sa
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper import space
@@ -40,6 +39,7 @@ from sweeper.aws.retry import STORAGE
 from sweeper.config import SamplerKind, SweepConfig
 from sweeper.errors import ConfigError, StorageUnavailable, TransientError
 from sweeper.study.algorithms import first_params, make_pruner, make_sampler
+from sweeper.study.attributes import StudyAttributes
 from sweeper.study.ownership import DEFAULT_LEASE_SECONDS, Leases, new_owner
 from sweeper.study.records import (
     ATTEMPT,
@@ -62,10 +62,11 @@ from sweeper.study.records import (
 from sweeper.study.spec import check_spec
 from sweeper.study.storage import (
     OUTAGE_ERRORS,
-    count_trials,
     describe,
+    memory_engine,
     open_storage,
     redacted,
+    trial_count,
 )
 
 T = TypeVar("T")
@@ -91,7 +92,7 @@ __all__ = [
 ]
 
 
-class SweepStudy:
+class SweepStudy(StudyAttributes):
     """Ask/tell over an Optuna study named after the sweep.
 
     Not thread-safe by itself; its coroutines serialise storage access on one thread,
@@ -146,9 +147,9 @@ class SweepStudy:
                 load_if_exists=True,
             )
         check_spec(study, config, redacted(url))
-        study.sampler = make_sampler(config, offset=_count(rdb, study, config.name))
+        study.sampler = make_sampler(config, offset=trial_count(rdb, study, config.name))
         study.pruner = make_pruner(config)
-        engine = rdb.engine if rdb is not None else _memory()
+        engine = rdb.engine if rdb is not None else memory_engine()
         leases = Leases(engine, config.name, new_owner(), lease_seconds)
         return cls(study, config, leases, url)
 
@@ -397,58 +398,6 @@ class SweepStudy:
             unlaunched=by[TrialState.PRUNED] - pruned,
         )
 
-    async def add_note(self, number: int, text: str) -> None:
-        """Attach a comment to a trial (kept on the study: Optuna freezes finished trials)."""
-        await self._run(self._add_note, number, text)
-
-    def _add_note(self, number: int, text: str) -> None:
-        if not 0 <= number < len(self._study.get_trials(deepcopy=False)):
-            raise ConfigError(f"sweep {self._config.name!r} has no trial {number}")
-        notes = dict(self._study.user_attrs.get(NOTES, {}))
-        notes[str(number)] = text
-        self._study.set_user_attr(NOTES, notes)
-
-    async def notes(self) -> dict[int, str]:
-        stored = await self._run(lambda: self._study.user_attrs.get(NOTES, {}))
-        return {int(k): str(v) for k, v in stored.items()}
-
-    async def set_warm_pools(self, pools: dict[str, str], seconds: dict[str, int]) -> None:
-        """Each job's last-seen WarmPoolStatus (``Reused`` counts a pool taken over) and
-        its pool's retained billable seconds."""
-        await self._run(self._study.set_user_attr, WARM_POOLS, pools)
-        await self._run(self._study.set_user_attr, POOL_SECONDS, seconds)
-
-    async def warm_pools(self) -> tuple[dict[str, str], dict[str, int]]:
-        """What :meth:`set_warm_pools` stored: (status by job, retained seconds by job)."""
-        attrs = await self._run(lambda: dict(self._study.user_attrs))
-        return dict(attrs.get(WARM_POOLS, {})), dict(attrs.get(POOL_SECONDS, {}))
-
-    async def set_run(self, number: int, run: dict[str, Any]) -> None:
-        """Where a trial's Experiments Run is and whether it is complete (a study attribute
-        per trial: finished trials are frozen, and one key each never races)."""
-        await self._run(self._study.set_user_attr, f"{RUN_PREFIX}{number}", run)
-
-    async def runs(self) -> dict[int, dict[str, Any]]:
-        """Every trial's run record (see :meth:`set_run`), by trial number."""
-        attrs = await self._run(lambda: dict(self._study.user_attrs))
-        return {
-            int(k.removeprefix(RUN_PREFIX)): v for k, v in attrs.items() if k.startswith(RUN_PREFIX)
-        }
-
-    async def importances(self) -> dict[str, float]:
-        """Parameter importances (Optuna's default evaluator); empty under two results."""
-        return await self._run(self._importances)
-
-    def _importances(self) -> dict[str, float]:
-        done = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if len(done) < 2:
-            return {}
-        try:
-            found = optuna.importance.get_param_importances(self._study)
-        except (RuntimeError, ValueError):  # e.g. no parameter ever varied
-            return {}
-        return {k: float(v) for k, v in found.items()}
-
     async def best(self) -> FrozenTrial | None:
         """The best COMPLETE trial, or None when there is none yet."""
         done = [t for t in await self.trials() if t.state == TrialState.COMPLETE]
@@ -456,18 +405,3 @@ class SweepStudy:
             return None
         pick = max if self._config.objective.direction == "maximize" else min
         return pick(done, key=lambda t: t.value if t.value is not None else -math.inf)
-
-
-def _memory() -> sa.Engine:
-    """An in-memory database for the leases of an in-memory study: one connection for
-    every thread, so all of them see the same tables."""
-    return sa.create_engine(
-        "sqlite://", poolclass=sa.pool.StaticPool, connect_args={"check_same_thread": False}
-    )
-
-
-def _count(rdb: optuna.storages.RDBStorage | None, study: optuna.Study, name: str) -> int:
-    """How many trials the study holds: one COUNT query, not a load of every trial."""
-    if rdb is None:
-        return len(study.get_trials(deepcopy=False))
-    return count_trials(rdb.engine, rdb.get_study_id_from_name(name))

@@ -115,3 +115,18 @@ def count_trials(engine: sqlalchemy.Engine, study_id: int) -> int:
     query = sqlalchemy.text("SELECT COUNT(*) FROM trials WHERE study_id = :study")
     with engine.connect() as conn:
         return int(conn.execute(query, {"study": study_id}).scalar_one())
+
+
+def memory_engine() -> sqlalchemy.Engine:
+    """An in-memory database for the leases of an in-memory study: one connection for
+    every thread, so all of them see the same tables."""
+    return sqlalchemy.create_engine(
+        "sqlite://", poolclass=sqlalchemy.pool.StaticPool, connect_args={"check_same_thread": False}
+    )
+
+
+def trial_count(rdb: optuna.storages.RDBStorage | None, study: optuna.Study, name: str) -> int:
+    """How many trials the study holds: one COUNT query, not a load of every trial."""
+    if rdb is None:
+        return len(study.get_trials(deepcopy=False))
+    return count_trials(rdb.engine, rdb.get_study_id_from_name(name))

@@ -7,6 +7,7 @@ something happens is an event the test controls, not a race against the machine'
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from tests.helpers import (
     list_jobs,
     objective,
     read_line,
+    run_sweep,
     space_doc,
     standalone_emulator,
     write_sweep,
@@ -117,6 +119,8 @@ def test_two_orchestrators_on_postgres_run_the_budget_once(
         ran = _check_sweep(pg_url, url)
     owners = {t.user_attrs["orchestrator"] for t in ran}
     assert len(owners) == 2  # both ran trials of the sweep
+    report = json.loads(run_sweep("report", str(space), "--json").stdout)
+    assert {t["orchestrator"] for t in report["trials"] if t["state"] == "complete"} == owners
     for out in outs:
         assert postgres.PASSWORD not in out  # the storage URL is shown without it
         assert "Traceback" not in out

@@ -1,0 +1,81 @@
+"""What a study keeps beside its trials, in study attributes: notes, warm pools, runs,
+and what is derived from all trials at once (parameter importances).
+
+Mixed into :class:`~sweeper.study.SweepStudy`, whose storage thread runs the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeper.config import SweepConfig
+from sweeper.errors import ConfigError
+from sweeper.study.records import NOTES, POOL_SECONDS, RUN_PREFIX, WARM_POOLS
+
+T = TypeVar("T")
+
+
+class StudyAttributes:
+    """The study-level records of a sweep. Needs ``_study``, ``_config`` and ``_run``."""
+
+    _study: optuna.Study
+    _config: SweepConfig
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def add_note(self, number: int, text: str) -> None:
+        """Attach a comment to a trial (kept on the study: Optuna freezes finished trials)."""
+        await self._run(self._add_note, number, text)
+
+    def _add_note(self, number: int, text: str) -> None:
+        if not 0 <= number < len(self._study.get_trials(deepcopy=False)):
+            raise ConfigError(f"sweep {self._config.name!r} has no trial {number}")
+        notes = dict(self._study.user_attrs.get(NOTES, {}))
+        notes[str(number)] = text
+        self._study.set_user_attr(NOTES, notes)
+
+    async def notes(self) -> dict[int, str]:
+        stored = await self._run(lambda: self._study.user_attrs.get(NOTES, {}))
+        return {int(k): str(v) for k, v in stored.items()}
+
+    async def set_warm_pools(self, pools: dict[str, str], seconds: dict[str, int]) -> None:
+        """Each job's last-seen WarmPoolStatus (``Reused`` counts a pool taken over) and
+        its pool's retained billable seconds."""
+        await self._run(self._study.set_user_attr, WARM_POOLS, pools)
+        await self._run(self._study.set_user_attr, POOL_SECONDS, seconds)
+
+    async def warm_pools(self) -> tuple[dict[str, str], dict[str, int]]:
+        """What :meth:`set_warm_pools` stored: (status by job, retained seconds by job)."""
+        attrs = await self._run(lambda: dict(self._study.user_attrs))
+        return dict(attrs.get(WARM_POOLS, {})), dict(attrs.get(POOL_SECONDS, {}))
+
+    async def set_run(self, number: int, run: dict[str, Any]) -> None:
+        """Where a trial's Experiments Run is and whether it is complete (a study attribute
+        per trial: finished trials are frozen, and one key each never races)."""
+        await self._run(self._study.set_user_attr, f"{RUN_PREFIX}{number}", run)
+
+    async def runs(self) -> dict[int, dict[str, Any]]:
+        """Every trial's run record (see :meth:`set_run`), by trial number."""
+        attrs = await self._run(lambda: dict(self._study.user_attrs))
+        return {
+            int(k.removeprefix(RUN_PREFIX)): v for k, v in attrs.items() if k.startswith(RUN_PREFIX)
+        }
+
+    async def importances(self) -> dict[str, float]:
+        """Parameter importances (Optuna's default evaluator); empty under two results."""
+        return await self._run(self._importances)
+
+    def _importances(self) -> dict[str, float]:
+        done = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(done) < 2:
+            return {}
+        try:
+            found = optuna.importance.get_param_importances(self._study)
+        except (RuntimeError, ValueError):  # e.g. no parameter ever varied
+            return {}
+        return {k: float(v) for k, v in found.items()}
