@@ -114,7 +114,8 @@ def _report_command(argv: list[str]) -> int:
     async def load() -> dict[str, Any]:
         study = SweepStudy.open(config, create=False)
         try:
-            trials, importances = await study.trials(), await study.importances()
+            trials = await study.trials()
+            importances = await study.importances(trials)
             notes, runs = await study.notes(), await study.runs()
             pools = await study.warm_pools()
             doc = report.build(config, trials, importances, args.top, notes, runs, pools)

@@ -41,6 +41,7 @@ from sweeper.errors import ConfigError, StorageUnavailable, TransientError
 from sweeper.study.algorithms import first_params, make_pruner, make_sampler
 from sweeper.study.attributes import StudyAttributes
 from sweeper.study.ownership import DEFAULT_LEASE_SECONDS, Leases, new_owner
+from sweeper.study.reader import read_trials
 from sweeper.study.records import (
     ATTEMPT,
     JOB_NAME,
@@ -100,9 +101,15 @@ class SweepStudy(StudyAttributes):
     """
 
     def __init__(
-        self, study: optuna.Study, config: SweepConfig, leases: Leases, url: str = ""
+        self,
+        study: optuna.Study,
+        config: SweepConfig,
+        leases: Leases,
+        rdb: optuna.storages.RDBStorage | None = None,
+        url: str = "",
     ) -> None:
         self._study = study
+        self._rdb = rdb
         self._url = url
         self._down: StorageUnavailable | None = None
         self._config = config
@@ -151,7 +158,7 @@ class SweepStudy(StudyAttributes):
         study.pruner = make_pruner(config)
         engine = rdb.engine if rdb is not None else memory_engine()
         leases = Leases(engine, config.name, new_owner(), lease_seconds)
-        return cls(study, config, leases, url)
+        return cls(study, config, leases, rdb, url)
 
     @property
     def study(self) -> optuna.Study:
@@ -384,7 +391,15 @@ class SweepStudy(StudyAttributes):
         del self._live[number]
 
     async def trials(self) -> list[FrozenTrial]:
-        return await self._run(self._study.get_trials, False)
+        """Every trial, by number (read in a few queries: see :mod:`.reader`)."""
+        return await self._run(self._all)
+
+    def _all(self) -> list[FrozenTrial]:
+        if self._rdb is None:
+            return self._study.get_trials(deepcopy=False)
+        return read_trials(
+            self._rdb.engine, self._rdb.get_study_id_from_name(self._study.study_name)
+        )
 
     async def counts(self) -> Counts:
         trials = await self.trials()

@@ -6,17 +6,19 @@ Mixed into :class:`~sweeper.study.SweepStudy`, whose storage thread runs the wor
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.config import SweepConfig
 from sweeper.errors import ConfigError
 from sweeper.study.records import NOTES, POOL_SECONDS, RUN_PREFIX, WARM_POOLS
 
 T = TypeVar("T")
+IMPORTANCE_SAMPLE = 2000  # importances from at most this many complete trials
 
 
 class StudyAttributes:
@@ -26,6 +28,9 @@ class StudyAttributes:
     _config: SweepConfig
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    def _all(self) -> list[FrozenTrial]:
         raise NotImplementedError
 
     async def add_note(self, number: int, text: str) -> None:
@@ -66,16 +71,22 @@ class StudyAttributes:
             int(k.removeprefix(RUN_PREFIX)): v for k, v in attrs.items() if k.startswith(RUN_PREFIX)
         }
 
-    async def importances(self) -> dict[str, float]:
-        """Parameter importances (Optuna's default evaluator); empty under two results."""
-        return await self._run(self._importances)
+    async def importances(self, trials: list[FrozenTrial] | None = None) -> dict[str, float]:
+        """Parameter importances (Optuna's default evaluator, over at most
+        :data:`IMPORTANCE_SAMPLE` complete trials, a seeded sample beyond); empty under
+        two results. ``trials``: every trial, when the caller has read them already."""
+        return await self._run(self._importances, trials)
 
-    def _importances(self) -> dict[str, float]:
-        done = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    def _importances(self, trials: list[FrozenTrial] | None) -> dict[str, float]:
+        done = [t for t in trials or self._all() if t.state == TrialState.COMPLETE]
         if len(done) < 2:
             return {}
+        if len(done) > IMPORTANCE_SAMPLE:  # fANOVA's forest grows with its trials
+            done = random.Random(0).sample(done, IMPORTANCE_SAMPLE)
+        probe = optuna.create_study(direction=self._study.direction)
+        probe.add_trials(done)
         try:
-            found = optuna.importance.get_param_importances(self._study)
+            found = optuna.importance.get_param_importances(probe)
         except (RuntimeError, ValueError):  # e.g. no parameter ever varied
             return {}
         return {k: float(v) for k, v in found.items()}

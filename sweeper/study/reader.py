@@ -1,0 +1,145 @@
+"""Every trial of a study in five queries, for reports of large sweeps.
+
+Optuna's own loader builds an ORM object per row (about 0.5 ms a trial: 5 s for 10 000
+trials); a report reads everything once and changes nothing, so it reads Optuna's tables
+directly: trials, then their parameters, values, attributes and intermediate values,
+each in one query. The tables are Optuna's RDB schema (unchanged since Optuna 3.2, the
+schema version ``v3.2.0.a``); only the columns read here are declared.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from optuna.distributions import BaseDistribution, json_to_distribution
+from optuna.trial import FrozenTrial, TrialState
+
+_META = sa.MetaData()
+_TRIALS = sa.Table(
+    "trials",
+    _META,
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("number", sa.Integer),
+    sa.Column("study_id", sa.Integer),
+    sa.Column("state", sa.String),
+    sa.Column("datetime_start", sa.DateTime),
+    sa.Column("datetime_complete", sa.DateTime),
+)
+_PARAMS = sa.Table(
+    "trial_params",
+    _META,
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("param_name", sa.String),
+    sa.Column("param_value", sa.Float),
+    sa.Column("distribution_json", sa.Text),
+)
+_VALUES = sa.Table(
+    "trial_values",
+    _META,
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("objective", sa.Integer),
+    sa.Column("value", sa.Float),
+    sa.Column("value_type", sa.String),
+)
+_INTERMEDIATE = sa.Table(
+    "trial_intermediate_values",
+    _META,
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("step", sa.Integer),
+    sa.Column("intermediate_value", sa.Float),
+    sa.Column("intermediate_value_type", sa.String),
+)
+_USER = sa.Table(
+    "trial_user_attributes",
+    _META,
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("key", sa.String),
+    sa.Column("value_json", sa.Text),
+)
+_SYSTEM = sa.Table(
+    "trial_system_attributes",
+    _META,
+    sa.Column("trial_id", sa.Integer),
+    sa.Column("key", sa.String),
+    sa.Column("value_json", sa.Text),
+)
+_SPECIAL = {"INF_POS": float("inf"), "INF_NEG": float("-inf"), "NAN": float("nan")}
+
+
+def read_trials(engine: sa.Engine, study_id: int) -> list[FrozenTrial]:
+    """Every trial of study ``study_id``, by number, as Optuna would return them."""
+    ids = sa.select(_TRIALS.c.trial_id).where(_TRIALS.c.study_id == study_id)
+    with engine.connect() as conn:
+        rows = list(conn.execute(sa.select(_TRIALS).where(_TRIALS.c.study_id == study_id)))
+        params: dict[int, dict[str, tuple[float, BaseDistribution]]] = defaultdict(dict)
+        for tid, name, value, dist in conn.execute(
+            sa.select(_PARAMS).where(_PARAMS.c.trial_id.in_(ids))
+        ):
+            params[tid][name] = (value, _distribution(dist))
+        values: dict[int, dict[int, float]] = defaultdict(dict)
+        for tid, objective, value, kind in conn.execute(
+            sa.select(_VALUES).where(_VALUES.c.trial_id.in_(ids))
+        ):
+            values[tid][objective] = _SPECIAL.get(kind, value)
+        steps: dict[int, dict[int, float]] = defaultdict(dict)
+        for tid, step, value, kind in conn.execute(
+            sa.select(_INTERMEDIATE).where(_INTERMEDIATE.c.trial_id.in_(ids))
+        ):
+            steps[tid][step] = _SPECIAL.get(kind, value)
+        user, system = (_attrs(conn, table, ids) for table in (_USER, _SYSTEM))
+    return sorted(
+        (
+            _frozen(r, params[r.trial_id], values[r.trial_id], steps[r.trial_id], user, system)
+            for r in rows
+        ),
+        key=lambda t: t.number,
+    )
+
+
+def _frozen(
+    row: Any,
+    params: dict[str, tuple[float, BaseDistribution]],
+    values: dict[int, float],
+    steps: dict[int, float],
+    user: dict[int, dict[str, Any]],
+    system: dict[int, dict[str, Any]],
+) -> FrozenTrial:
+    return FrozenTrial(
+        number=row.number,
+        state=TrialState[row.state],
+        value=None,
+        values=[values[k] for k in sorted(values)] or None,
+        datetime_start=_local(row.datetime_start),
+        datetime_complete=_local(row.datetime_complete),
+        params={k: d.to_external_repr(v) for k, (v, d) in params.items()},
+        distributions={k: d for k, (_, d) in params.items()},
+        user_attrs=user.get(row.trial_id, {}),
+        system_attrs=system.get(row.trial_id, {}),
+        intermediate_values=steps,
+        trial_id=row.trial_id,
+    )
+
+
+def _attrs(conn: sa.Connection, table: sa.Table, ids: Any) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = defaultdict(dict)
+    for tid, key, value in conn.execute(sa.select(table).where(table.c.trial_id.in_(ids))):
+        out[tid][key] = json.loads(value)
+    return out
+
+
+@lru_cache(maxsize=256)
+def _distribution(text: str) -> BaseDistribution:
+    """A parameter's distribution from its JSON (a study has few distinct ones)."""
+    return json_to_distribution(text)
+
+
+def _local(utc: datetime | None) -> datetime | None:
+    """Optuna stores naive UTC and hands out naive local time."""
+    if utc is None:
+        return None
+    return utc.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
