@@ -1,0 +1,52 @@
+"""The report's fast trial reader returns exactly what Optuna's own loader returns."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeper.study.reader import read_trials
+from sweeper.study.storage import open_storage
+
+
+def test_the_reader_matches_optunas_loader_trial_for_trial(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert storage is not None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", storage=storage)
+    optuna.create_study(study_name="other", storage=storage).optimize(lambda t: 1.0, n_trials=2)
+    for n in range(6):
+        trial = study.ask()
+        x = trial.suggest_float("x", 1e-3, 1.0, log=True)
+        trial.suggest_int("k", 8, 64, step=8)
+        trial.suggest_categorical("c", ["a", "b", None])
+        trial.set_user_attr("job_name", f"s-{n}-1")
+        trial.set_user_attr("final_metrics", {"loss": x})
+        trial.storage.set_trial_system_attr(trial._trial_id, "sys", [n])
+        for step, value in enumerate([x, math.inf, -math.inf, math.nan][: n % 5]):
+            trial.report(value, step)
+        if n == 0:
+            study.tell(trial, math.inf)
+        elif n == 1:
+            study.tell(trial, state=TrialState.FAIL)
+        elif n == 2:
+            study.tell(trial, state=TrialState.PRUNED)
+        elif n < 5:
+            study.tell(trial, x)
+        # trial 5 stays RUNNING
+    expected = study.get_trials(deepcopy=False)
+    got = read_trials(storage.engine, study._study_id)
+    assert [t.number for t in got] == list(range(6))
+    for mine, theirs in zip(got, expected, strict=True):
+        steps = {k: v for k, v in theirs.intermediate_values.items() if not math.isnan(v)}
+        assert {k: v for k, v in mine.intermediate_values.items() if not math.isnan(v)} == steps
+        assert len(mine.intermediate_values) == len(theirs.intermediate_values)
+        assert mine.params == theirs.params and mine.distributions == theirs.distributions
+        assert mine.state == theirs.state and mine.values == theirs.values
+        assert mine.user_attrs == theirs.user_attrs
+        assert mine.system_attrs == theirs.system_attrs
+        assert mine.datetime_start == theirs.datetime_start
+        assert mine.datetime_complete == theirs.datetime_complete
