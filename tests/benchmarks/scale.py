@@ -78,16 +78,17 @@ def main() -> None:
             capture_output=True,
         )
         report = time.monotonic() - report_start
-    assert first is not None and last is not None, "no trial ran"
-    job_calls = sum(
-        n - before.get(op, 0) for op, n in after.items() if any(k in op for k in JOB_CALLS)
-    )
-    print(f"trials: {args.trials} at P={args.parallel}; exit status {status >> 8}")
-    print(f"trials/s: {args.trials / (last - first):.1f}")
-    print(f"peak RSS: {usage.ru_maxrss / 1024:.0f} MB")
-    print(f"training-job calls per trial: {job_calls / args.trials:.2f}")
-    print(f"exit after last result: {ended - last:.1f} s (whole command {ended - start:.0f} s)")
-    print(f"report: {report:.1f} s")
+        assert first is not None and last is not None, "no trial ran"
+        job_calls = sum(
+            n - before.get(op, 0) for op, n in after.items() if any(k in op for k in JOB_CALLS)
+        )
+        # Printed before the emulator stops: stopping one that ran 10 000 jobs takes a while.
+        print(f"trials: {args.trials} at P={args.parallel}; exit status {status >> 8}")
+        print(f"trials/s: {args.trials / (last - first):.1f}")
+        print(f"peak RSS: {usage.ru_maxrss / 1024:.0f} MB")
+        print(f"training-job calls per trial: {job_calls / args.trials:.2f}")
+        print(f"exit after last result: {ended - last:.1f} s (whole command {ended - start:.0f} s)")
+        print(f"report: {report:.1f} s", flush=True)
 
 
 if __name__ == "__main__":
