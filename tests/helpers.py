@@ -237,6 +237,17 @@ def run_sweep(
     )
 
 
+def start_sweep(*args: str) -> subprocess.Popen[str]:
+    """``python sweep.py ARGS`` as a running process, stdout and stderr on one text pipe
+    (read it with :func:`read_line`, then ``communicate()`` for the rest)."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "sweep.py"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def list_jobs(url: str) -> list[str]:
     sm = boto3_client(url)
     names: list[str] = []
@@ -259,12 +270,7 @@ def kill_and_resume(space: Path, kills: int, seed: int, most_lines: int = 10) ->
     were delivered or a run finished the sweep by itself; return the kills delivered."""
     rng, done = random.Random(seed), 0
     while done < kills:
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "sweep.py"), str(space)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = start_sweep(str(space))
         try:
             for _ in range(rng.randint(1, most_lines)):  # a random event: the k-th line
                 if not read_line(proc, timeout=60):

@@ -28,7 +28,13 @@ from pathlib import Path
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import read_line, space_doc, standalone_emulator, write_sweep  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    read_line,
+    space_doc,
+    standalone_emulator,
+    start_sweep,
+    write_sweep,
+)
 
 ZERO_WORK = "import argparse\np = argparse.ArgumentParser()\np.add_argument('-x', type=float)\n"
 ZERO_WORK += "print(f'loss={(p.parse_args().x - 0.3) ** 2:.6f}')\n"
@@ -55,12 +61,7 @@ def main() -> None:
         space = write_sweep(Path(tmp), doc, script=ZERO_WORK)
         before = _calls(url)
         start = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "sweep.py"), str(space)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        proc = start_sweep(str(space))
         first = last = None
         while line := read_line(proc, timeout=600):
             now = time.monotonic()

@@ -12,14 +12,19 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import yaml
 
-from tests.helpers import ROOT, boto3_client, read_line, run_sweep, standalone_emulator
+from tests.helpers import (
+    ROOT,
+    boto3_client,
+    read_line,
+    run_sweep,
+    standalone_emulator,
+    start_sweep,
+)
 
 CURVES = textwrap.dedent(
     """
@@ -43,12 +48,7 @@ STARTED = re.compile(r"trial (\d+)\s+started\s+\S+\s+eta0=(\S+)")
 def _run_opening_gates(space: Path, gates: Path) -> str:
     """Run the sweep; open the gate of each hopeless trial that starts before two trials
     have finished. Returns its output."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "sweep.py"), str(space)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_sweep(str(space))
     out, finished = "", 0
     try:
         while line := read_line(proc, timeout=180):

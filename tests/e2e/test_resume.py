@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pty
 import select
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from tests.helpers import (
     run_sweep,
     space_doc,
     standalone_emulator,
+    start_sweep,
     sweep_trials,
     write_sweep,
 )
@@ -103,12 +103,7 @@ def test_ctrl_c_in_a_terminal_leaves_jobs_running_and_a_rerun_finishes(tmp_path:
         assert "2 running" in status.stdout
         assert status.stdout.count("InProgress/") == 2
 
-        rerun = subprocess.Popen(
-            [sys.executable, str(ROOT / "sweep.py"), str(space)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        rerun = start_sweep(str(space))
         try:
             seen = ""
             while not all(f"trial {n}: re-attached" in seen for n in (0, 1)):

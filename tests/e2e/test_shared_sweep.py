@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ from tests import postgres
 from tests.conftest import private_postgres_server
 from tests.helpers import (
     GATED,
-    ROOT,
     boto3_client,
     experiment_runs,
     list_jobs,
@@ -30,6 +28,7 @@ from tests.helpers import (
     run_sweep,
     space_doc,
     standalone_emulator,
+    start_sweep,
     write_sweep,
 )
 
@@ -46,15 +45,6 @@ def _space(tmp_path: Path, url: str, storage: str | None, gate: Path, **top: Any
     )
     doc["estimator"]["hyperparameters"] = {"gate": str(gate)}
     return write_sweep(tmp_path, doc, script=GATED)
-
-
-def _start(space: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, str(ROOT / "sweep.py"), str(space)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def _until(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
@@ -101,10 +91,10 @@ def test_two_orchestrators_on_postgres_run_the_budget_once(
     gate = tmp_path / "go"
     with standalone_emulator(tmp_path / "state") as url:
         space = _space(tmp_path, url, pg_url, gate)
-        first = _start(space)
+        first = start_sweep(str(space))
         try:
             seen = [_until(first, "started") if stagger else ""]
-            second = _start(space)
+            second = start_sweep(str(space))
             try:
                 seen[0] += _until(first, "started") if not stagger else ""
                 seen.append(_until(second, "started"))  # both hold trials now
@@ -132,7 +122,7 @@ def test_a_killed_orchestrators_trials_are_adopted_by_the_other(
     gate = tmp_path / "go"
     with standalone_emulator(tmp_path / "state") as url:
         space = _space(tmp_path, url, pg_url, gate, storage_lease_seconds=3)
-        victim, survivor = _start(space), _start(space)
+        victim, survivor = start_sweep(str(space)), start_sweep(str(space))
         try:
             _until(victim, "started")
             seen = _until(survivor, "started")
@@ -155,7 +145,7 @@ def test_postgres_restarting_mid_sweep_loses_nothing(tmp_path: Path) -> None:
     with private_postgres_server() as server, standalone_emulator(tmp_path / "state") as url:
         storage = server.create_database("restarts")
         space = _space(tmp_path, url, storage, gate)
-        proc = _start(space)
+        proc = start_sweep(str(space))
         try:
             seen = _until(proc, "started")
             server.stop()
@@ -174,7 +164,7 @@ def test_two_orchestrators_on_one_sqlite_file_share_the_budget(tmp_path: Path) -
     gate = tmp_path / "go"
     with standalone_emulator(tmp_path / "state") as url:
         space = _space(tmp_path, url, None, gate)
-        first, second = _start(space), _start(space)
+        first, second = start_sweep(str(space)), start_sweep(str(space))
         try:
             seen = [_until(first, "started"), _until(second, "started")]
             gate.write_text("go")
