@@ -15,32 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
-import statistics
 import time
 from pathlib import Path
 from typing import Any
 
-from sweeper.emulator.errors import AwsError, validation
-from sweeper.emulator.search import paginate, search_records
+from sweeper.emulator import experiment_shapes as shapes
+from sweeper.emulator.errors import validation
+from sweeper.emulator.search import search_records
 
 JOB_SUFFIX = "-aws-training-job"
 _SAVE_DELAY = 0.5  # seconds
-_QUOTA = (
-    "The account-level service limit '{name}' is {limit} {unit}, with current utilization of"
-    " {used} {unit} and a request delta of 1 {unit}. Please use AWS Service Quotas to request"
-    " an increase for this quota. If AWS Service Quotas is not available, contact AWS support"
-    " to request an increase for this quota."
-)
-_COMPONENTS_PER_TRIAL = (
-    "Total number of trial components allowed in a single trial, excluding those"
-    " automatically created by SageMaker"
-)
-_TRIALS_PER_EXPERIMENT = "Total number of trials allowed in a single experiment"
-
-
-def _missing(kind: str, name: str) -> AwsError:
-    return AwsError("ResourceNotFound", f"{kind} '{name}' does not exist.")
 
 
 class Experiments:
@@ -97,15 +81,17 @@ class Experiments:
         if name in self.experiments:
             raise validation(f"Experiment with name {name} already exists.")
         arn = f"{self._arn}:experiment/{name.lower()}"
-        self.experiments[name] = _record(p, "ExperimentName", "ExperimentArn", arn)
+        self.experiments[name] = shapes.record(p, "ExperimentName", "ExperimentArn", arn)
         self._save()
         return {"ExperimentArn": arn}
 
     def describe_experiment(self, p: dict[str, Any]) -> dict[str, Any]:
-        return _public(self._experiment(p["ExperimentName"]))
+        return shapes.public(self._experiment(p["ExperimentName"]))
 
     def list_experiments(self, p: dict[str, Any]) -> dict[str, Any]:
-        return _listing(list(self.experiments.values()), p, "ExperimentSummaries", "ExperimentName")
+        return shapes.listing(
+            list(self.experiments.values()), p, "ExperimentSummaries", "ExperimentName"
+        )
 
     def delete_experiment(self, p: dict[str, Any]) -> dict[str, Any]:
         exp = self._experiment(p["ExperimentName"])
@@ -122,14 +108,14 @@ class Experiments:
             raise validation(f"Trial with name {name} already exists.")
         used = sum(t["ExperimentName"] == experiment for t in self.trials.values())
         if used >= self.trial_quota:
-            raise _quota(_TRIALS_PER_EXPERIMENT, self.trial_quota, "Trials", used)
+            raise shapes.quota(shapes.TRIALS_PER_EXPERIMENT, self.trial_quota, "Trials", used)
         arn = f"{self._arn}:experiment-trial/{name.lower()}"
-        self.trials[name] = _record(p, "TrialName", "TrialArn", arn)
+        self.trials[name] = shapes.record(p, "TrialName", "TrialArn", arn)
         self._save()
         return {"TrialArn": arn}
 
     def describe_trial(self, p: dict[str, Any]) -> dict[str, Any]:
-        return _public(self._trial(p["TrialName"]))
+        return shapes.public(self._trial(p["TrialName"]))
 
     def list_trials(self, p: dict[str, Any]) -> dict[str, Any]:
         trials = list(self.trials.values())
@@ -138,7 +124,7 @@ class Experiments:
         if "TrialComponentName" in p:
             parents = self._component(p["TrialComponentName"])["parents"]
             trials = [t for t in trials if t["TrialName"] in parents]
-        return _listing(trials, p, "TrialSummaries", "TrialName")
+        return shapes.listing(trials, p, "TrialSummaries", "TrialName")
 
     def delete_trial(self, p: dict[str, Any]) -> dict[str, Any]:
         trial = self._trial(p["TrialName"])
@@ -157,7 +143,7 @@ class Experiments:
         if name in self.components:
             raise validation(f"TrialComponent with name {name} already exists.")
         arn = f"{self._arn}:experiment-trial-component/{name.lower()}"
-        record = _record(p, "TrialComponentName", "TrialComponentArn", arn)
+        record = shapes.record(p, "TrialComponentName", "TrialComponentArn", arn)
         record.update(parents=[], metric_values={})
         if source is not None:
             record["Source"] = source
@@ -192,7 +178,7 @@ class Experiments:
             comps = [c for c in comps if p["TrialName"] in c["parents"]]
         if "SourceArn" in p:
             comps = [c for c in comps if c.get("Source", {}).get("SourceArn") == p["SourceArn"]]
-        out = _listing(comps, p, "TrialComponentSummaries", "TrialComponentName")
+        out = shapes.listing(comps, p, "TrialComponentSummaries", "TrialComponentName")
         for summary in out["TrialComponentSummaries"]:
             if "Source" in summary:
                 summary["TrialComponentSource"] = summary.pop("Source")
@@ -215,8 +201,8 @@ class Experiments:
                     name in c["parents"] and "Source" not in c for c in self.components.values()
                 )
                 if self.component_quota is not None and used >= self.component_quota:
-                    raise _quota(
-                        _COMPONENTS_PER_TRIAL, self.component_quota, "Trial Components", used
+                    raise shapes.quota(
+                        shapes.COMPONENTS_PER_TRIAL, self.component_quota, "Trial Components", used
                     )
             rec["parents"].append(name)
             self._save()
@@ -253,9 +239,9 @@ class Experiments:
             records = [self._view(c, search=True) for c in self.components.values()]
             key = "TrialComponent"
         elif resource == "Experiment":
-            records, key = [_public(e) for e in self.experiments.values()], "Experiment"
+            records, key = [shapes.public(e) for e in self.experiments.values()], "Experiment"
         else:
-            records, key = [_public(t) for t in self.trials.values()], "Trial"
+            records, key = [shapes.public(t) for t in self.trials.values()], "Trial"
         return [{key: r} for r in search_records(records, params)]
 
     # --- training jobs ------------------------------------------------------------------
@@ -268,7 +254,7 @@ class Experiments:
         if "ExperimentName" in config:
             self._experiment(config["ExperimentName"])
         name = f"{request['TrainingJobName']}{JOB_SUFFIX}"
-        params = {k: _parameter(v) for k, v in request.get("HyperParameters", {}).items()}
+        params = {k: shapes.parameter(v) for k, v in request.get("HyperParameters", {}).items()}
         res = request.get("ResourceConfig", {})
         params |= {
             "SageMaker.ImageUri": {
@@ -314,12 +300,12 @@ class Experiments:
 
     def _experiment(self, name: str) -> dict[str, Any]:
         if name not in self.experiments:
-            raise _missing("Experiment", name)
+            raise shapes.missing("Experiment", name)
         return self.experiments[name]
 
     def _trial(self, name: str) -> dict[str, Any]:
         if name not in self.trials:
-            raise _missing("Trial", name)
+            raise shapes.missing("Trial", name)
         return self.trials[name]
 
     def _component(self, name_or_arn: str) -> dict[str, Any]:
@@ -328,12 +314,12 @@ class Experiments:
             (c for c in self.components.values() if c["TrialComponentName"].lower() == name), None
         )
         if rec is None:
-            raise _missing("TrialComponent", name_or_arn)
+            raise shapes.missing("TrialComponent", name_or_arn)
         return rec
 
     def _view(self, rec: dict[str, Any], search: bool = False) -> dict[str, Any]:
-        out = _public(rec)
-        out["Metrics"] = [_summary(n, v, rec) for n, v in rec["metric_values"].items()]
+        out = shapes.public(rec)
+        out["Metrics"] = [shapes.summary(n, v, rec) for n, v in rec["metric_values"].items()]
         if search:
             out["Parents"] = [
                 {"TrialName": t, "ExperimentName": self.trials[t]["ExperimentName"]}
@@ -367,74 +353,3 @@ class Experiments:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(state))
         tmp.replace(self._path)
-
-
-def _record(p: dict[str, Any], name_key: str, arn_key: str, arn: str) -> dict[str, Any]:
-    now = time.time()
-    rec = {k: v for k, v in p.items()}
-    rec.update({arn_key: arn, "CreationTime": now, "LastModifiedTime": now})
-    rec.setdefault("DisplayName", p[name_key])
-    return rec
-
-
-def _public(rec: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in rec.items() if k not in ("parents", "metric_values")}
-
-
-def _listing(items: list[dict[str, Any]], p: dict[str, Any], key: str, name: str) -> dict[str, Any]:
-    sort = "CreationTime" if p.get("SortBy", "CreationTime") == "CreationTime" else name
-    items = sorted(
-        items, key=lambda r: r[sort], reverse=p.get("SortOrder", "Descending") == "Descending"
-    )
-    if "CreatedAfter" in p:
-        items = [r for r in items if r["CreationTime"] > float(p["CreatedAfter"])]
-    if "CreatedBefore" in p:
-        items = [r for r in items if r["CreationTime"] < float(p["CreatedBefore"])]
-    page, token = paginate(items, p, default=10)
-    keep = {
-        name,
-        name.replace("Name", "Arn"),
-        "DisplayName",
-        "Source",
-        "Status",
-        "StartTime",
-        "EndTime",
-        "CreationTime",
-        "LastModifiedTime",
-    }
-    out: dict[str, Any] = {key: [{k: v for k, v in r.items() if k in keep} for r in page]}
-    if token:
-        out["NextToken"] = token
-    return out
-
-
-def _summary(name: str, values: list[list[float]], rec: dict[str, Any]) -> dict[str, Any]:
-    numbers = [v[2] for v in values]
-    return {
-        "MetricName": name,
-        "SourceArn": rec["TrialComponentArn"],
-        "TimeStamp": values[-1][0],
-        "Max": max(numbers),
-        "Min": min(numbers),
-        "Last": numbers[-1],
-        "Count": len(numbers),
-        "Avg": statistics.fmean(numbers),
-        "StdDev": statistics.stdev(numbers) if len(numbers) > 1 else 0.0,
-    }
-
-
-def _parameter(text: str) -> dict[str, Any]:
-    """A hyperparameter as the job's component shows it: a number if it is one."""
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {"StringValue": text}
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return {"NumberValue": float(value)}
-    return {"StringValue": value if isinstance(value, str) else text}
-
-
-def _quota(name: str, limit: int, unit: str, used: int) -> AwsError:
-    return AwsError(
-        "ResourceLimitExceeded", _QUOTA.format(name=name, limit=limit, unit=unit, used=used)
-    )
