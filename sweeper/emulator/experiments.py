@@ -7,8 +7,9 @@ experiment with ``ResourceLimitExceeded`` and AWS's message; components made for
 training jobs (``<job>-aws-training-job``) do not count toward the first quota.
 BatchPutMetrics values are rolled into the component's ``Metrics`` summaries.
 
-The store is kept in ``<root>/experiments.json``: rewritten at most twice a second
-while it changes, and when the emulator stops.
+The store is kept under ``<root>/experiments/``, one file per record (see
+:mod:`~sweeper.emulator.shelves`): changed records are written at most twice a second,
+and when the emulator stops.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from typing import Any
 from sweeper.emulator import experiment_shapes as shapes
 from sweeper.emulator.errors import validation
 from sweeper.emulator.search import search_records
+from sweeper.emulator.shelves import Shelves
 
 JOB_SUFFIX = "-aws-training-job"
 _SAVE_DELAY = 0.5  # seconds
+_KINDS = ("experiments", "trials", "components")
 
 
 class Experiments:
@@ -38,21 +41,15 @@ class Experiments:
         component_quota: int | None = 50,
         trial_quota: int = 300,
     ) -> None:
-        self._path = root / "experiments.json"
         self._arn = f"arn:aws:sagemaker:{region}:{account}"
         self.component_quota = component_quota
         self.trial_quota = trial_quota
-        self.experiments: dict[str, dict[str, Any]] = {}
-        self.trials: dict[str, dict[str, Any]] = {}
-        self.components: dict[str, dict[str, Any]] = {}
-        self._dirty = False
-        if self._path.is_file():
-            state = json.loads(self._path.read_text())
-            self.experiments, self.trials, self.components = (
-                state["experiments"],
-                state["trials"],
-                state["components"],
-            )
+        self._shelves = Shelves(root / "experiments", _KINDS)
+        self._flush_due = False
+        tables = _load(self._shelves, root / "experiments.json")
+        self.experiments: dict[str, dict[str, Any]] = tables["experiments"]
+        self.trials: dict[str, dict[str, Any]] = tables["trials"]
+        self.components: dict[str, dict[str, Any]] = tables["components"]
 
     def operations(self) -> dict[str, Any]:
         """SageMaker operation name -> handler (params -> response)."""
@@ -82,7 +79,7 @@ class Experiments:
             raise validation(f"Experiment with name {name} already exists.")
         arn = f"{self._arn}:experiment/{name.lower()}"
         self.experiments[name] = shapes.record(p, "ExperimentName", "ExperimentArn", arn)
-        self._save()
+        self._save("experiments", name)
         return {"ExperimentArn": arn}
 
     def describe_experiment(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +95,7 @@ class Experiments:
         if any(t["ExperimentName"] == exp["ExperimentName"] for t in self.trials.values()):
             raise validation("The experiment still has trials; delete them first.")
         del self.experiments[exp["ExperimentName"]]
-        self._save()
+        self._save("experiments", exp["ExperimentName"])
         return {"ExperimentArn": exp["ExperimentArn"]}
 
     def create_trial(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +108,7 @@ class Experiments:
             raise shapes.quota(shapes.TRIALS_PER_EXPERIMENT, self.trial_quota, "Trials", used)
         arn = f"{self._arn}:experiment-trial/{name.lower()}"
         self.trials[name] = shapes.record(p, "TrialName", "TrialArn", arn)
-        self._save()
+        self._save("trials", name)
         return {"TrialArn": arn}
 
     def describe_trial(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -131,7 +128,7 @@ class Experiments:
         if any(trial["TrialName"] in c["parents"] for c in self.components.values()):
             raise validation("The trial still has trial components; disassociate them first.")
         del self.trials[trial["TrialName"]]
-        self._save()
+        self._save("trials", trial["TrialName"])
         return {"TrialArn": trial["TrialArn"]}
 
     # --- trial components ---------------------------------------------------------------
@@ -148,7 +145,7 @@ class Experiments:
         if source is not None:
             record["Source"] = source
         self.components[name] = record
-        self._save()
+        self._save("components", name)
         return {"TrialComponentArn": arn}
 
     def describe_component(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -164,7 +161,7 @@ class Experiments:
             for gone in p.get(f"{key}ToRemove", []):
                 rec[key].pop(gone, None)
         rec["LastModifiedTime"] = time.time()
-        self._save()
+        self._save("components", rec["TrialComponentName"])
         return {"TrialComponentArn": rec["TrialComponentArn"]}
 
     def list_components(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -189,7 +186,7 @@ class Experiments:
         if rec["parents"]:
             raise validation("The trial component is associated with trials; disassociate it.")
         del self.components[rec["TrialComponentName"]]
-        self._save()
+        self._save("components", rec["TrialComponentName"])
         return {"TrialComponentArn": rec["TrialComponentArn"]}
 
     def associate(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -205,14 +202,14 @@ class Experiments:
                         shapes.COMPONENTS_PER_TRIAL, self.component_quota, "Trial Components", used
                     )
             rec["parents"].append(name)
-            self._save()
+            self._save("components", rec["TrialComponentName"])
         return {"TrialComponentArn": rec["TrialComponentArn"], "TrialArn": trial["TrialArn"]}
 
     def disassociate(self, p: dict[str, Any]) -> dict[str, Any]:
         rec, trial = self._component(p["TrialComponentName"]), self._trial(p["TrialName"])
         if trial["TrialName"] in rec["parents"]:
             rec["parents"].remove(trial["TrialName"])
-            self._save()
+            self._save("components", rec["TrialComponentName"])
         return {"TrialComponentArn": rec["TrialComponentArn"], "TrialArn": trial["TrialArn"]}
 
     def put_metrics(self, p: dict[str, Any]) -> dict[str, Any]:
@@ -230,7 +227,7 @@ class Experiments:
             series.append(
                 [float(datum["Timestamp"]), int(datum.get("Step", 0)), float(datum["Value"])]
             )
-        self._save()
+        self._save("components", rec["TrialComponentName"])
         return {}
 
     def search(self, resource: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -275,7 +272,7 @@ class Experiments:
         self.components[name]["RunName"] = config.get("RunName")
         if config.get("TrialName") in self.trials:
             self.components[name]["parents"].append(config["TrialName"])
-        self._save()
+        self._save("components", name)
 
     def job_finished(
         self,
@@ -294,7 +291,7 @@ class Experiments:
             rec["metric_values"][metric] = [[stamp, 0, value]]
         if artifact:
             rec["OutputArtifacts"] = {"SageMaker.ModelArtifact": {"Value": artifact}}
-        self._save()
+        self._save("components", rec["TrialComponentName"])
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -329,27 +326,35 @@ class Experiments:
             out.setdefault("Tags", [])
         return out
 
-    def _save(self) -> None:
-        """Write soon (within :data:`_SAVE_DELAY`), once for a burst of changes."""
-        if self._dirty:
+    def _save(self, kind: str, name: str) -> None:
+        """Write record ``name`` of ``kind`` soon (within :data:`_SAVE_DELAY`), with the
+        rest of a burst of changes."""
+        self._shelves.mark(kind, name)
+        if self._flush_due:
             return
-        self._dirty = True
+        self._flush_due = True
         try:
             asyncio.get_running_loop().call_later(_SAVE_DELAY, self.flush)
         except RuntimeError:  # no loop (a direct call): write now
             self.flush()
 
     def flush(self) -> None:
-        """Write the store now if it changed."""
-        if not self._dirty:
-            return
-        self._dirty = False
-        state = {
-            "experiments": self.experiments,
-            "trials": self.trials,
-            "components": self.components,
-        }
-        tmp = self._path.with_suffix(".tmp")
-        self._path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(state))
-        tmp.replace(self._path)
+        """Write the records changed since the last flush, now."""
+        self._flush_due = False
+        if self._shelves.dirty:
+            tables = {"experiments": self.experiments, "trials": self.trials}
+            self._shelves.flush(tables | {"components": self.components})
+
+
+def _load(shelves: Shelves, legacy: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    """The kept records; those of an earlier emulator's single ``legacy`` file are moved
+    to the shelves first."""
+    if not legacy.is_file():
+        return shelves.load()
+    tables: dict[str, dict[str, dict[str, Any]]] = json.loads(legacy.read_text())
+    for kind in _KINDS:
+        for name in tables[kind]:
+            shelves.mark(kind, name)
+    shelves.flush(tables)
+    legacy.unlink()
+    return tables

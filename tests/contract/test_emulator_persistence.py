@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -145,3 +146,54 @@ def test_a_second_emulator_on_the_same_state_is_refused(tmp_path: Path) -> None:
     assert second.returncode == 1
     assert "is in use by another process" in second.stderr
     assert "Traceback" not in second.stderr
+
+
+async def test_experiments_survive_a_restart_one_file_per_record(tmp_path: Path) -> None:
+    """Each record is its own file (a change rewrites what changed, not the store): what
+    was created, updated and deleted before a restart is so after it; an earlier
+    emulator's single experiments.json is moved to the per-record files on start."""
+    root = tmp_path / "state"
+    root.mkdir()
+    legacy = {
+        "experiments": {
+            "old": {
+                "ExperimentName": "old",
+                "ExperimentArn": "arn:aws:sagemaker:us-east-1:123456789012:experiment/old",
+                "DisplayName": "old",
+                "CreationTime": 1.0,
+                "LastModifiedTime": 1.0,
+            }
+        },
+        "trials": {},
+        "components": {},
+    }
+    (root / "experiments.json").write_text(json.dumps(legacy))
+    settings = EmulatorSettings(RunnerSettings(root=root))
+    with EmbeddedEmulator(settings) as first:
+        async with AsyncExitStack() as stack:
+            sm = await _client(stack, first.endpoint_url)
+            await sm.create_experiment(ExperimentName="exp")
+            await sm.create_trial(TrialName="t", ExperimentName="exp")
+            for name in ("kept", "gone", "other"):
+                await sm.create_trial_component(TrialComponentName=name)
+            await sm.associate_trial_component(TrialComponentName="kept", TrialName="t")
+            await sm.update_trial_component(
+                TrialComponentName="kept", Status={"PrimaryStatus": "Completed"}
+            )
+            await sm.delete_trial_component(TrialComponentName="gone")
+    files = sorted(p.name for p in (root / "experiments" / "components").iterdir())
+    assert files == ["kept.json", "other.json"]
+    assert not (root / "experiments.json").exists()
+    with EmbeddedEmulator(settings) as second:
+        async with AsyncExitStack() as stack:
+            sm = await _client(stack, second.endpoint_url)
+            kept = await sm.describe_trial_component(TrialComponentName="kept")
+            listed = await sm.list_trial_components(TrialName="t")
+            names = [
+                e["ExperimentName"] for e in (await sm.list_experiments())["ExperimentSummaries"]
+            ]
+            with pytest.raises(sm.exceptions.ResourceNotFound):
+                await sm.describe_trial_component(TrialComponentName="gone")
+    assert kept["Status"] == {"PrimaryStatus": "Completed"}
+    assert [c["TrialComponentName"] for c in listed["TrialComponentSummaries"]] == ["kept"]
+    assert sorted(names) == ["exp", "old"]
