@@ -141,10 +141,13 @@ def check_quotas(
     running = warm = 0
     reusable = False
     for other in jobs:
+        active = other.status in ("InProgress", "Stopping")
+        if other is job or not (active or other.pool == AVAILABLE):
+            continue  # most jobs of a long sweep: ended, their pool gone (or none)
         other_kind, other_count = _instances(other)
-        if other is job or other_kind != kind:
+        if other_kind != kind:
             continue
-        if other.status in ("InProgress", "Stopping"):
+        if active:
             running += other_count
             warm += other_count if keep_alive(other) > 0 else 0
         elif other.pool == AVAILABLE and status(other, now) != TERMINATED:

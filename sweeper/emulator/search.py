@@ -9,7 +9,7 @@ where listings are eventually consistent anyway).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,14 +72,35 @@ def list_jobs(jobs: Sequence[Job], params: dict[str, Any]) -> list[Job]:
     return out
 
 
-def search_jobs(jobs: Sequence[Job], params: dict[str, Any]) -> list[dict[str, Any]]:
-    """``TrainingJob`` records matching a Search request, sorted as it asks."""
+def search_jobs(jobs: Mapping[str, Job], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """``TrainingJob`` records matching a Search request, sorted as it asks. A search by
+    job names (how an orchestrator polls) looks only at those jobs, not at all of them."""
+    names = _named(params.get("SearchExpression"))
+    chosen = jobs.values() if names is None else [jobs[n] for n in names if n in jobs]
     records = []
-    for job in jobs:
+    for job in chosen:
         record = job.describe()
         record["Tags"] = job.request.get("Tags", [])
         records.append(record)
     return search_records(records, params)
+
+
+def _named(expression: dict[str, Any] | None) -> set[str] | None:
+    """The job names an expression of ``TrainingJobName`` ``In``/``Equals`` filters (any
+    of them) matches; None for any other expression."""
+    if not expression or set(expression) - {"Filters", "Operator"}:
+        return None
+    filters = expression.get("Filters", [])
+    if not filters or (len(filters) > 1 and expression.get("Operator", "And") != "Or"):
+        return None
+    names: set[str] = set()
+    for flt in filters:
+        op = flt.get("Operator", "Equals")
+        if flt.get("Name") != "TrainingJobName" or op not in ("In", "Equals"):
+            return None
+        value = str(flt.get("Value", ""))
+        names.update(value.split(",") if op == "In" else [value])
+    return names
 
 
 def search_records(records: list[dict[str, Any]], params: dict[str, Any]) -> list[dict[str, Any]]:

@@ -280,9 +280,7 @@ class Emulator:
     async def _search(self, params: dict[str, Any]) -> dict[str, Any]:
         resource = params["Resource"]
         if resource == "TrainingJob":
-            records = [
-                {"TrainingJob": r} for r in search.search_jobs(list(self.jobs.values()), params)
-            ]
+            records = [{"TrainingJob": r} for r in search.search_jobs(self.jobs, params)]
         elif resource in ("ExperimentTrialComponent", "Experiment", "ExperimentTrial"):
             records = self.experiments.search(resource, params)
         else:

@@ -181,6 +181,24 @@ async def test_list_and_search_find_jobs(sagemaker: Any, code_dir: Path) -> None
         },
     )
     assert len(numeric["Results"]) == 3
+    both = await sagemaker.search(  # names and a metric, ANDed: no shortcut by name
+        Resource="TrainingJob",
+        SearchExpression={
+            "Filters": [
+                {"Name": "TrainingJobName", "Operator": "In", "Value": "lst-0,lst-2,nope"},
+                {"Name": "Metrics.loss", "Operator": "GreaterThan", "Value": "-1"},
+            ]
+        },
+    )
+    assert sorted(r["TrainingJob"]["TrainingJobName"] for r in both["Results"]) == [
+        "lst-0",
+        "lst-2",
+    ]
+    one = await sagemaker.search(  # Equals is the default operator
+        Resource="TrainingJob",
+        SearchExpression={"Filters": [{"Name": "TrainingJobName", "Value": "lst-1"}]},
+    )
+    assert [r["TrainingJob"]["TrainingJobName"] for r in one["Results"]] == ["lst-1"]
 
 
 async def test_batched_poll_uses_one_search_call_for_many_jobs(
