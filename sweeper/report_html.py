@@ -24,6 +24,7 @@ import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
 from sweeper.report import text
+from sweeper.study import importance
 
 _STYLE = (
     "body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
@@ -33,10 +34,11 @@ _STYLE = (
 
 def render(doc: dict[str, Any], study: optuna.Study) -> str:
     """The HTML page: the text report, then every plot that the trials allow."""
+    evaluator = importance.evaluator()
     makers: list[tuple[str, Callable[[], go.Figure]]] = [
         ("Optimisation history", lambda: vis.plot_optimization_history(study)),
         ("Parallel coordinates", lambda: vis.plot_parallel_coordinate(study)),
-        ("Parameter importances", lambda: vis.plot_param_importances(study)),
+        ("Parameter importances", lambda: vis.plot_param_importances(study, evaluator=evaluator)),
         ("Slices", lambda: vis.plot_slice(study)),
         ("Jobs per slot", lambda: timeline(study.get_trials(deepcopy=False))),
     ]

@@ -6,19 +6,18 @@ Mixed into :class:`~sweeper.study.SweepStudy`, whose storage thread runs the wor
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from sweeper.config import SweepConfig
 from sweeper.errors import ConfigError
+from sweeper.study import importance
 from sweeper.study.records import NOTES, POOL_SECONDS, RUN_PREFIX, WARM_POOLS
 
 T = TypeVar("T")
-IMPORTANCE_SAMPLE = 2000  # importances from at most this many complete trials
 
 
 class StudyAttributes:
@@ -72,21 +71,8 @@ class StudyAttributes:
         }
 
     async def importances(self, trials: list[FrozenTrial] | None = None) -> dict[str, float]:
-        """Parameter importances (Optuna's default evaluator, over at most
-        :data:`IMPORTANCE_SAMPLE` complete trials, a seeded sample beyond); empty under
-        two results. ``trials``: every trial, when the caller has read them already."""
-        return await self._run(self._importances, trials)
-
-    def _importances(self, trials: list[FrozenTrial] | None) -> dict[str, float]:
-        done = [t for t in trials or self._all() if t.state == TrialState.COMPLETE]
-        if len(done) < 2:
-            return {}
-        if len(done) > IMPORTANCE_SAMPLE:  # fANOVA's forest grows with its trials
-            done = random.Random(0).sample(done, IMPORTANCE_SAMPLE)
-        probe = optuna.create_study(direction=self._study.direction)
-        probe.add_trials(done)
-        try:
-            found = optuna.importance.get_param_importances(probe)
-        except (RuntimeError, ValueError):  # e.g. no parameter ever varied
-            return {}
-        return {k: float(v) for k, v in found.items()}
+        """Parameter importances (:func:`sweeper.study.importance.importances`).
+        ``trials``: every trial, when the caller has read them already."""
+        return await self._run(
+            lambda: importance.importances(trials or self._all(), self._study.direction)
+        )
