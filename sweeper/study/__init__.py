@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -400,23 +399,3 @@ class SweepStudy(StudyAttributes):
         return read_trials(
             self._rdb.engine, self._rdb.get_study_id_from_name(self._study.study_name)
         )
-
-    async def counts(self) -> Counts:
-        trials = await self.trials()
-        by = {s: sum(t.state == s for t in trials) for s in TrialState}
-        pruned = sum(t.state == TrialState.PRUNED and PRUNED_AT in t.user_attrs for t in trials)
-        return Counts(
-            complete=by[TrialState.COMPLETE],
-            failed=by[TrialState.FAIL],
-            running=by[TrialState.RUNNING] + by[TrialState.WAITING],
-            pruned=pruned,
-            unlaunched=by[TrialState.PRUNED] - pruned,
-        )
-
-    async def best(self) -> FrozenTrial | None:
-        """The best COMPLETE trial, or None when there is none yet."""
-        done = [t for t in await self.trials() if t.state == TrialState.COMPLETE]
-        if not done:
-            return None
-        pick = max if self._config.objective.direction == "maximize" else min
-        return pick(done, key=lambda t: t.value if t.value is not None else -math.inf)

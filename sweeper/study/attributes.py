@@ -1,21 +1,22 @@
 """What a study keeps beside its trials, in study attributes: notes, warm pools, runs,
-and what is derived from all trials at once (parameter importances).
+and what is derived from all trials at once (counts, the best trial, importances).
 
 Mixed into :class:`~sweeper.study.SweepStudy`, whose storage thread runs the work.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.config import SweepConfig
 from sweeper.errors import ConfigError
 from sweeper.study import importance
-from sweeper.study.records import NOTES, POOL_SECONDS, RUN_PREFIX, WARM_POOLS
+from sweeper.study.records import NOTES, POOL_SECONDS, PRUNED_AT, RUN_PREFIX, WARM_POOLS, Counts
 
 T = TypeVar("T")
 
@@ -76,3 +77,23 @@ class StudyAttributes:
         return await self._run(
             lambda: importance.importances(trials or self._all(), self._study.direction)
         )
+
+    async def counts(self) -> Counts:
+        trials = await self._run(self._all)
+        by = {s: sum(t.state == s for t in trials) for s in TrialState}
+        pruned = sum(t.state == TrialState.PRUNED and PRUNED_AT in t.user_attrs for t in trials)
+        return Counts(
+            complete=by[TrialState.COMPLETE],
+            failed=by[TrialState.FAIL],
+            running=by[TrialState.RUNNING] + by[TrialState.WAITING],
+            pruned=pruned,
+            unlaunched=by[TrialState.PRUNED] - pruned,
+        )
+
+    async def best(self) -> FrozenTrial | None:
+        """The best COMPLETE trial, or None when there is none yet."""
+        done = [t for t in await self._run(self._all) if t.state == TrialState.COMPLETE]
+        if not done:
+            return None
+        pick = max if self._config.objective.direction == "maximize" else min
+        return pick(done, key=lambda t: t.value if t.value is not None else -math.inf)
