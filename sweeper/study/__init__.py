@@ -377,9 +377,13 @@ class SweepStudy(StudyAttributes):
         self, number: int, state: TrialState, value: float | None, attrs: dict[str, Any]
     ) -> None:
         """Close a trial this orchestrator holds; one it no longer holds (adopted by
-        another while this one was silent), or already closed, is left as it is."""
-        trial = self._live.get(number)
+        another while this one was silent: its claim says so), or already closed, is
+        left as it is."""
+        trial = self._live.get(number)  # kept until the tell is stored: an outage retries
         if trial is None:
+            return
+        if self._leases.owners([number]).get(number) != self.owner:
+            del self._live[number]
             return
         try:
             for key, val in attrs.items():

@@ -131,3 +131,29 @@ async def test_a_storage_outage_is_retried_then_reported_once(tmp_path: Path) ->
         await study._run(flaky)
     assert len(calls) == 1
     study.close()
+
+
+async def test_a_trial_adopted_from_a_silent_orchestrator_is_not_told_by_it(
+    tmp_path: Path,
+) -> None:
+    """An orchestrator paused past its lease comes back holding a trial another adopted:
+    its result is not told (the adopter's is), so a trial never gets two verdicts."""
+    wall = Wall()
+    one, two = _study(tmp_path, 2), _study(tmp_path, 2)
+    for s in (one, two):
+        s._leases._wall = wall
+    await one.join(), await two.join()
+    record = await one.ask(lambda n, a: f"quad-{n}-{a}")
+    assert record is not None
+    await one.stop_asking()
+    wall.now += 61  # one is silent past its lease
+    await two.heartbeat()
+    (adopted,) = await two.adopt()
+    assert adopted.record.number == record.number
+    await one.tell_complete(record.number, 9.0, {})  # too late: not its trial any more
+    (trial,) = [t for t in await two.trials() if t.number == record.number]
+    assert trial.state == TrialState.RUNNING
+    await two.tell_complete(record.number, 1.0, {})
+    (trial,) = [t for t in await one.trials() if t.number == record.number]
+    assert (trial.state, trial.value) == (TrialState.COMPLETE, 1.0)
+    one.close(), two.close()
