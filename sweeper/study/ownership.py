@@ -9,7 +9,8 @@ adopted by a compare-and-set on its claim (``UPDATE ... WHERE owner = <the dead 
 which exactly one adopter wins.
 
 An orchestrator is dead when its lease has expired, when it left (clean exit or
-Ctrl-C: its row is deleted), or when it ran on this host and its process is gone.
+Ctrl-C: its row is deleted), or when it ran where this one runs (same host, same boot,
+same pid namespace: see :func:`machine`) and its process is gone.
 A RUNNING trial without a claim was being asked when its orchestrator stopped, or is
 being asked right now: it is adopted only when no other live orchestrator still asks.
 
@@ -19,12 +20,14 @@ assumed to agree on the time to well within a lease (NTP does).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import sqlalchemy as sa
 import sqlalchemy.exc
@@ -35,7 +38,7 @@ _LEASES = sa.Table(
     _META,
     sa.Column("study", sa.String(512), primary_key=True),
     sa.Column("owner", sa.String(255), primary_key=True),
-    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),  # its machine()
     sa.Column("pid", sa.Integer, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("asking", sa.Boolean, nullable=False),
@@ -53,6 +56,17 @@ DEFAULT_LEASE_SECONDS = 60.0
 def new_owner() -> str:
     """This process's identity among orchestrators: ``host:pid:token``."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(2)}"
+
+
+def machine() -> str:
+    """Where a process id names the same process as here: the host name, its boot, and
+    the pid namespace. Containers that share a host name (host networking) each have
+    their own pids, so a pid gone from one says nothing of another."""
+    parts = [socket.gethostname()]
+    with contextlib.suppress(OSError):  # Linux; elsewhere the host name alone
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return "/".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +96,12 @@ class Leases:
         owner: str,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         wall: Callable[[], float] = time.time,
+        where: str | None = None,
     ) -> None:
+        """``where``: this orchestrator's :func:`machine` (injectable for tests)."""
         self._engine, self._study, self.owner = engine, study, owner
         self.lease_seconds, self._wall = lease_seconds, wall
+        self._where = where if where is not None else machine()
         _META.create_all(engine)
 
     @property
@@ -93,8 +110,8 @@ class Leases:
 
     def join(self) -> None:
         """Take a lease (asking trials) for this orchestrator."""
-        host, pid, _ = self.owner.rsplit(":", 2)
-        row = {"host": host, "pid": int(pid), "expires_at": self._expiry(), "asking": True}
+        pid = int(self.owner.rsplit(":", 2)[1])
+        row = {"host": self._where, "pid": pid, "expires_at": self._expiry(), "asking": True}
         with self._engine.begin() as conn:
             conn.execute(sa.delete(_LEASES).where(*self._mine()))
             conn.execute(sa.insert(_LEASES).values(study=self._study, owner=self.owner, **row))
@@ -154,11 +171,10 @@ class Leases:
         )
         with self._engine.connect() as conn:
             rows = list(conn.execute(query))
-        host = socket.gethostname()
         return {
             r.owner: Orchestrator(r.owner, r.expires_at, r.asking)
             for r in rows
-            if r.host != host or _alive(r.pid)
+            if r.host != self._where or _alive(r.pid)
         }
 
     def adoptable(self, running: Iterable[int]) -> list[Adoption]:

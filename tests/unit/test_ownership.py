@@ -4,6 +4,9 @@ the wall clock of leases is injected)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ from sweeper import config
 from sweeper.aws.retry import RetryPolicy
 from sweeper.errors import StorageUnavailable
 from sweeper.study import SweepStudy
-from sweeper.study.ownership import Leases
+from sweeper.study.ownership import Leases, machine
 from tests.helpers import space_doc, write_sweep
 
 
@@ -157,3 +160,22 @@ async def test_a_trial_adopted_from_a_silent_orchestrator_is_not_told_by_it(
     (trial,) = [t for t in await one.trials() if t.number == record.number]
     assert (trial.state, trial.value) == (TrialState.COMPLETE, 1.0)
     one.close(), two.close()
+
+
+def test_a_gone_process_is_dead_only_where_its_pid_means_it(tmp_path: Path) -> None:
+    """Same host, boot and pid namespace: a pid that is gone is a dead orchestrator, at
+    once. Elsewhere (another host, or a container sharing this host name) a pid says
+    nothing, and only the lease decides."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    wall = Wall()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'leases.db'}")
+    here = Leases(engine, "quad", f"host:{gone.pid}:a", wall=wall)
+    there = Leases(engine, "quad", f"host:{gone.pid}:b", wall=wall, where="other/boot/pid:[1]")
+    me = Leases(engine, "quad", f"host:{os.getpid()}:c", wall=wall)
+    for member in (here, there, me):
+        member.join()
+    assert set(me.live()) == {f"host:{gone.pid}:b"}
+    with engine.connect() as conn:
+        hosts = {r[0] for r in conn.execute(sa.text("SELECT host FROM sweeper_orchestrators"))}
+    assert hosts == {machine(), "other/boot/pid:[1]"}
