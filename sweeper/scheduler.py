@@ -149,6 +149,8 @@ class Scheduler:
                 if t.inflight or self._launchable() > 0:
                     continue
                 if not others:
+                    if await self._budget_given_back():
+                        continue
                     return
                 await self._sleep_until(min(self._sharing.due, self._clock.now() + 1.0))
                 continue
@@ -160,6 +162,12 @@ class Scheduler:
             if self.interrupted and self._on_exit != OnExit.WAIT:
                 return
             await self._poll()
+
+    async def _budget_given_back(self) -> bool:
+        """Before ending: whether places in the budget came back after all (a trial whose
+        asking was cut short, closed unlaunched when adopted). The study's count decides."""
+        self._t.trials_total = await self._study.budget_used()
+        return self._launchable() > 0
 
     def _next_poll(self) -> float:
         """When to poll: the planner's choice, sooner while a pool is on its way."""

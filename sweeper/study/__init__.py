@@ -260,6 +260,16 @@ class SweepStudy(StudyAttributes):
         trial.set_user_attr(OWNER, self.owner)
         return TrialRecord(trial.number, dict(trial.params), name, owner=self.owner)
 
+    async def budget_used(self) -> int:
+        """How many trials count toward the budget now, whoever asked them (a count,
+        not a read of every trial)."""
+        return await self._run(self._budget_used)
+
+    def _budget_used(self) -> int:
+        closed = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+        total = trial_count(self._rdb, self._study, self._study.study_name)
+        return total - sum(is_unlaunched(t) for t in closed)
+
     def _rank(self, number: int) -> int:
         """How many trials numbered below ``number`` count toward the budget."""
         closed = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))

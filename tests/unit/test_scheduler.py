@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
+import sqlalchemy as sa
 from optuna.trial import TrialState
 
 from sweeper.aws.names import job_name
@@ -34,6 +36,7 @@ from sweeper.polling import PollTiming
 from sweeper.pruning import EarlyStopping
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
+from sweeper.study.ownership import Leases
 from sweeper.types import JobState, JobStatus, OnExit, Progress, StopReason, SweepOutcome
 from tests.helpers import fake_request, objective
 
@@ -169,6 +172,7 @@ class Events:
     def __init__(self) -> None:
         self.lines: list[tuple[str, int]] = []
         self.progresses: list[Progress] = []
+        self.on_note: Callable[[str], None] = lambda text: None
 
     def started(self, number: int, job: str, params: dict[str, Any]) -> None:
         self.lines.append(("started", number))
@@ -184,6 +188,7 @@ class Events:
 
     def note(self, text: str) -> None:
         self.lines.append((text, -1))
+        self.on_note(text)
 
     def progress(self, progress: Progress) -> None:
         self.progresses.append(progress)
@@ -547,4 +552,32 @@ async def test_hooks_add_to_each_request_and_observers_learn_each_outcome_once(
     assert names == sorted(f"trial-{n}" for n in set(recorder.prepared))  # prepared first
     trials = {t.number: t for t in await study.trials()}
     assert sorted(recorder.outcomes) == sorted((n, t.value) for n, t in trials.items())
+    study.close()
+
+
+async def test_a_place_given_back_at_the_end_is_still_run(tmp_path: Path) -> None:
+    """Another orchestrator's ask, cut short before it sampled or claimed its trial,
+    holds a place in the budget while that orchestrator may still be asking it; once
+    none asks, the trial is closed unlaunched and its place is used: the budget is
+    exact."""
+    clock = VirtualClock()
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    other = Leases(sa.create_engine(url), "quad", "elsewhere:1:x", where="elsewhere")
+
+    def orphan(count: int) -> None:
+        if count == 1:  # a trial with no parameters, no claim, no job: RUNNING
+            other.join()  # its orchestrator, asking
+            optuna.load_study(study_name="quad", storage=url).ask()
+
+    backend = FakeBackend(clock, on_create=orphan)
+    scheduler, study, events = make_scheduler(
+        tmp_path, backend, clock, storage=url, max_trials=4, max_parallel=2
+    )
+    events.on_note = lambda text: other.leave() if "waiting for" in text else None
+    outcome = await scheduler.run()
+    trials = await study.trials()
+    assert outcome.completed == 4
+    assert [t.state for t in trials].count(TrialState.COMPLETE) == 4
+    unlaunched = [t.user_attrs.get("pruned", "") for t in trials if t.state == TrialState.PRUNED]
+    assert any("interrupted" in reason for reason in unlaunched)
     study.close()
