@@ -8,6 +8,7 @@ No I/O: the outcomes go to :class:`sweeper.recording.Results`.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from sweeper.decisions import Attempt, Policy, Verdict, judge
 from sweeper.polling import PollPlanner
 from sweeper.recording import Outcome, job_attrs
 from sweeper.study import TrialRecord
-from sweeper.types import JobState, Reporter, StopReason
+from sweeper.types import JobState, Progress, Reporter, StopReason
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,28 @@ class Tally:
     ready: deque[TrialRecord] = field(default_factory=deque)  # pre-asked trials
     ask_seconds: float = 0.0  # the last ask's duration, to judge if a pre-ask fits a wait
     capacity_wait: bool = False  # a quota refused a create: launch again once a job ends
+
+    def progress(
+        self,
+        limit: int,
+        parallel: int,
+        planner: PollPlanner,
+        statuses: dict[str, str],
+        elapsed: float,
+    ) -> Progress:
+        """The live view's figures: ``limit`` trials at most, ``parallel`` at once,
+        ``statuses`` each job's secondary status at the last poll."""
+        left = limit - self.trials_total + len(self.inflight) + len(self.ready)
+        eta = None
+        if planner.expected is not None and self.stop is None:
+            rounds = math.ceil(max(0, left) / parallel)
+            eta = rounds * (planner.mean or planner.expected) if rounds else None
+        jobs = tuple(
+            (f.trial.number, name, statuses.get(name, "Starting"))
+            for name, f in sorted(self.inflight.items(), key=lambda kv: kv[1].trial.number)
+        )
+        done = (self.completed, self.failed, len(self.inflight))
+        return Progress(*done, limit, self.best, elapsed, eta, jobs)
 
 
 class Judge:

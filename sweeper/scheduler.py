@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -356,26 +355,12 @@ class Scheduler:
         self._reporter.progress(self._progress())
 
     def _progress(self) -> Progress:
-        t, now = self._t, self._clock.now()
-        elapsed = now - self._started_at
-        left = self._study.trial_limit - t.trials_total + len(t.inflight) + len(t.ready)
-        eta = None
-        if self._planner.expected is not None and t.stop is None:
-            rounds = math.ceil(max(0, left) / self._policy.budget.max_parallel)
-            eta = rounds * (self._planner.mean or self._planner.expected) if rounds else None
-        jobs = tuple(
-            (f.trial.number, name, self._statuses.get(name, "Starting"))
-            for name, f in sorted(t.inflight.items(), key=lambda kv: kv[1].trial.number)
-        )
-        return Progress(
-            t.completed,
-            t.failed,
-            len(t.inflight),
+        return self._t.progress(
             self._study.trial_limit,
-            t.best,
-            elapsed,
-            eta,
-            jobs,
+            self._policy.budget.max_parallel,
+            self._planner,
+            self._statuses,
+            self._clock.now() - self._started_at,
         )
 
     async def _bookkeeping(self, deadline: float) -> None:
