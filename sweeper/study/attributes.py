@@ -6,7 +6,7 @@ Mixed into :class:`~sweeper.study.SweepStudy`, whose storage thread runs the wor
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeper.config import SweepConfig
 from sweeper.errors import ConfigError
 from sweeper.study import importance
+from sweeper.study.reader import count_states
 from sweeper.study.records import NOTES, POOL_SECONDS, PRUNED_AT, RUN_PREFIX, WARM_POOLS, Counts
 
 T = TypeVar("T")
@@ -26,6 +27,7 @@ class StudyAttributes:
 
     _study: optuna.Study
     _config: SweepConfig
+    _rdb: optuna.storages.RDBStorage | None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -79,21 +81,31 @@ class StudyAttributes:
         )
 
     async def counts(self) -> Counts:
-        trials = await self._run(self._all)
-        by = {s: sum(t.state == s for t in trials) for s in TrialState}
-        pruned = sum(t.state == TrialState.PRUNED and PRUNED_AT in t.user_attrs for t in trials)
+        """Trials by outcome (counting queries on a database: no trial is read)."""
+        by, pruned = await self._run(self._count_states)
         return Counts(
-            complete=by[TrialState.COMPLETE],
-            failed=by[TrialState.FAIL],
-            running=by[TrialState.RUNNING] + by[TrialState.WAITING],
+            complete=by.get(TrialState.COMPLETE, 0),
+            failed=by.get(TrialState.FAIL, 0),
+            running=by.get(TrialState.RUNNING, 0) + by.get(TrialState.WAITING, 0),
             pruned=pruned,
-            unlaunched=by[TrialState.PRUNED] - pruned,
+            unlaunched=by.get(TrialState.PRUNED, 0) - pruned,
         )
 
+    def _count_states(self) -> tuple[dict[TrialState, int], int]:
+        if self._rdb is None:
+            trials = self._study.get_trials(deepcopy=False)
+            marked = sum(t.state == TrialState.PRUNED and PRUNED_AT in t.user_attrs for t in trials)
+            return Counter(t.state for t in trials), marked
+        study_id = self._rdb.get_study_id_from_name(self._study.study_name)
+        return count_states(self._rdb.engine, study_id, PRUNED_AT)
+
     async def best(self) -> FrozenTrial | None:
-        """The best COMPLETE trial, or None when there is none yet."""
-        done = [t for t in await self._run(self._all) if t.state == TrialState.COMPLETE]
-        if not done:
+        """The best COMPLETE trial, or None when there is none yet (Optuna's own query:
+        no trial but the best is read)."""
+        return await self._run(self._best)
+
+    def _best(self) -> FrozenTrial | None:
+        try:
+            return self._study.best_trial
+        except ValueError:  # no COMPLETE trial yet
             return None
-        pick = max if self._config.objective.direction == "maximize" else min
-        return pick(done, key=lambda t: t.value if t.value is not None else -math.inf)

@@ -1,4 +1,5 @@
-"""Every trial of a study in five queries, for reports of large sweeps.
+"""Every trial of a study in five queries, for reports of large sweeps; counts by state
+in two.
 
 Optuna's own loader builds an ORM object per row (about 0.5 ms a trial: 5 s for 10 000
 trials); a report reads everything once and changes nothing, so it reads Optuna's tables
@@ -143,3 +144,27 @@ def _local(utc: datetime | None) -> datetime | None:
     if utc is None:
         return None
     return utc.replace(tzinfo=UTC).astimezone().replace(tzinfo=None)
+
+
+def count_states(
+    engine: sa.Engine, study_id: int, marked: str
+) -> tuple[dict[TrialState, int], int]:
+    """How many trials of study ``study_id`` are in each state, and how many PRUNED ones
+    carry the user attribute ``marked``: two counting queries, no trial read."""
+    by_state = (
+        sa.select(_TRIALS.c.state, sa.func.count())
+        .where(_TRIALS.c.study_id == study_id)
+        .group_by(_TRIALS.c.state)
+    )
+    with_mark = (
+        sa.select(sa.func.count())
+        .select_from(_TRIALS.join(_USER, _USER.c.trial_id == _TRIALS.c.trial_id))
+        .where(
+            _TRIALS.c.study_id == study_id,
+            _TRIALS.c.state == TrialState.PRUNED.name,
+            _USER.c.key == marked,
+        )
+    )
+    with engine.connect() as conn:
+        counts = {TrialState[s]: int(n) for s, n in conn.execute(by_state)}
+        return counts, int(conn.execute(with_mark).scalar_one())

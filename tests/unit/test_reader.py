@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from sweeper.study.reader import read_trials
+from sweeper.study.reader import count_states, read_trials
 from sweeper.study.storage import open_storage
 
 
@@ -50,3 +50,26 @@ def test_the_reader_matches_optunas_loader_trial_for_trial(tmp_path: Path) -> No
         assert mine.system_attrs == theirs.system_attrs
         assert mine.datetime_start == theirs.datetime_start
         assert mine.datetime_complete == theirs.datetime_complete
+
+
+def test_counting_by_state_matches_the_trials(tmp_path: Path) -> None:
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    assert storage is not None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="s", storage=storage)
+    optuna.create_study(study_name="other", storage=storage).optimize(lambda t: 1.0, n_trials=3)
+    states = [TrialState.COMPLETE] * 3 + [TrialState.FAIL] + [TrialState.PRUNED] * 3
+    for n, state in enumerate(states):
+        trial = study.ask()
+        if n == 4:  # stopped by the pruner: marked; the other two were never launched
+            trial.set_user_attr("pruned_at_step", 2)
+        study.tell(trial, 1.0 if state == TrialState.COMPLETE else None, state=state)
+    study.ask()  # RUNNING
+    by_state, marked = count_states(storage.engine, study._study_id, "pruned_at_step")
+    assert by_state == {
+        TrialState.COMPLETE: 3,
+        TrialState.FAIL: 1,
+        TrialState.PRUNED: 3,
+        TrialState.RUNNING: 1,
+    }
+    assert marked == 1
