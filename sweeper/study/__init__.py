@@ -67,6 +67,7 @@ from sweeper.study.storage import (
     open_storage,
     redacted,
     trial_count,
+    uncached,
 )
 
 T = TypeVar("T")
@@ -153,6 +154,8 @@ class SweepStudy(StudyAttributes):
                 load_if_exists=True,
             )
         check_spec(study, config, redacted(url))
+        if rdb is not None and config.sampler.kind in (SamplerKind.RANDOM, SamplerKind.QMC):
+            uncached(study, rdb)
         study.sampler = make_sampler(config, offset=trial_count(rdb, study, config.name))
         study.pruner = make_pruner(config)
         engine = rdb.engine if rdb is not None else memory_engine()

@@ -130,3 +130,17 @@ def trial_count(rdb: optuna.storages.RDBStorage | None, study: optuna.Study, nam
     if rdb is None:
         return len(study.get_trials(deepcopy=False))
     return count_trials(rdb.engine, rdb.get_study_id_from_name(name))
+
+
+def uncached(study: optuna.Study, rdb: optuna.storages.RDBStorage) -> None:
+    """Let ``study`` use ``rdb`` directly, without the cache Optuna puts in front of it.
+
+    For samplers that never read the study's trials (random, QMC). Optuna's cache keeps
+    every trial it has seen for the life of the process (about 6 MB per 1 000 trials)
+    and re-reads every unfinished trial at each ask (with 100 jobs in flight, half the
+    cost of an ask). It pays for samplers that read the whole history at each ask (TPE,
+    CMA-ES, GP, NSGA-II, the grid). Optuna has no switch for it: the study's storage
+    attribute is replaced; an Optuna that renamed it keeps its cache, and works as before.
+    """
+    if isinstance(getattr(study, "_storage", None), optuna.storages.BaseStorage):
+        study._storage = rdb

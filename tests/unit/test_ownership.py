@@ -83,13 +83,15 @@ def test_a_lapsed_lease_is_reported_when_renewed(tmp_path: Path) -> None:
     assert a.renew()
 
 
-def _study(tmp_path: Path, max_trials: int) -> SweepStudy:
-    cfg = config.load(write_sweep(tmp_path, space_doc(budget={"max_trials": max_trials})))
+def _study(tmp_path: Path, max_trials: int, sampler: str = "tpe") -> SweepStudy:
+    doc = space_doc(budget={"max_trials": max_trials}, sampler={"kind": sampler, "seed": 1})
+    cfg = config.load(write_sweep(tmp_path, doc))
     return SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
 
 
-async def test_two_studies_on_one_file_ask_exactly_the_budget(tmp_path: Path) -> None:
-    one, two = _study(tmp_path, 5), _study(tmp_path, 5)
+@pytest.mark.parametrize("sampler", ["tpe", "random"])  # random: no Optuna cache in front
+async def test_two_studies_on_one_file_ask_exactly_the_budget(tmp_path: Path, sampler: str) -> None:
+    one, two = _study(tmp_path, 5, sampler), _study(tmp_path, 5, sampler)
     await one.join(), await two.join()
     namer = lambda n, a: f"quad-{n}-{a}"  # noqa: E731
     asked = await asyncio.gather(*(s.ask(namer) for s in (one, two) * 4))
@@ -142,7 +144,7 @@ async def test_a_trial_adopted_from_a_silent_orchestrator_is_not_told_by_it(
     """An orchestrator paused past its lease comes back holding a trial another adopted:
     its result is not told (the adopter's is), so a trial never gets two verdicts."""
     wall = Wall()
-    one, two = _study(tmp_path, 2), _study(tmp_path, 2)
+    one, two = _study(tmp_path, 2, "random"), _study(tmp_path, 2, "random")
     for s in (one, two):
         s._leases._wall = wall
     await one.join(), await two.join()
