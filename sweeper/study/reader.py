@@ -156,15 +156,13 @@ def count_states(
         .where(_TRIALS.c.study_id == study_id)
         .group_by(_TRIALS.c.state)
     )
-    with_mark = (
-        sa.select(sa.func.count())
+    with_mark = (  # by state too: PostgreSQL's state column is an enum, not text
+        sa.select(_TRIALS.c.state, sa.func.count())
         .select_from(_TRIALS.join(_USER, _USER.c.trial_id == _TRIALS.c.trial_id))
-        .where(
-            _TRIALS.c.study_id == study_id,
-            _TRIALS.c.state == TrialState.PRUNED.name,
-            _USER.c.key == marked,
-        )
+        .where(_TRIALS.c.study_id == study_id, _USER.c.key == marked)
+        .group_by(_TRIALS.c.state)
     )
     with engine.connect() as conn:
         counts = {TrialState[s]: int(n) for s, n in conn.execute(by_state)}
-        return counts, int(conn.execute(with_mark).scalar_one())
+        marks = {TrialState[s]: int(n) for s, n in conn.execute(with_mark)}
+    return counts, marks.get(TrialState.PRUNED, 0)

@@ -8,6 +8,7 @@ something happens is an event the test controls, not a race against the machine'
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -138,6 +139,34 @@ def test_a_killed_orchestrators_trials_are_adopted_by_the_other(
         ran = _check_sweep(pg_url, url)
     # The victim's jobs could not end before it died: every trial ends as the survivor's.
     assert len({t.user_attrs["orchestrator"] for t in ran}) == 1
+
+
+def test_a_paused_orchestrators_trials_are_adopted_when_its_lease_expires(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """SIGSTOP: the process lives but is silent (a frozen VM, a partition). Its lease
+    expires, the other adopts its trials; resumed, it lets them go and the sweep ends
+    with each trial run and told once."""
+    gate = tmp_path / "go"
+    with standalone_emulator(tmp_path / "state") as url:
+        space = _space(tmp_path, url, pg_url, gate, storage_lease_seconds=3)
+        paused, other = start_sweep(str(space)), start_sweep(str(space))
+        try:
+            seen = [_until(paused, "started"), _until(other, "started")]
+            paused.send_signal(signal.SIGSTOP)
+            seen[1] += _until(other, "adopted from")  # its lease expired: it is taken for dead
+            paused.send_signal(signal.SIGCONT)
+            seen[0] += _until(paused, "lease had lapsed")
+            gate.write_text("go")
+            outs = _finish(paused, other, seen=seen)
+        finally:
+            paused.kill()
+            other.kill()
+        assert paused.returncode == 0, outs[0]
+        assert other.returncode == 0, outs[1]
+        _check_sweep(pg_url, url)
+    for out in outs:
+        assert "Traceback" not in out
 
 
 def test_postgres_restarting_mid_sweep_loses_nothing(tmp_path: Path) -> None:

@@ -6,14 +6,24 @@ import math
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState
 
 from sweeper.study.reader import count_states, read_trials
 from sweeper.study.storage import open_storage
 
 
-def test_the_reader_matches_optunas_loader_trial_for_trial(tmp_path: Path) -> None:
-    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new database: a SQLite file, or one on the test PostgreSQL (its state column is
+    an enum type there)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
+
+def test_the_reader_matches_optunas_loader_trial_for_trial(url: str) -> None:
+    storage = open_storage(url)
     assert storage is not None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="s", storage=storage)
@@ -52,8 +62,8 @@ def test_the_reader_matches_optunas_loader_trial_for_trial(tmp_path: Path) -> No
         assert mine.datetime_complete == theirs.datetime_complete
 
 
-def test_counting_by_state_matches_the_trials(tmp_path: Path) -> None:
-    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+def test_counting_by_state_matches_the_trials(url: str) -> None:
+    storage = open_storage(url)
     assert storage is not None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="s", storage=storage)
