@@ -102,7 +102,7 @@ class Leases:
         self._engine, self._study, self.owner = engine, study, owner
         self.lease_seconds, self._wall = lease_seconds, wall
         self._where = where if where is not None else machine()
-        _META.create_all(engine)
+        _create_tables(engine)
 
     @property
     def renew_every(self) -> float:
@@ -216,6 +216,20 @@ class Leases:
 
     def _expiry(self) -> float:
         return self._wall() + self.lease_seconds
+
+
+def _create_tables(engine: sa.Engine) -> None:
+    """Make the lease and claim tables unless they exist. Orchestrators starting together
+    on a new database both try: the loser's CREATE fails (PostgreSQL: a duplicate in its
+    catalog; SQLite: "already exists"), and its next look finds the tables made."""
+    for attempt in range(3):
+        try:
+            _META.create_all(engine)
+            return
+        except sqlalchemy.exc.DBAPIError:
+            if attempt == 2:
+                raise
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 from sweeper import config
 from sweeper.aws.retry import RetryPolicy
 from sweeper.errors import StorageUnavailable
-from sweeper.study import SweepStudy
+from sweeper.study import SweepStudy, ownership
 from sweeper.study.ownership import Leases, machine
 from tests.helpers import space_doc, write_sweep
 
@@ -181,3 +181,23 @@ def test_a_gone_process_is_dead_only_where_its_pid_means_it(tmp_path: Path) -> N
     with engine.connect() as conn:
         hosts = {r[0] for r in conn.execute(sa.text("SELECT host FROM sweeper_orchestrators"))}
     assert hosts == {machine(), "other/boot/pid:[1]"}
+
+
+def test_tables_made_by_another_orchestrator_meanwhile_are_no_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two orchestrators on a new database both create the tables; the loser's CREATE
+    fails (as PostgreSQL's catalog or SQLite answer it): it looks again and goes on."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'leases.db'}")
+    real, calls = ownership._META.create_all, []
+
+    def racing(bind: sa.Engine) -> None:
+        calls.append(1)
+        real(bind)  # the winner made them just now
+        if len(calls) == 1:
+            raise sqlalchemy.exc.IntegrityError("CREATE TABLE", {}, Exception("duplicate key"))
+
+    monkeypatch.setattr(ownership._META, "create_all", racing)
+    leases = Leases(engine, "quad", "host:1:0")
+    leases.join()
+    assert len(calls) == 2 and leases.claim(0)
