@@ -71,6 +71,9 @@ from sweeper.study.storage import (
 )
 
 T = TypeVar("T")
+# A trial this orchestrator still holds was closed by another, which took it for dead
+# (its lease lapsed while it was silent): the other's word stands.
+_CLOSED_ELSEWHERE = optuna.exceptions.UpdateFinishedTrialError
 __all__ = [
     "ATTEMPT",
     "JOB_NAME",
@@ -238,15 +241,19 @@ class SweepStudy(StudyAttributes):
 
     def _ask(self, job_name: JobNamer) -> TrialRecord | None:
         while True:
-            trial = self._study.ask(self._distributions)
-            if self._leases.claim(trial.number):
-                break
-        self._live[trial.number] = trial
-        try:
-            return self._keep(trial, job_name)
-        except BaseException:  # an outage: the trial is ours to take up (see _adopt)
-            self._live.pop(trial.number, None)
-            raise
+            number = -1  # none yet
+            try:
+                trial = self._study.ask(self._distributions)
+                number = trial.number
+                if not self._leases.claim(number):
+                    continue
+                self._live[number] = trial
+                return self._keep(trial, job_name)
+            except _CLOSED_ELSEWHERE:  # taken for dead mid-ask: another closed the trial
+                self._live.pop(number, None)
+            except BaseException:  # an outage: the trial is ours to take up (see _adopt)
+                self._live.pop(number, None)
+                raise
 
     def _keep(self, trial: optuna.Trial, job_name: JobNamer) -> TrialRecord | None:
         """A trial just asked and claimed: within the budget, name its first job."""
@@ -345,8 +352,11 @@ class SweepStudy(StudyAttributes):
         trial = self._live.get(number)
         if trial is None:
             return
-        for key, val in attrs.items():
-            trial.set_user_attr(key, val)
+        try:
+            for key, val in attrs.items():
+                trial.set_user_attr(key, val)
+        except _CLOSED_ELSEWHERE:  # adopted and closed while this one was silent
+            del self._live[number]
 
     async def tell_complete(self, number: int, value: float, attrs: dict[str, Any]) -> None:
         await self._run(self._tell, number, TrialState.COMPLETE, value, attrs)
@@ -368,10 +378,14 @@ class SweepStudy(StudyAttributes):
         if trial is None:
             return False
         done = self._reported.setdefault(number, set())
-        for step, value in points:
-            if step not in done:
-                trial.report(value, step)
-                done.add(step)
+        try:
+            for step, value in points:
+                if step not in done:
+                    trial.report(value, step)
+                    done.add(step)
+        except _CLOSED_ELSEWHERE:  # adopted and closed while this one was silent
+            del self._live[number]
+            return False
         return bool(trial.should_prune())
 
     async def mark_pruning(self, number: int, step: int) -> None:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -201,3 +202,40 @@ def test_tables_made_by_another_orchestrator_meanwhile_are_no_error(
     leases = Leases(engine, "quad", "host:1:0")
     leases.join()
     assert len(calls) == 2 and leases.claim(0)
+
+
+async def test_an_orchestrator_taken_for_dead_mid_work_goes_on_without_error(
+    tmp_path: Path,
+) -> None:
+    """Silent past its lease in the middle of an ask (or with a trial another then
+    closed), an orchestrator finds the trial closed by the adopter: it asks another one,
+    and writes nothing to the closed trial."""
+    wall = Wall()
+    one, two = _study(tmp_path, 5, "random"), _study(tmp_path, 5, "random")
+    for s in (one, two):
+        s._leases._wall = wall
+    await one.join(), await two.join()
+    namer = lambda n, a: f"quad-{n}-{a}"  # noqa: E731
+    held = await one.ask(namer)
+    assert held is not None
+    await one.stop_asking()
+    real_ask = one._study.ask
+
+    def paused_mid_ask(fixed: Any) -> Any:
+        one._study.ask = real_ask  # type: ignore[method-assign]
+        orphan = real_ask()  # created; its sampling is cut short by the pause
+        wall.now += 61
+        two._leases.renew()
+        for taken in two._adopt():  # one is taken for dead: two closes what it holds
+            two._tell(taken.record.number, TrialState.FAIL, None, {})
+        orphan.suggest_float("x", 0, 1)  # sampling goes on: the trial is closed
+        raise AssertionError("a closed trial took a parameter")
+
+    one._study.ask = paused_mid_ask  # type: ignore[method-assign]
+    record = await one.ask(namer)
+    assert record is not None and record.number == 2  # 1 was closed under it
+    await one.assign_job(held.number, namer(held.number, 2), 2)  # closed by two: no error
+    assert await one.report(held.number, [(0, 1.0)]) is False
+    states = {t.number: t.state for t in await one.trials()}
+    assert states == {0: TrialState.FAIL, 1: TrialState.PRUNED, 2: TrialState.RUNNING}
+    one.close(), two.close()
