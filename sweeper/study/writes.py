@@ -1,0 +1,122 @@
+"""Writing a running trial: its job, intermediate values, pruning marks and verdict.
+
+Mixed into :class:`~sweeper.study.SweepStudy`, whose storage thread runs the work. Only
+trials this orchestrator holds (``_live``) are written; one another orchestrator took
+over and closed meanwhile (it took this one for dead) is let go, its word standing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeper.study.ownership import Leases
+from sweeper.study.records import ATTEMPT, JOB_NAME, ON_DEMAND, PRUNED_AT, STOPPED_ON_EXIT
+
+T = TypeVar("T")
+# A trial this orchestrator still holds was closed by another, which took it for dead
+# (its lease lapsed while it was silent): the other's word stands.
+CLOSED_ELSEWHERE = optuna.exceptions.UpdateFinishedTrialError
+
+
+class TrialWrites:
+    """A sweep's writes to its running trials. Needs ``_study``, ``_live``, ``_reported``,
+    ``_leases``, ``owner`` and ``_run``."""
+
+    _study: optuna.Study
+    _live: dict[int, optuna.Trial]
+    _reported: dict[int, set[int]]
+    _leases: Leases
+
+    @property
+    def owner(self) -> str:
+        raise NotImplementedError
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    async def assign_job(
+        self, number: int, job_name: str, attempt: int, on_demand: bool = False
+    ) -> None:
+        """Record a trial's (next) job before it is created."""
+        attrs = {JOB_NAME: job_name, ATTEMPT: attempt, STOPPED_ON_EXIT: False}
+        await self._run(self._set_attrs, number, attrs | ({ON_DEMAND: True} if on_demand else {}))
+
+    async def mark_stopped_on_exit(self, number: int) -> None:
+        """The sweep stopped this trial's job as it exited: resume runs it again."""
+        await self._run(self._set_attrs, number, {STOPPED_ON_EXIT: True})
+
+    def _set_attrs(self, number: int, attrs: dict[str, Any]) -> None:
+        trial = self._live.get(number)
+        if trial is None:
+            return
+        try:
+            for key, val in attrs.items():
+                trial.set_user_attr(key, val)
+        except CLOSED_ELSEWHERE:  # adopted and closed while this one was silent
+            del self._live[number]
+
+    async def tell_complete(self, number: int, value: float, attrs: dict[str, Any]) -> None:
+        await self._run(self._tell, number, TrialState.COMPLETE, value, attrs)
+
+    async def tell_failed(self, number: int, reason: str, attrs: dict[str, Any]) -> None:
+        await self._run(self._tell, number, TrialState.FAIL, None, {**attrs, "failure": reason})
+
+    async def tell_pruned(self, number: int, reason: str) -> None:
+        """Close a trial that never ran (the sweep stopped before launching it)."""
+        await self._run(self._tell, number, TrialState.PRUNED, None, {"pruned": reason})
+
+    async def report(self, number: int, points: list[tuple[int, float]]) -> bool:
+        """Record a running trial's new intermediate values, as (step, value); return
+        whether the pruner says to stop it. A step already reported is skipped."""
+        return await self._run(self._report, number, points)
+
+    def _report(self, number: int, points: list[tuple[int, float]]) -> bool:
+        trial = self._live.get(number)
+        if trial is None:
+            return False
+        done = self._reported.setdefault(number, set())
+        try:
+            for step, value in points:
+                if step not in done:
+                    trial.report(value, step)
+                    done.add(step)
+        except CLOSED_ELSEWHERE:  # adopted and closed while this one was silent
+            del self._live[number]
+            return False
+        return bool(trial.should_prune())
+
+    async def mark_pruning(self, number: int, step: int) -> None:
+        """The pruner stopped this trial at ``step``: recorded before its job is stopped,
+        so a crash between the two resumes to the same decision."""
+        await self._run(self._set_attrs, number, {PRUNED_AT: step})
+
+    async def tell_stopped_early(self, number: int, step: int, attrs: dict[str, Any]) -> None:
+        """Close a trial the pruner stopped (Optuna's PRUNED, valued at its last step)."""
+        self._reported.pop(number, None)
+        reason = f"pruned at step {step}"
+        attrs = {**attrs, PRUNED_AT: step, "pruned": reason}
+        await self._run(self._tell, number, TrialState.PRUNED, None, attrs)
+
+    def _tell(
+        self, number: int, state: TrialState, value: float | None, attrs: dict[str, Any]
+    ) -> None:
+        """Close a trial this orchestrator holds; one it no longer holds (adopted by
+        another while this one was silent: its claim says so), or already closed, is
+        left as it is."""
+        trial = self._live.get(number)  # kept until the tell is stored: an outage retries
+        if trial is None:
+            return
+        if self._leases.owners([number]).get(number) != self.owner:
+            del self._live[number]
+            return
+        try:
+            for key, val in attrs.items():
+                trial.set_user_attr(key, val)
+            self._study.tell(trial, value, state=state, skip_if_finished=True)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another orchestrator closed it: its word stands
+        del self._live[number]
