@@ -22,12 +22,18 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-def test_the_reader_matches_optunas_loader_trial_for_trial(url: str) -> None:
+def _studies(url: str) -> tuple[optuna.storages.RDBStorage, optuna.Study]:
+    """Study "s" (empty), beside another study of two trials that must not show in it."""
     storage = open_storage(url)
     assert storage is not None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="s", storage=storage)
     optuna.create_study(study_name="other", storage=storage).optimize(lambda t: 1.0, n_trials=2)
+    return storage, study
+
+
+def test_the_reader_matches_optunas_loader_trial_for_trial(url: str) -> None:
+    storage, study = _studies(url)
     for n in range(6):
         trial = study.ask()
         x = trial.suggest_float("x", 1e-3, 1.0, log=True)
@@ -63,11 +69,7 @@ def test_the_reader_matches_optunas_loader_trial_for_trial(url: str) -> None:
 
 
 def test_counting_by_state_matches_the_trials(url: str) -> None:
-    storage = open_storage(url)
-    assert storage is not None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name="s", storage=storage)
-    optuna.create_study(study_name="other", storage=storage).optimize(lambda t: 1.0, n_trials=3)
+    storage, study = _studies(url)
     states = [TrialState.COMPLETE] * 3 + [TrialState.FAIL] + [TrialState.PRUNED] * 3
     for n, state in enumerate(states):
         trial = study.ask()
