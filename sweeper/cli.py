@@ -16,19 +16,18 @@ import tempfile
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sweeper import artifacts, launch, report, tracking
 from sweeper import config as config_mod
-from sweeper.aws import template
-from sweeper.aws.retry import RetryPolicy
-from sweeper.aws.training import TrainingJobs
+from sweeper import report
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.console import status_text
-from sweeper.emulator.server import Emulator, StateInUse, require_loopback
 from sweeper.errors import ConfigError, SweepError
 from sweeper.study import JOB_NAME, SweepStudy
 from sweeper.types import JobState, OnExit
+
+if TYPE_CHECKING:  # the AWS clients and the emulator load only for commands that use them
+    from sweeper import launch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sweep_command(argv: list[str]) -> int:
+    from sweeper import launch
+
     parser = argparse.ArgumentParser(
         prog="sweep.py",
         description="Run (or resume) the hyperparameter sweep a space file describes.",
@@ -131,6 +132,8 @@ def _report_command(argv: list[str]) -> int:
     if args.html:
         print(f"wrote {args.html}", file=sys.stderr)
     if args.download_best:
+        from sweeper import launch
+
         if doc["best"] is None:
             raise SweepError("--download-best: the sweep has no completed trial yet")
         job = doc["best"]["job"]
@@ -148,12 +151,16 @@ def _report_command(argv: list[str]) -> int:
 
 
 async def _download(ends: launch.Endpoints, job: str, dest: Path) -> list[Path]:
+    from sweeper import artifacts
+
     async with AsyncExitStack() as stack:
         clients = [await ends.client(stack, s) for s in ("sagemaker", "s3", "logs")]
         return await artifacts.download(job, dest, *clients)
 
 
 def _note_command(argv: list[str]) -> int:
+    from sweeper import launch, tracking
+
     parser = argparse.ArgumentParser(
         prog="sweep.py note",
         description="Attach a comment to a trial: reports show it, and its Experiments run"
@@ -185,6 +192,9 @@ def _note_command(argv: list[str]) -> int:
 
 
 async def _note_run(ends: launch.Endpoints, run: str, text: str) -> None:
+    from sweeper import tracking
+    from sweeper.aws.retry import RetryPolicy
+
     async with AsyncExitStack() as stack:
         client = await ends.client(stack, "sagemaker")
         params = {tracking.NOTE: {"StringValue": text[:2500]}}
@@ -204,6 +214,11 @@ def _status_command(argv: list[str]) -> int:
 
 
 async def _status(config: SweepConfig) -> int:
+    from sweeper import launch
+    from sweeper.aws import template
+    from sweeper.aws.retry import RetryPolicy
+    from sweeper.aws.training import TrainingJobs
+
     study = SweepStudy.open(config, create=False)
     try:
         running = await study.running()
@@ -232,6 +247,10 @@ async def _status(config: SweepConfig) -> int:
 
 
 def _emulator_command(argv: list[str]) -> int:
+    from sweeper import launch
+    from sweeper.aws import template
+    from sweeper.emulator.server import Emulator, StateInUse, require_loopback
+
     parser = argparse.ArgumentParser(
         prog="sweep.py emulator", description="Serve a standalone SageMaker-compatible emulator."
     )
