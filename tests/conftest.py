@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sweeper.emulator.server import EmbeddedEmulator
+from sweeper.emulator.embedded import EmbeddedEmulator
 from tests import postgres
 from tests.helpers import PROBE, aio_client, embedded_emulator, s3_client
 

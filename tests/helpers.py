@@ -27,8 +27,9 @@ import optuna
 import yaml
 from aiobotocore.session import get_session
 
+from sweeper.emulator.embedded import EmbeddedEmulator
 from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from sweeper.emulator.server import EmulatorSettings
 
 # A training script whose objective is a known function of its hyperparameters, so a
 # test can check every reported value against the parameters that produced it.

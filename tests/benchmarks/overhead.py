@@ -36,8 +36,9 @@ ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT))
 
 from sweeper.cli import main  # noqa: E402
+from sweeper.emulator.embedded import EmbeddedEmulator  # noqa: E402
 from sweeper.emulator.runner import RunnerSettings  # noqa: E402
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings  # noqa: E402
+from sweeper.emulator.server import EmulatorSettings  # noqa: E402
 
 SCRIPT = """\
 import sys, time

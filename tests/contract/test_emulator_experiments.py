@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from sweeper.emulator.server import EmbeddedEmulator
+from sweeper.emulator.embedded import EmbeddedEmulator
 from tests.helpers import boto3_client, embedded_emulator, job_request, wait_for_job
 
 QUOTA_MESSAGE = (

@@ -13,8 +13,9 @@ from botocore.exceptions import ClientError
 from sweeper.aws.clients import open_client
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import TrainingJobs
+from sweeper.emulator.embedded import EmbeddedEmulator
 from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from sweeper.emulator.server import EmulatorSettings
 from sweeper.errors import BackendError
 from sweeper.types import JobStatus
 from tests.helpers import job_request, s3_tar_names, wait_for_job, wait_for_log

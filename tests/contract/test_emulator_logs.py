@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from sweeper.aws.logs import JobLogs
 from sweeper.aws.retry import RetryPolicy
-from sweeper.emulator.server import EmbeddedEmulator
+from sweeper.emulator.embedded import EmbeddedEmulator
 from tests.helpers import aio_client, job_request, wait_for_job, wait_for_log
 
 GROUP = "/aws/sagemaker/TrainingJobs"

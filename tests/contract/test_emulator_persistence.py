@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from sweeper.aws.clients import open_client
+from sweeper.emulator.embedded import EmbeddedEmulator
 from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from sweeper.emulator.server import EmulatorSettings
 from tests.helpers import (
     PROBE,
     ROOT,

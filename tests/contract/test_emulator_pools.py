@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from sweeper.emulator.server import EmbeddedEmulator
+from sweeper.emulator.embedded import EmbeddedEmulator
 from tests.helpers import aio_client, embedded_emulator, job_request, wait_for_job, wait_for_log
 
 

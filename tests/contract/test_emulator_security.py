@@ -13,8 +13,9 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from sweeper.emulator.embedded import EmbeddedEmulator
 from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmbeddedEmulator, EmulatorSettings
+from sweeper.emulator.server import EmulatorSettings
 from tests.helpers import boto3_client, job_request, wait_for_job
 
 

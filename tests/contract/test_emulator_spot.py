@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from sweeper.emulator.server import EmbeddedEmulator
+from sweeper.emulator.embedded import EmbeddedEmulator
 from sweeper.emulator.spot import SpotSettings
 from tests.helpers import (
     ROOT,

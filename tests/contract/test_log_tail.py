@@ -14,7 +14,7 @@ import pytest
 from sweeper.aws.logs import LogTail
 from sweeper.aws.names import job_prefix
 from sweeper.aws.retry import RetryPolicy
-from sweeper.emulator.server import EmbeddedEmulator
+from sweeper.emulator.embedded import EmbeddedEmulator
 from tests.helpers import aio_client, job_request, wait_for_job, wait_for_log
 
 # Prints half its lines, waits for the gate file (the test's event), prints the rest.

@@ -28,7 +28,7 @@ from sweeper.aws.code import pack
 from sweeper.aws.names import trial_key
 from sweeper.aws.training import JobOptions, build_request
 from sweeper.emulator import validate
-from sweeper.emulator.server import EmbeddedEmulator
+from sweeper.emulator.embedded import EmbeddedEmulator
 from tests.helpers import ROOT, s3_tar_names, space_doc, write_sweep
 from tests.unit.test_request import CREATE
 
