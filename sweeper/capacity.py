@@ -10,12 +10,15 @@
 * :func:`quota`: which quota a ``ResourceLimitExceeded`` names, and its limit, so the
   sweep can say in plain words what to raise, and go on without a warm pool (or spot)
   when that quota is the one spent.
+* :class:`QuotaWait`: a quota refusal never fails a trial. With jobs in flight the
+  trial waits for one to end; with none, it is tried again after a growing wait, until
+  refusals have gone on for a bound (then the sweep stops, every trial kept for a rerun).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sweeper.aws.training import JobBackend
@@ -58,6 +61,51 @@ def quota(message: str) -> Quota:
     if found is None:
         return Quota(message.split(".")[0][:200], None)
     return Quota(found.group(1), int(found.group(2)))
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaBackoff:
+    """Waits between tries while a quota refuses and nothing runs: ``initial`` doubling
+    up to ``maximum``; refusals going on for ``give_up`` seconds stop the sweep."""
+
+    initial: float = 5.0
+    maximum: float = 120.0
+    give_up: float = 1800.0
+
+
+class QuotaWait:
+    """When to try again after a refusal with nothing in flight, said with the quota to
+    raise. Not task-safe; owned by the scheduler's loop, on its clock."""
+
+    def __init__(self, backoff: QuotaBackoff, note: Callable[[str], None]) -> None:
+        self.backoff = backoff
+        self._note = note
+        self._since: float | None = None  # the first refusal of this run of refusals
+        self._next = 0.0
+        self._delay = backoff.initial
+
+    def refused(self, message: str, now: float) -> float | None:
+        """When to try again (one time for the refusals of one round), or None once
+        refusals have gone on past the bound; ``message`` is ResourceLimitExceeded's."""
+        if self._since is None:
+            self._since = now
+        if now < self._next:
+            return self._next
+        advice = quota(message).advice()
+        if now - self._since >= self.backoff.give_up:
+            self._note(
+                f"{advice}; no job could start for {self.backoff.give_up / 60:g} min: stopping."
+                " Every trial is kept: run the same command again once the quota allows one"
+            )
+            return None
+        self._next = now + self._delay
+        self._note(f"{advice}; nothing is running to free it: trying again in {self._delay:g} s")
+        self._delay = min(self._delay * 2, self.backoff.maximum)
+        return self._next
+
+    def cleared(self) -> None:
+        """A job was created: the next refusal starts a new run of waits."""
+        self._since, self._next, self._delay = None, 0.0, self.backoff.initial
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from sweeper import config as config_mod
 from sweeper import report
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.console import status_text
-from sweeper.errors import ConfigError, SweepError
+from sweeper.errors import ConfigError, SweepError, local_fault
 from sweeper.study import JOB_NAME, SweepStudy
 from sweeper.types import JobState, OnExit
 
@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a full disk, a read-only directory: said, never a traceback
+        if (text := local_fault(exc)) is None:
+            raise
+        print(f"error: {text}", file=sys.stderr)
+        return 74  # EX_IOERR
     except KeyboardInterrupt:  # before the sweep's own signal handling is in place
         print("\ninterrupted before the sweep started; nothing was launched", file=sys.stderr)
         return 130
@@ -113,7 +118,7 @@ def _report_command(argv: list[str]) -> int:
     config = config_mod.load(args.space)
 
     async def load() -> dict[str, Any]:
-        study = SweepStudy.open(config, create=False)
+        study = SweepStudy.open(config, create=False, read_only=True)
         try:
             trials = await study.trials()
             importances = await study.importances(trials)
@@ -219,7 +224,7 @@ async def _status(config: SweepConfig) -> int:
     from sweeper.aws.retry import RetryPolicy
     from sweeper.aws.training import TrainingJobs
 
-    study = SweepStudy.open(config, create=False)
+    study = SweepStudy.open(config, create=False, read_only=True)
     try:
         running = await study.running()
         counts, best = await study.counts(), await study.best()

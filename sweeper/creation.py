@@ -92,5 +92,5 @@ class JobCreator:
         elif found.spot and self._policy.spot_fallback:
             then = "trials that do not fit run on demand"
         else:
-            then = "trials wait for running jobs to end"
+            then = "trials wait until a job fits (none fails for it)"
         self._note(f"{found.advice()}; {then}")

@@ -6,6 +6,8 @@ it into one line on stderr and an exit code, never a traceback.
 
 from __future__ import annotations
 
+import errno
+
 
 class SweepError(Exception):
     """Base of every error Sweeper raises deliberately."""
@@ -46,3 +48,40 @@ class StorageUnavailable(SweepError):
     jobs keep running, and the same command resumes it once storage is back."""
 
     exit_code = 75  # EX_TEMPFAIL: try again later
+
+
+class StorageFault(StorageUnavailable):
+    """The study's storage refuses for a reason waiting will not fix (read-only, damaged,
+    disk full): the sweep stops at once, what was recorded is kept, and the message says
+    what to do."""
+
+    exit_code = 74  # EX_IOERR
+
+
+_LOCAL_FAULTS = {
+    errno.ENOSPC: "the disk is full: free some space",
+    errno.EDQUOT: "the disk quota is spent: free some space",
+    errno.EROFS: "it is on a read-only file system: make it writable",
+    errno.EACCES: "permission denied: make it writable for this user",
+    errno.EPERM: "permission denied: make it writable for this user",
+}
+
+
+def local_fault(exc: OSError) -> str | None:
+    """A local file fault (full disk, read-only, no permission) in one line that says
+    what to do; None for any other OSError."""
+    advice = _LOCAL_FAULTS.get(exc.errno or 0)
+    if advice is None:
+        return None
+    where = f"{exc.filename} " if exc.filename else ""
+    return (
+        f"{where}cannot be written ({exc.strerror}); {advice}, then run the same command"
+        " again (what was recorded is kept)"
+    )
+
+
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions an exception group holds, however nested (``[exc]`` if not one)."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in leaves(e)]
+    return [exc]

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from sweeper.decisions import Attempt, Policy, Verdict, judge
+from sweeper.decisions import Attempt, Policy, SweepState, Verdict, judge, stop_reason
 from sweeper.polling import PollPlanner
 from sweeper.recording import Outcome, job_attrs
 from sweeper.study import TrialRecord
@@ -45,6 +45,7 @@ class Tally:
     ready: deque[TrialRecord] = field(default_factory=deque)  # pre-asked trials
     ask_seconds: float = 0.0  # the last ask's duration, to judge if a pre-ask fits a wait
     capacity_wait: bool = False  # a quota refused a create: launch again once a job ends
+    capacity_retry_at: float | None = None  # ... or, with none in flight, at this time
 
     def progress(
         self,
@@ -79,6 +80,24 @@ class Judge:
         self._t = tally
         self._planner = planner
         self._reporter = reporter
+
+    def stop_reason(self, elapsed: float) -> StopReason | None:
+        """Why dispatching must stop now, if it must; remembered once it holds."""
+        t = self._t
+        if t.stop is None:
+            state = SweepState(
+                t.failures_total, elapsed, t.billable, t.best, t.since_best, self._committed()
+            )
+            t.stop = stop_reason(self._policy.budget, self._policy.objective, state)
+        return t.stop
+
+    def _committed(self) -> float | None:
+        """What the sweep has spent plus what its running jobs and the next one are
+        expected to cost (None without a price or before any job ended)."""
+        expected, price = self._planner.mean, self._policy.price
+        if price is None or expected is None:
+            return None
+        return self._t.spent + price.job(expected) * (len(self._t.inflight) + 1)
 
     def finished(self, flight: InFlight, state: JobState) -> list[Outcome]:
         """Decide a finished job's outcome and update the tallies.

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import shlex
 import signal
 import sys
@@ -36,7 +37,7 @@ from sweeper.emulator.embedded import EmbeddedEmulator
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmulatorSettings, StateInUse
 from sweeper.emulator.spot import SpotSettings
-from sweeper.errors import ConfigError, StorageUnavailable, SweepError
+from sweeper.errors import ConfigError, StorageUnavailable, SweepError, leaves
 from sweeper.metrics import MetricReader
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.pruning import EarlyStopping
@@ -81,7 +82,10 @@ def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoi
         yield Endpoints(region, backend.endpoint_url, s3, keys)
         return
     state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
-    settings = emulator_settings(config.emulator, state, region)
+    # Keys of its own, known to this process only: no other program on the machine can
+    # sign a request to it (replace the code the next job runs, stop a job).
+    keys = (f"sweeper-{secrets.token_hex(4)}", secrets.token_urlsafe(32))
+    settings = emulator_settings(config.emulator, state, region, credentials=(keys,))
     try:
         embedded = EmbeddedEmulator(settings)
     except StateInUse as exc:
@@ -223,11 +227,12 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
                 finally:
                     tracker.close()
         except ExceptionGroup as group:  # the sweep's own error, as itself
-            down = [e for e in group.exceptions if isinstance(e, StorageUnavailable)]
+            found = leaves(group)
+            down = [e for e in found if isinstance(e, StorageUnavailable)]
             if down:
                 print(storage_down_text(str(down[0]), ends.embedded, resume_command()))
                 return down[0].exit_code
-            raise group.exceptions[0] from None
+            raise next((e for e in found if isinstance(e, SweepError)), found[0]) from None
         print(tracker.summary())
         if config.estimator.keep_alive_period_in_seconds:
             settled = await settle_pools(study, jobs, config.estimator.keep_pools_after_sweep)
@@ -252,6 +257,8 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             )
             print(text)
             return 130
+        if outcome.stop_reason == StopReason.CAPACITY:
+            return 1  # said above: which quota, and that a rerun goes on
         return 0 if best is not None else 1
 
 

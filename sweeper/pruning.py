@@ -65,7 +65,7 @@ class EarlyStopping:
         for job, lines in new.items():
             points = [
                 (p.step, p.value)
-                for p in self._metrics.feed(job, lines)
+                for _, p in await self._metrics.scan(job, lines)
                 if p.metric == self._metric
             ]
             if job in last:

@@ -23,8 +23,9 @@ What a finished job means for its trial, and when to stop dispatching, are decid
 the pure functions of :mod:`sweeper.decisions`; a retry (or a spot trial's on-demand
 fallback) runs under the next attempt's job name. Jobs are created by
 :class:`~sweeper.creation.JobCreator`, which works around the warm-pool and spot quotas;
-any other quota refusal (``ResourceLimitExceeded``) is not a failure while jobs are in
-flight: the trial waits, and dispatching resumes when one of them ends. The slot of a
+any other quota refusal (``ResourceLimitExceeded``) is never a failure: the trial waits,
+and dispatching resumes when a job in flight ends or, with none, after a growing wait
+(:class:`~sweeper.capacity.QuotaWait`). The slot of a
 job whose warm pool is on its way is held for it (:class:`~sweeper.capacity.PoolGate`),
 so the replacement starts on that pool instead of beside it.
 """
@@ -37,10 +38,16 @@ from collections.abc import Sequence
 from typing import Any
 
 from sweeper.aws.training import JobBackend
-from sweeper.capacity import EMULATOR_POOLS, PoolGate, PoolTiming
+from sweeper.capacity import (
+    EMULATOR_POOLS,
+    PoolGate,
+    PoolTiming,
+    QuotaBackoff,
+    QuotaWait,
+)
 from sweeper.clock import Clock, first_of
 from sweeper.creation import JobCreator, RequestBuilder
-from sweeper.decisions import Policy, SweepState, stop_reason
+from sweeper.decisions import Policy
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.judging import InFlight, Judge, Tally
 from sweeper.polling import PollPlanner, PollTiming
@@ -49,13 +56,7 @@ from sweeper.recording import Observer, RequestHook, Results
 from sweeper.resume import Reconciled
 from sweeper.sharing import Sharing
 from sweeper.study import JobNamer, SweepStudy, TrialRecord
-from sweeper.types import (
-    OnExit,
-    Progress,
-    Reporter,
-    StopReason,
-    SweepOutcome,
-)
+from sweeper.types import OnExit, Progress, Reporter, StopReason, SweepOutcome
 
 
 class Scheduler:
@@ -75,12 +76,14 @@ class Scheduler:
         observers: Sequence[Observer] = (),
         pools: PoolTiming = EMULATOR_POOLS,
         early: EarlyStopping | None = None,
+        quota_backoff: QuotaBackoff = QuotaBackoff(),  # noqa: B008 (frozen)
     ) -> None:
         self._policy = policy
         self._study = study
         self._backend = backend
         self._creator = JobCreator(policy, study, backend, build_request, reporter.note)
         self._pools = PoolGate(pools)
+        self._quota = QuotaWait(quota_backoff, reporter.note)
         self._early = early
         self._job_name = job_name
         self._clock = clock
@@ -108,6 +111,8 @@ class Scheduler:
     async def run(self) -> SweepOutcome:
         """Reconcile, then dispatch and poll until the budget is spent and nothing runs."""
         self._started_at = self._clock.now()
+        for number in await self._study.requeue_quota_refusals():  # never a failure now
+            self._reporter.note(f"trial {number} failed on a quota refusal: it runs again")
         counts, best = await self._study.counts(), await self._study.best()
         t = self._t
         t.failures_total = counts.failed
@@ -143,6 +148,10 @@ class Scheduler:
                     continue  # every launch failed, but the budget allows more
                 if self.interrupted:
                     return
+                if t.capacity_retry_at is not None and t.stop is None:
+                    await self._sleep_until(t.capacity_retry_at)
+                    t.capacity_retry_at, t.capacity_wait = None, False
+                    continue
                 others = await self._sharing.others_running()
                 await self._share()  # trials taken over while asking, or dead ones'
                 if t.inflight or self._launchable() > 0:
@@ -200,27 +209,7 @@ class Scheduler:
 
     def _stop_reason(self) -> StopReason | None:
         """Why dispatching must stop now, if it must; remembered once it holds."""
-        t = self._t
-        if t.stop is None:
-            state = SweepState(
-                t.failures_total,
-                self._clock.now() - self._started_at,
-                t.billable,
-                t.best,
-                t.since_best,
-                self._committed_cost(),
-            )
-            t.stop = stop_reason(self._policy.budget, self._policy.objective, state)
-        return t.stop
-
-    def _committed_cost(self) -> float | None:
-        """What the sweep has spent plus what its running jobs and the next one are
-        expected to cost (None without a price or before any job ended)."""
-        expected = self._planner.mean
-        price = self._policy.price
-        if price is None or expected is None:
-            return None
-        return self._t.spent + price.job(expected) * (len(self._t.inflight) + 1)
+        return self._judge.stop_reason(self._clock.now() - self._started_at)
 
     def _room(self) -> int:
         """How many new trials the budget still allows."""
@@ -232,7 +221,7 @@ class Scheduler:
         if self._stop_reason() is not None:
             self._pools.release_all()
             return 0
-        if t.capacity_wait and t.inflight:
+        if t.capacity_wait:  # until a job ends, or the wait for a retry is over
             return 0
         wanted = len(t.pending) + len(t.ready) + self._room()
         if wanted == 0:
@@ -312,19 +301,20 @@ class Scheduler:
             extra |= hook.fields(record.number)
         try:
             flight = dataclasses.replace(flight, trial=await self._creator.create(record, extra))
-        except CapacityError as exc:
-            if self._t.inflight:  # capacity comes back when one of them ends
-                self._t.pending.appendleft(record)
-                self._t.capacity_wait = True
-                return
-            await self._results.record(
-                self._judge.failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
-            )
+        except CapacityError as exc:  # never a failure: the trial waits for capacity
+            self._t.pending.appendleft(record)
+            self._t.capacity_wait = True
+            if not self._t.inflight:  # nothing will end to free it: try again later
+                retry_at = self._quota.refused(exc.message, self._clock.now())
+                self._t.capacity_retry_at = retry_at
+                if retry_at is None:  # its trials stay RUNNING: a rerun creates their jobs
+                    self._t.stop = StopReason.CAPACITY
             return
         except (BackendError, TransientError) as exc:
             verdict = self._judge.failed(flight, f"CreateTrainingJob failed: {exc}", {}, ran=False)
             await self._results.record(verdict)
             return
+        self._quota.cleared()
         self._t.launched += 1
         self._t.inflight[job] = flight
 

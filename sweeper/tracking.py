@@ -228,11 +228,8 @@ class Tracker:
         if job:
             reader = MetricReader(self._config.estimator.metric_definitions)
             for _, events in await self._logs.events(job):
-                for stamp, message in events:
-                    points += [
-                        (p.metric, stamp / 1000, p.step, p.value)
-                        for p in reader.points(job, message)
-                    ]
+                found = await reader.scan(job, [message for _, message in events])
+                points += [(p.metric, events[i][0] / 1000, p.step, p.value) for i, p in found]
         if not points:
             ended = result.attrs.get("job_ended") or 0.0
             finals = result.attrs.get("final_metrics") or {}

@@ -68,6 +68,7 @@ class StopReason(StrEnum):
     TARGET = "target reached"
     PATIENCE = "no improvement within patience"
     COST = "max_cost reached"
+    CAPACITY = "a quota refused every job while none ran"
     INTERRUPTED = "interrupted"
 
 

@@ -34,6 +34,7 @@ from sweeper.config.model import (
     SweepConfig,
 )
 from sweeper.errors import ConfigError
+from sweeper.patterns import Pattern
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
 
@@ -323,11 +324,11 @@ def _metric_definition(raw: object, path: str) -> MetricDefinition:
     return MetricDefinition(name, regex)
 
 
-def _regex(text: str, path: str) -> re.Pattern[str]:
+def _regex(text: str, path: str) -> Pattern:
     try:
-        return re.compile(text)
-    except re.error as exc:
-        raise ConfigError(f"{path}: not a valid regular expression: {exc}") from exc
+        return Pattern(text, path)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: not a valid regular expression: {exc.__cause__}") from exc
 
 
 def _experiment(raw: dict[str, Any]) -> Experiment:

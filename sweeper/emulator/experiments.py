@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -339,11 +340,19 @@ class Experiments:
             self.flush()
 
     def flush(self) -> None:
-        """Write the records changed since the last flush, now."""
+        """Write the records changed since the last flush, now. A disk that refuses (full,
+        read-only) is said on stderr; the records stay in memory for the next flush."""
         self._flush_due = False
         if self._shelves.dirty:
             tables = {"experiments": self.experiments, "trials": self.trials}
-            self._shelves.flush(tables | {"components": self.components})
+            try:
+                self._shelves.flush(tables | {"components": self.components})
+            except OSError as exc:
+                print(
+                    f"emulator: Experiments records not written ({exc.strerror}); they are"
+                    " written at the next change or stop",
+                    file=sys.stderr,
+                )
 
 
 def _load(shelves: Shelves, legacy: Path) -> dict[str, dict[str, dict[str, Any]]]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.emulator import pools
+from sweeper.emulator.shelves import read_record, set_aside
 
 FAILURE_REASON_MAX = 1024
 _TRANSIENT = ("stop_requested", "interrupt", "fault", "record_path")  # not kept on disk
@@ -67,7 +68,13 @@ class Job:
         directory.mkdir(parents=True, exist_ok=True)
         jobs: dict[str, Job] = {}
         for path in sorted(directory.glob("*.json")):
-            job = cls(**json.loads(path.read_text()), record_path=path)
+            record = read_record(path)
+            try:
+                job = cls(**record, record_path=path)
+            except TypeError as exc:  # not a job record (None: set aside already)
+                if record is not None:
+                    set_aside(path, str(exc))
+                continue
             if job.status in ("InProgress", "Stopping"):
                 reason = "InternalServerError: the emulator restarted while the job was running"
                 job.finish("Failed", "Failed", "Training job failed", reason)

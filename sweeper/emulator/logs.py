@@ -66,8 +66,11 @@ class LogStore:
         for path in sorted(self._root.glob("*/*.jsonl")):
             name = f"{path.parent.name}/{path.stem}"
             stream = Stream(name, int(path.stat().st_ctime * 1000), path=path)
-            for line in path.read_text(encoding="utf-8").splitlines():
-                stamp, message = json.loads(line)
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    stamp, message = json.loads(line)
+                except (ValueError, TypeError):  # a line cut short by a crash
+                    continue
                 stream.events.append((stamp, message, stamp))
             self.streams[name] = stream
 

@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import signal
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,11 +31,16 @@ from sweeper.emulator import container, pools, spot
 from sweeper.emulator.errors import AwsError
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore, Stream
+from sweeper.emulator.reaper import TOKEN_VARIABLE, Reaper
 from sweeper.emulator.transfer import Transfer
+from sweeper.emulator.watch import Watch
+from sweeper.errors import leaves
+from sweeper.patterns import SlowPattern
 
 INTERRUPTED = "Interrupted"
 INSTANCE_FAILED = "InstanceFailed"
 MAX_WAIT = "MaxWaitTimeExceeded"
+BAD_REGEX = "BadRegex"  # a user regex passed its time bound on a line
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,23 +76,27 @@ class Runner:
         self.spot = spot.Spot(settings.spot)
         self.transfer: Transfer | None = None
         self.on_finish: Callable[[Job], None] | None = None  # after each job's last status
+        self.reaper: Reaper | None = None  # kills the jobs if the emulator dies
+        # Users' regexes run here, never on the event loop (see sweeper.patterns).
+        self._regex_threads = ThreadPoolExecutor(2, thread_name_prefix="emulator-regex")
+
+    @property
+    def _mark(self) -> dict[str, str]:
+        """The environment variable the reaper finds this emulator's processes by."""
+        return {TOKEN_VARIABLE: self.reaper.token} if self.reaper is not None else {}
 
     async def run(self, job: Job) -> None:
         """Drive ``job`` from Starting to a terminal status; never raises but cancellation."""
         failed = "Failed", "Failed", "Training job failed"
         try:
             await self._run(job)
-        except AwsError as exc:
-            self._finish(job, *failed, f"ClientError: {exc.message}")
-        except ScriptFailure as exc:
-            self._finish(job, *failed, str(exc))
         except asyncio.CancelledError:
             if job.status in ("InProgress", "Stopping"):
                 reason = "InternalServerError: the emulator shut down during the job"
                 self._finish(job, *failed, reason)
             raise
-        except Exception as exc:  # the platform's fault, never the script's
-            self._finish(job, *failed, f"InternalServerError: {exc}")
+        except Exception as exc:
+            self._finish(job, *failed, _failure(exc))
 
     async def _run(self, job: Job) -> None:
         s = self.settings
@@ -177,6 +186,7 @@ class Runner:
         proc = await asyncio.create_subprocess_exec(
             *argv,
             cwd=layout.code,
+            env=dict(os.environ) | self._mark,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -206,27 +216,20 @@ class Runner:
         self, job: Job, launch: container.Launch, stream: Stream
     ) -> tuple[int | str, list[str]]:
         """Run the process once; return its exit code or why it was stopped, and its stderr tail."""
-        regexes = [
-            (m["Name"], re.compile(m["Regex"]))
-            for m in job.request["AlgorithmSpecification"].get("MetricDefinitions", [])
-        ]
-        trigger, fault = self.settings.spot.interrupt_on_log, self.settings.internal_error_on_log
-        watch = Watch(
-            regexes,
-            re.compile(trigger) if trigger and job.interruptible else None,
-            re.compile(fault) if fault else None,
-        )
+        watch = Watch.of(job, self.settings.spot, self.settings.internal_error_on_log)
         tail: deque[str] = deque(maxlen=20)
         started = time.time()
         proc = await asyncio.create_subprocess_exec(
             *launch.argv,
             cwd=launch.cwd,
-            env=launch.env,
+            env=launch.env | self._mark,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group, so a stop reaches its children
         )
+        if self.reaper is not None:
+            self.reaper.started(proc.pid)
         stopping = job.request["StoppingCondition"]
         runtime_end = started + stopping["MaxRuntimeInSeconds"] - job.training_seconds
         wait_end = job.created + stopping.get("MaxWaitTimeInSeconds", float("inf"))
@@ -234,37 +237,84 @@ class Runner:
         try:
             async with asyncio.TaskGroup() as tg:
                 assert proc.stdout is not None and proc.stderr is not None
-                tg.create_task(_pump(proc.stdout, self.logs, stream, watch, job, None))
-                tg.create_task(_pump(proc.stderr, self.logs, stream, watch, job, tail))
+                tg.create_task(self._pump(proc.stdout, stream, watch, job, None))
+                tg.create_task(self._pump(proc.stderr, stream, watch, job, tail))
                 timer = None
                 if job.interruptible and watch.interrupt is None:
                     delay = self.settings.spot.interruption_after_seconds
                     timer = tg.create_task(_interrupt_later(job, delay))
-                outcome = await self._supervise(job, proc, runtime_end, wait_end)
+                outcome = await self._supervise(job, proc, runtime_end, wait_end, watch)
                 if timer is not None:
                     timer.cancel()
         finally:
-            if proc.returncode is None:
-                _signal_group(proc, signal.SIGKILL)
-                await proc.wait()
+            _signal_group(proc, signal.SIGKILL)  # the container is gone: all it started too
+            await proc.wait()
+            if self.reaper is not None:
+                self.reaper.ended(proc.pid)
             job.training_seconds += time.time() - started
+        if watch.broken.is_set():  # on any line, even one read after the process ended
+            raise ScriptFailure(f"ClientError: {watch.reason}")
         return outcome, list(tail)
 
+    async def _pump(
+        self,
+        reader: asyncio.StreamReader,
+        stream: Stream,
+        watch: Watch,
+        job: Job,
+        tail: deque[str] | None,
+    ) -> None:
+        """Copy output lines to the log stream, matching them off the event loop (a
+        metric's last value wins)."""
+        loop = asyncio.get_running_loop()
+        while line := await reader.readline():
+            text = line.decode("utf-8", errors="replace").rstrip("\n")
+            self.logs.append(stream, text)
+            if tail is not None and text.strip():
+                tail.append(text)
+            if watch.idle:
+                continue
+            try:
+                seen = await loop.run_in_executor(self._regex_threads, watch.scan, text)
+            except SlowPattern as exc:
+                watch.reason = str(exc)
+                watch.broken.set()
+                continue
+            if seen.interrupt and job.interruptible:
+                job.interrupt.set()
+            if seen.fault:
+                job.fault.set()
+            for name, value in seen.metrics.items():
+                job.metrics[name] = (value, time.time())
+
     async def _supervise(
-        self, job: Job, proc: asyncio.subprocess.Process, runtime_end: float, wait_end: float
+        self,
+        job: Job,
+        proc: asyncio.subprocess.Process,
+        runtime_end: float,
+        wait_end: float,
+        watch: Watch,
     ) -> int | str:
-        """Wait for exit, a stop, an interruption, MaxRuntime or MaxWait; stop the process
-        for all but the first."""
+        """Wait for exit, a stop, an interruption, a fault, a regex past its time bound,
+        MaxRuntime or MaxWait; stop the process for all but the first."""
         reason = "Stopped"
         try:
             async with asyncio.timeout(max(0.0, min(runtime_end, wait_end) - time.time())):
                 await first_of(
-                    proc.wait(), job.stop_requested.wait(), job.interrupt.wait(), job.fault.wait()
+                    proc.wait(),
+                    job.stop_requested.wait(),
+                    job.interrupt.wait(),
+                    job.fault.wait(),
+                    watch.broken.wait(),
                 )
                 if proc.returncode is not None:
                     return proc.returncode
         except TimeoutError:
             reason = MAX_WAIT if wait_end <= runtime_end else "MaxRuntimeExceeded"
+        if watch.broken.is_set():
+            _signal_group(proc, signal.SIGKILL)
+            await proc.wait()
+            return BAD_REGEX
         if job.fault.is_set() and not job.stop_requested.is_set():
             _signal_group(proc, signal.SIGKILL)  # the instance is gone
             await proc.wait()
@@ -300,43 +350,20 @@ async def _wait_start(job: Job, seconds: float) -> str | None:
     return MAX_WAIT if seconds >= left else None
 
 
-@dataclass(frozen=True, slots=True)
-class Watch:
-    """What each output line is matched against: metric regexes, a spot trigger."""
-
-    metrics: list[tuple[str, re.Pattern[str]]]
-    interrupt: re.Pattern[str] | None
-    fault: re.Pattern[str] | None = None
-
-
 async def _interrupt_later(job: Job, seconds: float) -> None:
     await asyncio.sleep(seconds)
     job.interrupt.set()
 
 
-async def _pump(
-    reader: asyncio.StreamReader,
-    logs: LogStore,
-    stream: Stream,
-    watch: Watch,
-    job: Job,
-    tail: deque[str] | None,
-) -> None:
-    """Copy output lines to the log stream, matching metric regexes (last value wins)."""
-    while line := await reader.readline():
-        text = line.decode("utf-8", errors="replace").rstrip("\n")
-        logs.append(stream, text)
-        if watch.interrupt is not None and job.interruptible and watch.interrupt.search(text):
-            job.interrupt.set()
-        if watch.fault is not None and watch.fault.search(text):
-            job.fault.set()
-        if tail is not None and text.strip():
-            tail.append(text)
-        for name, regex in watch.metrics:
-            match = regex.search(text)
-            if match:
-                with contextlib.suppress(ValueError, IndexError):
-                    job.metrics[name] = (float(match.group(1)), time.time())
+def _failure(exc: Exception) -> str:
+    """The FailureReason of a job ``exc`` ended (from a task group: its first cause)."""
+    found = leaves(exc)
+    for leaf in found:
+        if isinstance(leaf, AwsError):
+            return f"ClientError: {leaf.message}"  # the request's fault
+        if isinstance(leaf, ScriptFailure):
+            return str(leaf)
+    return f"InternalServerError: {found[0]}"  # the platform's fault, never the script's
 
 
 def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:

@@ -3,16 +3,19 @@
 Why a child process: moto keeps its state in module globals, so two emulators in one
 process would share buckets; a child also keeps moto's imports off the emulator's loop.
 
-Persistence: moto holds objects in memory. The child loads ``<root>/s3/<bucket>/<key>``
-at start and writes changes back when its standard input closes. That happens when
-the emulator stops *or dies* (even by SIGKILL: the pipe closes with the process), so
-objects survive an emulator restart as they survive on S3. A lock on the directory
-makes a new child wait until the old one has written everything. Ctrl-C in a terminal
-reaches the whole process group; the child ignores it and waits for its pipe.
+Persistence: moto holds objects in memory. The child loads them at start and writes
+changes back when its standard input closes (:mod:`sweeper.emulator.s3_store`: any key,
+written atomically). That happens when the emulator stops *or dies* (even by SIGKILL:
+the pipe closes with the process), so objects survive an emulator restart as they
+survive on S3. A lock on the directory makes a new child wait until the old one has
+written everything. The child runs in a session of its own, so neither Ctrl-C in a
+terminal nor a kill of the emulator's process group reaches it: it waits for its pipe.
+(Objects written since the start are lost only if the child itself is killed.)
 
 The endpoint also answers STS (``GetCallerIdentity``), which is how a sweep finds the
-account for the SageMaker SDK's default bucket name. It checks no signatures: it is
-reachable from this machine only.
+account for the SageMaker SDK's default bucket name. Like the SageMaker endpoint it
+lets in only requests signed with the emulator's keys (:mod:`sweeper.emulator.s3_gate`),
+which the child reads from its pipe, never from its command line or environment.
 """
 
 from __future__ import annotations
@@ -20,27 +23,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import functools
 import json
 import logging
-import shutil
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
-from sweeper.emulator.transfer import is_file_key
+from sweeper.emulator.s3_gate import Gate
+from sweeper.emulator.s3_store import Store
 
-MANIFEST = ".manifest.json"  # bucket/key -> ETag of what is on disk
 _STOP_SECONDS = 120.0  # time given to write the objects back
 
 
 class S3Server:
     """Starts and stops the child. ``endpoint_url`` is set once :meth:`start` returns."""
 
-    def __init__(self, root: Path, region: str) -> None:
+    def __init__(self, root: Path, region: str, credentials: tuple[tuple[str, str], ...]) -> None:
         self.root = root
         self.region = region
+        self._credentials = credentials
         self.endpoint_url = ""
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -54,8 +58,10 @@ class S3Server:
             self.region,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            start_new_session=True,  # a kill of the emulator's process group leaves it to save
         )
-        assert self._proc.stdout is not None
+        assert self._proc.stdin is not None and self._proc.stdout is not None
+        self._proc.stdin.write(json.dumps(self._credentials).encode() + b"\n")
         line = (await self._proc.stdout.readline()).decode().strip()
         if not line.startswith("http://"):
             await self._proc.wait()
@@ -80,7 +86,7 @@ class S3Server:
             await proc.wait()
 
 
-def _client(endpoint: str, region: str) -> Any:
+def _client(endpoint: str, region: str, key: str, secret: str) -> Any:
     import botocore.config
     import botocore.session
 
@@ -88,63 +94,10 @@ def _client(endpoint: str, region: str) -> Any:
         "s3",
         endpoint_url=endpoint,
         region_name=region,
-        aws_access_key_id="emulator",
-        aws_secret_access_key="emulator",
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
         config=botocore.config.Config(s3={"addressing_style": "path"}),
     )
-
-
-def load(client: Any, root: Path, region: str) -> dict[str, str]:
-    """Create every bucket and object kept under ``root``; return the manifest."""
-    manifest: dict[str, str] = {}
-    if not root.is_dir():
-        return manifest
-    for bucket in sorted(p for p in root.iterdir() if p.is_dir()):
-        create: dict[str, Any] = {"Bucket": bucket.name}
-        if region != "us-east-1":
-            create["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        client.create_bucket(**create)
-        for path in sorted(p for p in bucket.rglob("*") if p.is_file()):
-            key = path.relative_to(bucket).as_posix()
-            with path.open("rb") as body:
-                etag = client.put_object(Bucket=bucket.name, Key=key, Body=body)["ETag"]
-            manifest[f"{bucket.name}/{key}"] = etag
-    return manifest
-
-
-def save(client: Any, root: Path, manifest: dict[str, str]) -> None:
-    """Write what changed since ``manifest`` under ``root``: new, changed and deleted
-    objects and buckets. Keys that cannot be files (``a/../b``, ``dir/``) are skipped."""
-    root.mkdir(parents=True, exist_ok=True)
-    seen: dict[str, str] = {}
-    buckets = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    for bucket in sorted(buckets):
-        (root / bucket).mkdir(exist_ok=True)
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                path = _path(root, bucket, obj["Key"])
-                if path is None:
-                    continue
-                name = f"{bucket}/{obj['Key']}"
-                seen[name] = obj["ETag"]
-                if manifest.get(name) != obj["ETag"] or not path.is_file():
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    body = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"]
-                    tmp = path.with_name(path.name + ".partial")
-                    with tmp.open("wb") as out:
-                        for chunk in iter(functools.partial(body.read, 1 << 20), b""):
-                            out.write(chunk)
-                    tmp.replace(path)
-    for name in manifest.keys() - seen.keys():
-        with contextlib.suppress(OSError):
-            (root / name).unlink()
-    for stale in (p for p in root.iterdir() if p.is_dir() and p.name not in buckets):
-        shutil.rmtree(stale, ignore_errors=True)
-    (root / MANIFEST).write_text(json.dumps(seen))
-
-
-def _path(root: Path, bucket: str, key: str) -> Path | None:
-    return root / bucket / Path(*key.split("/")) if is_file_key(key) else None
 
 
 def _speed_up_moto() -> None:
@@ -161,28 +114,46 @@ def _speed_up_moto() -> None:
 
 
 def main(argv: list[str]) -> None:
-    """The child: serve on a free loopback port, print the URL, save on EOF or SIGTERM."""
-    root, region = Path(argv[0]) / "s3", argv[1]
-    root.parent.mkdir(parents=True, exist_ok=True)
-    lock = (root.parent / "s3.lock").open("w")
+    """The child: read the keys from the pipe, serve on a free loopback port, print the
+    URL, save on EOF or SIGTERM."""
+    root, region = Path(argv[0]), argv[1]
+    secrets = {key: secret for key, secret in json.loads(sys.stdin.buffer.readline())}
+    root.mkdir(parents=True, exist_ok=True)
+    lock = (root / "s3.lock").open("w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # an earlier child may still be saving
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the emulator decides when we stop
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"  # read when moto is imported
     _speed_up_moto()
-    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    client = _client(f"http://{host}:{port}", region)
-    manifest = load(client, root, region)
+    app = Gate(DomainDispatcherApplication(create_backend_app), secrets)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="s3", daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    key, secret = next(iter(secrets.items()))
+    client = _client(url, region, key, secret)
+    store = Store(root)
+    store.load(client, region)
     try:
-        print(f"http://{host}:{port}", flush=True)
+        print(url, flush=True)
         sys.stdin.buffer.read()  # until the emulator closes the pipe or dies
     finally:
-        save(client, root, manifest)
-        server.stop()
+        try:
+            store.save(client)
+        except OSError as exc:  # a full disk: what was saved before stays whole
+            print(
+                f"emulator S3: the objects could not be saved ({exc.strerror}); those saved"
+                " by an earlier stop are kept, those written since are lost",
+                file=sys.stderr,
+            )
+        server.shutdown()
 
 
 if __name__ == "__main__":

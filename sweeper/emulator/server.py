@@ -36,14 +36,16 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
 
-from sweeper.emulator import auth, pools, search, validate
+from sweeper.emulator import auth, bodies, pools, search, validate
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.experiments import Experiments
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore
+from sweeper.emulator.reaper import Reaper
 from sweeper.emulator.runner import Runner, RunnerSettings
 from sweeper.emulator.s3 import S3Server
 from sweeper.emulator.transfer import Transfer
+from sweeper.patterns import Pattern
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
@@ -88,7 +90,7 @@ class Emulator:
             s.root, s.region, s.account, component_quota=settings.trial_component_quota
         )
         self._runner.on_finish = self._job_finished
-        self.s3 = S3Server(s.root, s.region)
+        self.s3 = S3Server(s.root, s.region, settings.credentials)
         self._random = random.Random(settings.seed)
         session = botocore.session.get_session()
         self._models = {
@@ -97,6 +99,7 @@ class Emulator:
             "metrics": session.get_service_model("sagemaker-metrics"),
         }
         self._tg: asyncio.TaskGroup | None = None
+        self._body = bodies.Bodies()
         self._ops: dict[str, Handler] = {
             "CreateTrainingJob": self._create,
             "DescribeTrainingJob": self._describe,
@@ -111,7 +114,7 @@ class Emulator:
         self._service_of = {op: "Logs_20140328" if "Log" in op else "SageMaker" for op in self._ops}
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app = web.Application(client_max_size=bodies.MAX_BODY)
         app.router.add_post("/", self._handle)
         app.router.add_get("/_emulator/stats", self._stats)
         app.router.add_get("/_emulator/info", self._info)
@@ -127,6 +130,8 @@ class Emulator:
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         try:
+            self._runner.reaper = reaper = Reaper()
+            await reaper.start()
             s3_url = await self.s3.start()
             key, secret = self.settings.credentials[0]
             async with (
@@ -158,6 +163,8 @@ class Emulator:
         finally:
             await runner.cleanup()
             self.experiments.flush()
+            if self._runner.reaper is not None:
+                await self._runner.reaper.stop()
             await self.s3.stop()
             self._lock.close()  # another emulator may use the state now
 
@@ -203,10 +210,15 @@ class Emulator:
 
     async def _checked(self, request: web.Request, name: str, model: Any) -> dict[str, Any]:
         """The request's parameters once it is signed, not faulted, and valid for ``model``
-        (None: an operation the emulator does not know)."""
-        body = await request.read()
-        creds = dict(self.settings.credentials)
-        auth.verify(request.method, str(request.url), request.headers, body, creds)
+        (None: an operation the emulator does not know). The signature's form, key and
+        date are checked before the body is read, and the body's size is bounded."""
+        url = str(request.url)
+        try:
+            signature = auth.admit(request.headers, url, dict(self.settings.credentials))
+            body = await self._body.read(request)
+            auth.verify(signature, request.method, url, request.headers, body)
+        except auth.Refusal as refusal:
+            raise _refused(refusal) from None
         if model is None:
             raise AwsError("UnknownOperationException", f"Unknown operation {name}")
         self._inject_fault(model.name)
@@ -248,6 +260,11 @@ class Emulator:
             # The model's pattern admits "." and ".."; as directory names they are not
             # channels (an emulator choice: SageMaker's own answer is undocumented).
             raise validation(f"Channel names must be unique and not '.' or '..': {channels}")
+        for metric in params["AlgorithmSpecification"].get("MetricDefinitions", []):
+            try:
+                Pattern(metric["Regex"], f"MetricDefinitions {metric['Name']!r} regex")
+            except ValueError as exc:
+                raise validation(str(exc)) from None
         stopping = params.get("StoppingCondition") or {}
         stopping.setdefault("MaxRuntimeInSeconds", 86400)
         _check_spot(params, stopping)
@@ -360,6 +377,22 @@ def _check_spot(params: dict[str, Any], stopping: dict[str, Any]) -> None:
         raise validation(
             "Warm pools (KeepAlivePeriodInSeconds) are not supported with managed spot training."
         )
+
+
+_REFUSALS = {  # SageMaker's answers (JSON protocols), by reason
+    auth.Why.MISSING: ("MissingAuthenticationTokenException", 403),
+    auth.Why.MALFORMED: ("IncompleteSignatureException", 403),
+    auth.Why.UNKNOWN_KEY: ("UnrecognizedClientException", 403),
+    auth.Why.EXPIRED: ("InvalidSignatureException", 400),
+    auth.Why.LAPSED: ("InvalidSignatureException", 403),
+    auth.Why.EARLY: ("InvalidSignatureException", 400),
+    auth.Why.MISMATCH: ("InvalidSignatureException", 403),
+}
+
+
+def _refused(refusal: auth.Refusal) -> AwsError:
+    code, status = _REFUSALS[refusal.why]
+    return AwsError(code, refusal.message, status)
 
 
 def _json(status: int, body: dict[str, Any]) -> web.Response:

@@ -10,6 +10,7 @@ writes just those, each atomically (a temporary file renamed over the old one).
 from __future__ import annotations
 
 import json
+import sys
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,8 +37,9 @@ class Shelves:
         tables: dict[str, Table] = {kind: {} for kind in self._kinds}
         for kind, table in tables.items():
             for path in sorted((self._root / kind).glob("*.json")):
-                record = json.loads(path.read_text(encoding="utf-8"))
-                table[urllib.parse.unquote(path.name.removesuffix(".json"))] = record
+                record = read_record(path)
+                if isinstance(record, dict):
+                    table[urllib.parse.unquote(path.name.removesuffix(".json"))] = record
         return tables
 
     def mark(self, kind: str, name: str) -> None:
@@ -52,14 +54,37 @@ class Shelves:
     def flush(self, tables: Mapping[str, Table]) -> None:
         """Write every record marked since the last flush, as ``tables`` hold it now."""
         changed, self._changed = self._changed, set()
-        for kind in {kind for kind, _ in changed}:
-            (self._root / kind).mkdir(parents=True, exist_ok=True)
-        for kind, name in changed:
-            path = self._root / kind / _file(name)
-            record = tables[kind].get(name)
-            if record is None:
-                path.unlink(missing_ok=True)
-                continue
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record), encoding="utf-8")
-            tmp.replace(path)
+        try:
+            for kind in {kind for kind, _ in changed}:
+                (self._root / kind).mkdir(parents=True, exist_ok=True)
+            while changed:
+                kind, name = next(iter(changed))
+                path = self._root / kind / _file(name)
+                record = tables[kind].get(name)
+                if record is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(record), encoding="utf-8")
+                    tmp.replace(path)
+                changed.discard((kind, name))
+        finally:  # a full disk: what is not written stays marked for the next flush
+            self._changed |= changed
+
+
+def read_record(path: Path) -> Any:
+    """The JSON in ``path``; None when it cannot be read (cut short by a crash, edited by
+    hand): the file is then kept as ``<name>.unreadable`` beside it, a line on stderr says
+    so, and the emulator starts without that record."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        set_aside(path, f"{exc.__class__.__name__}: {exc}")
+        return None
+
+
+def set_aside(path: Path, why: str) -> None:
+    """Move an unreadable record out of the way, keeping it, and say so."""
+    aside = path.with_name(path.name + ".unreadable")
+    path.replace(aside)
+    print(f"emulator: {path} cannot be read ({why}); kept as {aside}", file=sys.stderr)

@@ -6,16 +6,22 @@ start and mirrored back when it stops, and the model and output directories are
 uploaded as ``<S3OutputPath>/<job>/output/{model,output}.tar.gz``.
 
 An S3 error the request caused (no such bucket or key, access denied) fails the job
-with ``ClientError`` as SageMaker does; a transport error is the platform's fault.
+with ``ClientError`` as SageMaker does, and so does data that cannot be laid out: a code
+archive that is not a tar, or has members outside its directory, absolute links or
+device entries; an object whose key cannot be a file (a segment longer than a file name,
+a key that is also another key's folder). A transport error, a full disk, are the
+platform's fault.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import shutil
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,8 @@ import botocore.exceptions as bce
 
 from sweeper.emulator.errors import AwsError, validation
 
+# What a path the request chose can fail with (a full disk, a lost mount are ours).
+_UNUSABLE_PATH = {errno.ENAMETOOLONG, errno.EEXIST, errno.EISDIR, errno.ENOTDIR}
 _CACHE_BYTES = 64 << 20  # code archives up to this size are kept in memory
 _IGNORE = shutil.ignore_patterns(".sweeps", "__pycache__", ".git", ".venv", "*.pyc")
 
@@ -66,7 +74,7 @@ class Transfer:
             return
         if source.startswith("s3://"):
             archive = await self._archive(source)
-            await asyncio.to_thread(_extract, io.BytesIO(archive), dest)
+            await asyncio.to_thread(_extract, io.BytesIO(archive), dest, source)
             return
         await asyncio.to_thread(_copy_local, Path(source), dest)
 
@@ -129,9 +137,17 @@ class Transfer:
     async def _download(self, uri: str, path: Path) -> None:
         bucket, key = split(uri)
         response = await self._call(uri, self._s3.get_object(Bucket=bucket, Key=key))
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            out = path.open("wb")
+        except OSError as exc:
+            if exc.errno not in _UNUSABLE_PATH:
+                raise
+            raise validation(
+                f"S3 object {uri} cannot be a file in the job's directory: {exc.strerror}"
+            ) from exc
         async with response["Body"] as body:
-            with path.open("wb") as out:
+            with out:
                 while chunk := await body.read(1 << 20):
                     out.write(chunk)
 
@@ -157,7 +173,7 @@ def _copy_local(source: Path, dest: Path) -> None:
     if source.is_dir():
         shutil.copytree(source, dest, dirs_exist_ok=True, ignore=_IGNORE)
     elif source.is_file() and tarfile.is_tarfile(source):
-        _extract(source, dest)
+        _extract(source, dest, str(source))
     else:
         raise validation(f"sagemaker_submit_directory {str(source)!r} was not found")
 
@@ -166,11 +182,22 @@ def _files(source: Path) -> dict[str, Path]:
     return {p.relative_to(source).as_posix(): p for p in source.rglob("*") if p.is_file()}
 
 
-def _extract(archive: Path | io.BytesIO, dest: Path) -> None:
-    with (
-        tarfile.open(archive) if isinstance(archive, Path) else tarfile.open(fileobj=archive) as tar
-    ):
-        tar.extractall(dest, filter="data")
+def _extract(archive: Path | io.BytesIO, dest: Path, name: str) -> None:
+    """Unpack a code archive; one that cannot be (not a tar, a member outside ``dest``,
+    an absolute link, a device) is the request's fault: a validation error naming why."""
+    try:
+        with (
+            tarfile.open(archive)
+            if isinstance(archive, Path)
+            else tarfile.open(fileobj=archive) as tar
+        ):
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        raise validation(f"the code archive {name} cannot be extracted: {exc}") from exc
+    except OSError as exc:
+        if exc.errno not in _UNUSABLE_PATH:
+            raise
+        raise validation(f"the code archive {name} cannot be extracted: {exc}") from exc
 
 
 def _pack(source: Path, archive: Path) -> None:

@@ -28,15 +28,17 @@ import concurrent.futures
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
+import sqlalchemy.exc
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper import space
 from sweeper.aws.retry import STORAGE
 from sweeper.config import SamplerKind, SweepConfig
-from sweeper.errors import ConfigError, StorageUnavailable, TransientError
+from sweeper.errors import ConfigError, StorageFault, StorageUnavailable, TransientError
 from sweeper.study.algorithms import first_params, make_pruner, make_sampler
 from sweeper.study.attributes import StudyAttributes
 from sweeper.study.ownership import DEFAULT_LEASE_SECONDS, Leases, new_owner
@@ -61,8 +63,9 @@ from sweeper.study.records import (
 )
 from sweeper.study.spec import check_spec
 from sweeper.study.storage import (
-    OUTAGE_ERRORS,
+    STORAGE_ERRORS,
     describe,
+    fault,
     memory_engine,
     open_storage,
     redacted,
@@ -130,18 +133,34 @@ class SweepStudy(TrialWrites, StudyAttributes):
         storage: str | None = None,
         *,
         create: bool = True,
+        read_only: bool = False,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> SweepStudy:
         """Create the study or load it (``storage`` overrides the config's URL).
 
         Raises ConfigError if the space file no longer matches the stored study, or,
-        with ``create=False``, if there is no such study yet. A loaded study's sampler
-        is reseeded from (seed, trials so far), so a resumed seeded sweep does not replay
-        the configurations it started with.
+        with ``create=False``, if there is no such study yet; StorageFault if its
+        database is damaged, full or read-only (``read_only``: for reading, which works
+        on a read-only one). A loaded study's sampler is reseeded from (seed, trials so
+        far), so a resumed seeded sweep does not replay the configurations it started with.
         """
         url = storage if storage is not None else config.storage_url
+        sqlite = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+        if read_only and sqlite is not None and not sqlite.exists():
+            raise ConfigError(f"no sweep named {config.name!r} in {redacted(url)} yet")
+        try:
+            return cls._open(config, url, create, read_only, lease_seconds)
+        except sqlalchemy.exc.DatabaseError as exc:
+            if (meaning := fault(exc, url)) is None:
+                raise
+            raise StorageFault(meaning) from exc
+
+    @classmethod
+    def _open(
+        cls, config: SweepConfig, url: str, create: bool, read_only: bool, lease_seconds: float
+    ) -> SweepStudy:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        rdb = open_storage(url)
+        rdb = open_storage(url, read_only)
         if not create:
             try:
                 study = optuna.load_study(study_name=config.name, storage=rdb or url)
@@ -188,7 +207,9 @@ class SweepStudy(TrialWrites, StudyAttributes):
         async def once() -> T:
             try:
                 return await loop.run_in_executor(self._executor, fn, *args)
-            except OUTAGE_ERRORS as exc:
+            except STORAGE_ERRORS as exc:
+                if (meaning := fault(exc, self._url)) is not None:
+                    raise StorageFault(meaning) from exc  # waiting will not fix it
                 raise TransientError(describe(exc)) from exc
 
         if self._down is not None:  # given up on already: fail fast, once more
@@ -276,12 +297,13 @@ class SweepStudy(TrialWrites, StudyAttributes):
     def _budget_used(self) -> int:
         closed = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
         total = trial_count(self._rdb, self._study, self._study.study_name)
-        return total - sum(is_unlaunched(t) for t in closed)
+        return total - sum(is_unlaunched(t) for t in closed) - len(self._requeued())
 
     def _rank(self, number: int) -> int:
         """How many trials numbered below ``number`` count toward the budget."""
         closed = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-        return number - sum(t.number < number and is_unlaunched(t) for t in closed)
+        requeued = sum(n < number for n in self._requeued())
+        return number - sum(t.number < number and is_unlaunched(t) for t in closed) - requeued
 
     async def running(self) -> list[TrialRecord]:
         """Every RUNNING trial, with its owner (None: nobody claims it). Reads only."""

@@ -17,7 +17,16 @@ from sweeper.config import SweepConfig
 from sweeper.errors import ConfigError
 from sweeper.study import importance
 from sweeper.study.reader import count_states
-from sweeper.study.records import NOTES, POOL_SECONDS, PRUNED_AT, RUN_PREFIX, WARM_POOLS, Counts
+from sweeper.study.records import (
+    NOTES,
+    POOL_SECONDS,
+    PRUNED_AT,
+    QUOTA_REFUSED,
+    REQUEUED,
+    RUN_PREFIX,
+    WARM_POOLS,
+    Counts,
+)
 
 T = TypeVar("T")
 
@@ -81,15 +90,42 @@ class StudyAttributes:
         )
 
     async def counts(self) -> Counts:
-        """Trials by outcome (counting queries on a database: no trial is read)."""
+        """Trials by outcome (counting queries on a database: no trial is read). A trial
+        an earlier version failed on a quota refusal, run again since (see
+        :meth:`requeue_quota_refusals`), counts as never launched."""
         by, pruned = await self._run(self._count_states)
+        requeued = len(await self._run(self._requeued))
         return Counts(
             complete=by.get(TrialState.COMPLETE, 0),
-            failed=by.get(TrialState.FAIL, 0),
+            failed=by.get(TrialState.FAIL, 0) - requeued,
             running=by.get(TrialState.RUNNING, 0) + by.get(TrialState.WAITING, 0),
             pruned=pruned,
-            unlaunched=by.get(TrialState.PRUNED, 0) - pruned,
+            unlaunched=by.get(TrialState.PRUNED, 0) - pruned + requeued,
         )
+
+    def _requeued(self) -> list[int]:
+        return [int(n) for n in self._study.user_attrs.get(REQUEUED, [])]
+
+    async def requeue_quota_refusals(self) -> list[int]:
+        """Run again, as new trials with the same parameters, the trials an earlier
+        version failed because a quota refused their job (no job ran: it was not the
+        trial's fault); return their numbers. Each is requeued once."""
+        return await self._run(self._requeue_quota_refusals)
+
+    def _requeue_quota_refusals(self) -> list[int]:
+        done = set(self._requeued())
+        found = [
+            t
+            for t in self._study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+            if t.number not in done
+            and str(t.user_attrs.get("failure", "")).startswith(QUOTA_REFUSED)
+        ]
+        for trial in found:
+            self._study.enqueue_trial(trial.params, skip_if_exists=False)
+        if found:
+            numbers = sorted(done | {t.number for t in found})
+            self._study.set_user_attr(REQUEUED, numbers)
+        return [t.number for t in found]
 
     def _count_states(self) -> tuple[dict[TrialState, int], int]:
         if self._rdb is None:

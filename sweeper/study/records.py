@@ -16,6 +16,8 @@ ON_DEMAND = "on_demand"  # a spot sweep's trial that falls back to on-demand cap
 PRUNED_AT = "pruned_at_step"  # the pruner stopped the trial's job at this step
 RUN_PREFIX = "sweeper:run:"  # study attribute per trial: its Experiments Run
 NOTES = "sweeper:notes"
+REQUEUED = "sweeper:requeued"  # trials an earlier version failed on a quota, run anew
+QUOTA_REFUSED = "CreateTrainingJob failed: ResourceLimitExceeded"  # how earlier runs said it
 WARM_POOLS = "sweeper:warm_pools"
 POOL_SECONDS = "sweeper:pool_seconds"
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import sqlite3
 import time
+import urllib.parse
 from pathlib import Path
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
 
-from sweeper.errors import ConfigError
+from sweeper.errors import ConfigError, StorageFault
 
 # What a dropped connection, a database restart or a locked SQLite file raise.
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -23,6 +24,8 @@ OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     sqlalchemy.exc.InterfaceError,
     sqlalchemy.exc.DisconnectionError,
 )
+# ... and what a damaged database raises too (see :func:`fault`).
+STORAGE_ERRORS: tuple[type[BaseException], ...] = (*OUTAGE_ERRORS, sqlalchemy.exc.DatabaseError)
 
 
 def redacted(url: str) -> str:
@@ -35,7 +38,7 @@ def redacted(url: str) -> str:
         return url.split("://", 1)[0] + "://***"
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage | None:
+def open_storage(url: str, read_only: bool = False) -> optuna.storages.RDBStorage | None:
     """Optuna storage for ``url`` ("" means in memory).
 
     SQLite runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
@@ -46,14 +49,20 @@ def open_storage(url: str) -> optuna.storages.RDBStorage | None:
     Other databases check each pooled connection before use, so a database restart
     costs a reconnect, not an error.
 
+    ``read_only`` (SQLite): open the file for reading only, so that ``status`` and
+    ``report`` work on a study in a read-only directory, or on a read-only disk (then
+    reading it as it is, since SQLite can make no lock file there).
+
     Raises ConfigError, in one line, for a missing driver or a database that does not
-    answer.
+    answer; StorageFault for a damaged, full or read-only one.
     """
     if not url:
         return None
     if not url.startswith("sqlite:///"):
         return _connect(url, {"pool_pre_ping": True}, skip=False)
     path = Path(url.removeprefix("sqlite:///"))
+    if read_only:
+        return _connect(url, {"creator": lambda: _read_only(path)}, skip=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists()
 
@@ -64,6 +73,19 @@ def open_storage(url: str) -> optuna.storages.RDBStorage | None:
         return conn
 
     return _connect(url, {"creator": connect}, skip=new)
+
+
+def _read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes: shared locks where SQLite can make them, else the
+    file as it is (``immutable``: a read-only disk holds no writer either)."""
+    uri = f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=60, check_same_thread=False)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        return conn
+    except sqlite3.OperationalError:
+        conn.close()
+        return sqlite3.connect(uri + "&immutable=1", uri=True, check_same_thread=False)
 
 
 def _connect(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.storages.RDBStorage:
@@ -95,11 +117,45 @@ def _rdb(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.stora
         raise ConfigError(
             f"storage {redacted(url)}: no database driver for {scheme}://; {hint}"
         ) from exc
-    except OUTAGE_ERRORS as exc:
+    except sqlalchemy.exc.IntegrityError:  # orchestrators making Optuna's tables at once
+        raise
+    except STORAGE_ERRORS as exc:
+        if (meaning := fault(exc, url)) is not None:
+            raise StorageFault(meaning) from exc
         raise ConfigError(
             f"storage {redacted(url)} does not answer ({describe(exc)}); start the database"
             " or fix the URL, then run the same command again"
         ) from exc
+
+
+# Local faults, by the words SQLite (and the OS) use: what is wrong, and what to do.
+_FAULTS = (
+    (
+        ("database disk image is malformed", "file is not a database"),
+        "is damaged ({text}): keep a copy of it, then restore it from a backup, or move it"
+        " aside to start the sweep afresh",
+    ),
+    (
+        ("database or disk is full", "no space left on device", "disk quota exceeded"),
+        "cannot be written: the disk is full ({text}); free some space, then run the same"
+        " command again (what was recorded is kept)",
+    ),
+    (
+        ("readonly database", "read-only file system", "unable to open database file"),
+        "cannot be written ({text}): make the file and its directory writable, then run"
+        " the same command again (`status` and `report` read it as it is)",
+    ),
+)
+
+
+def fault(exc: BaseException, url: str) -> str | None:
+    """What a local storage fault means for the study at ``url``, in one line; None if
+    ``exc`` is not one (an outage, a bug)."""
+    text = describe(exc)
+    for needles, meaning in _FAULTS:
+        if any(n in text.lower() for n in needles):
+            return f"the study's database {redacted(url)} " + meaning.format(text=text)
+    return None
 
 
 def describe(exc: BaseException) -> str:

@@ -118,9 +118,8 @@ def test_jobs_running_when_the_emulator_crashed_come_back_failed(tmp_path: Path)
         job = sm.describe_training_job(TrainingJobName="crash-1")
         s3 = s3_client(emulator_info(url)["s3_endpoint_url"])
         kept = s3.get_object(Bucket="bucket", Key="data/kept.txt")["Body"].read()
-    assert (
-        kept == b"kept"
-    )  # S3 objects survive the emulator's SIGKILL    assert job["TrainingJobStatus"] == "Failed"
+    assert kept == b"kept"  # S3 objects survive the emulator's SIGKILL
+    assert job["TrainingJobStatus"] == "Failed"
     assert (
         job["FailureReason"]
         == "InternalServerError: the emulator restarted while the job was running"
@@ -198,3 +197,48 @@ async def test_experiments_survive_a_restart_one_file_per_record(tmp_path: Path)
     assert kept["Status"] == {"PrimaryStatus": "Completed"}
     assert [c["TrialComponentName"] for c in listed["TrialComponentSummaries"]] == ["kept"]
     assert sorted(names) == ["exp", "old"]
+
+
+async def test_the_emulator_starts_past_records_a_crash_cut_short(
+    tmp_path: Path, code_dir: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A record cut short (a crash mid-write, a full disk, a hand edit) is kept aside as
+    ``<name>.unreadable``, said on stderr, and the emulator starts with the rest; a log
+    line cut short is skipped."""
+    root = tmp_path / "state"
+    settings = EmulatorSettings(RunnerSettings(root=root))
+    with EmbeddedEmulator(settings) as first:
+        s3_client(first.s3_endpoint_url).create_bucket(Bucket="bucket")
+        async with AsyncExitStack() as stack:
+            sm = await _client(stack, first.endpoint_url)
+            for name in ("cut-1", "whole-1"):
+                await sm.create_training_job(**job_request(name, code_dir))
+                await wait_for_job(sm, name)
+            await sm.create_experiment(ExperimentName="cut-exp")
+    record = root / "records" / "cut-1.json"
+    cut = record.read_text()[:40]
+    record.write_text(cut)
+    experiment = next((root / "experiments").glob("*/cut-exp.json"))
+    experiment.write_text("{")
+    log = next((root / "logs" / "whole-1").glob("*.jsonl"))
+    log.write_text(log.read_text() + '[1700000000000, "cut sho')
+    with EmbeddedEmulator(settings) as second:
+        async with AsyncExitStack() as stack:
+            sm = await _client(stack, second.endpoint_url)
+            names = [
+                j["TrainingJobName"]
+                for j in (await sm.list_training_jobs())["TrainingJobSummaries"]
+            ]
+            whole = await sm.describe_training_job(TrainingJobName="whole-1")
+            experiments = (await sm.list_experiments())["ExperimentSummaries"]
+            await sm.create_training_job(**job_request("after-1", code_dir))
+            after = await wait_for_job(sm, "after-1")
+    assert names == ["whole-1"]
+    assert whole["TrainingJobStatus"] == "Completed"
+    assert experiments == []
+    assert after["TrainingJobStatus"] == "Completed"
+    assert (root / "records" / "cut-1.json.unreadable").read_text() == cut
+    err = capfd.readouterr().err
+    assert f"{record} cannot be read" in err
+    assert f"{experiment} cannot be read" in err
+    assert experiment.with_name("cut-exp.json.unreadable").read_text() == "{"

@@ -176,12 +176,13 @@ def test_kind_sagemaker_runs_unchanged_against_sagemaker_compatible_endpoints(
         wrong = run_sweep(str(space), env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
         assert "quad-2-1" not in list_jobs(url)  # the keys really come from the chain
         assert wrong.returncode == 1, wrong.stdout[-3000:]
-        assert "error: AWS refused the request (UnrecognizedClientException" in wrong.stderr, (
-            wrong.stdout[-6000:]
-        )
+        # STS is asked first (the default bucket's account), and refuses as AWS's STS does
+        assert "error: AWS refused the request (InvalidClientTokenId" in wrong.stderr, wrong.stdout[
+            -6000:
+        ]
         assert "Traceback" not in wrong.stderr
         trials = sweep_trials(space)
-        assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE", "RUNNING"]  # kept
+        assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]  # refused before asking
         fixed = run_sweep(str(space), env=keys)  # the resumed sweep creates it
         assert fixed.returncode == 0, fixed.stdout + fixed.stderr
         assert "quad-2-1" in list_jobs(url)

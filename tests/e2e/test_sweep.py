@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -49,12 +50,12 @@ def test_a_small_sweep_runs_real_jobs_and_reports_the_best(tmp_path: Path) -> No
     assert f"job:    quad-{best.number}-1" in out
     jobs = sorted(p.name for p in (tmp_path / ".sweeps" / "quad" / "emulator" / "jobs").iterdir())
     assert jobs == sorted(f"quad-{n}-1" for n in range(6))
-    model = (
-        tmp_path
-        / ".sweeps/quad/emulator/s3"
-        / f"sagemaker-us-east-1-123456789012/quad/quad-{best.number}-1/output/model.tar.gz"
-    )
-    assert model.is_file()
+    store = tmp_path / ".sweeps/quad/emulator/s3-objects"  # the emulator's S3, as it saved it
+    objects = json.loads((store / "index.json").read_text())["buckets"]
+    model = objects["sagemaker-us-east-1-123456789012"][
+        f"quad/quad-{best.number}-1/output/model.tar.gz"
+    ]
+    assert (store / "bodies" / model["file"][:2] / model["file"]).is_file()
 
     again = run_sweep(str(space))  # a finished sweep: nothing new is launched
     assert again.returncode == 0

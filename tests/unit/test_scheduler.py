@@ -64,6 +64,7 @@ class FakeBackend:
     metric: str = "loss"
     reject_create: bool = False
     quota: int | None = None  # concurrent jobs: more answer ResourceLimitExceeded
+    refuse_until: float = 0.0  # every create answers ResourceLimitExceeded until then
     reason: Callable[[str], str] = lambda job: "AlgorithmError: boom"
     on_create: Callable[[int], None] = lambda count: None
     jobs: dict[str, FakeJob] = field(default_factory=dict)
@@ -85,11 +86,13 @@ class FakeBackend:
             raise BackendError("ValidationException", "bad request")
         name = request["TrainingJobName"]
         running = sum(self.clock.now() < j.ends for j in self.jobs.values())
-        if self.quota is not None and running >= self.quota:
+        if (
+            self.quota is not None and running >= self.quota
+        ) or self.clock.now() < self.refuse_until:
             raise CapacityError(
                 "ResourceLimitExceeded",
                 f"The account-level service limit 'ml.m5.large for training job usage' is"
-                f" {self.quota} Instances, with current utilization of {running} Instances and a"
+                f" {self.quota or 0} Instances, with current utilization of {running} Instances and a"
                 " request delta of 1 Instances. Please use AWS Service Quotas to request an"
                 " increase for this quota.",
             )
@@ -422,21 +425,53 @@ async def test_a_quota_makes_trials_wait_for_capacity_not_fail(tmp_path: Path) -
     said = [line for line, _ in events.lines if "ml.m5.large for training job usage" in line]
     assert said == [  # once, naming the quota to raise
         "quota 'ml.m5.large for training job usage' (now 2) is spent; request an increase in"
-        " the Service Quotas console (Amazon SageMaker) under that name; trials wait for"
-        " running jobs to end"
+        " the Service Quotas console (Amazon SageMaker) under that name; trials wait until"
+        " a job fits (none fails for it)"
     ]
     study.close()
 
 
-async def test_with_nothing_in_flight_a_refused_create_fails_the_trial(tmp_path: Path) -> None:
+async def test_with_nothing_in_flight_a_quota_refusal_waits_with_backoff(tmp_path: Path) -> None:
+    """No trial fails for a quota: with nothing running to free capacity, the sweep tries
+    again after 5, 10, 20, ... s, saying which quota, until a job fits."""
     clock = VirtualClock()
-    backend = FakeBackend(clock, quota=0)
-    outcome, study, _ = await _run(
-        tmp_path, backend, clock, max_trials=8, max_parallel=2, max_failures=2
-    )
-    assert outcome.stop_reason == StopReason.FAILURES
-    assert "ResourceLimitExceeded" in (await study.trials())[0].user_attrs["failure"]
+    backend = FakeBackend(clock, refuse_until=60.0)
+    outcome, study, events = await _run(tmp_path, backend, clock, max_trials=4, max_parallel=2)
+    assert (outcome.completed, outcome.failed) == (4, 0)
+    assert outcome.stop_reason == StopReason.BUDGET
+    waits = [line for line, _ in events.lines if "nothing is running to free it" in line]
+    assert [w.rsplit("in ", 1)[1] for w in waits] == ["5 s", "10 s", "20 s", "40 s"]
+    assert all("ml.m5.large for training job usage" in w for w in waits)
+    assert backend.creates[0] == "quad-0-1"  # the first trial's job, created at last
+    assert clock.now() >= 75.0  # 5 + 10 + 20 + 40: the first try after the quota freed up
     study.close()
+
+
+async def test_refusals_past_the_bound_stop_the_sweep_and_a_rerun_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Refused for longer than the bound, the sweep stops with its trials kept RUNNING
+    (none failed); the next run creates their jobs."""
+    clock = VirtualClock()
+    backend = FakeBackend(clock, refuse_until=10_000.0)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    scheduler, study, events = make_scheduler(
+        tmp_path, backend, clock, storage=storage, max_trials=3, max_parallel=2
+    )
+    outcome = await scheduler.run()
+    assert outcome.stop_reason == StopReason.CAPACITY
+    assert (outcome.completed, outcome.failed) == (0, 0)
+    assert [t.state.name for t in await study.trials()] == ["RUNNING", "RUNNING"]
+    assert "run the same command again" in events.lines[-1][0]
+    study.close()
+    backend.refuse_until = 0.0  # the quota was raised
+    rerun, again, _ = make_scheduler(
+        tmp_path, backend, clock, storage=storage, max_trials=3, max_parallel=2
+    )
+    outcome = await rerun.run()
+    assert (outcome.completed, outcome.failed) == (3, 0)
+    assert sorted(backend.creates) == ["quad-0-1", "quad-1-1", "quad-2-1"]
+    again.close()
 
 
 WARM = {"keep_alive_period_in_seconds": 60}
@@ -581,3 +616,33 @@ async def test_a_place_given_back_at_the_end_is_still_run(tmp_path: Path) -> Non
     unlaunched = [t.user_attrs.get("pruned", "") for t in trials if t.state == TrialState.PRUNED]
     assert any("interrupted" in reason for reason in unlaunched)
     study.close()
+
+
+async def test_a_trial_an_earlier_version_failed_on_a_quota_runs_again(tmp_path: Path) -> None:
+    """Earlier versions failed a trial whose job a quota refused with nothing running;
+    with max_failures reached that way, a rerun did nothing. Now its parameters run again
+    as a new trial, and it counts as neither a failure nor a place in the budget."""
+    clock = VirtualClock()
+    backend = FakeBackend(clock)
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    _, study, _ = make_scheduler(tmp_path, backend, clock, storage=storage)
+    study.close()
+    old = optuna.load_study(study_name="quad", storage=storage)
+    trial = old.ask({"x": optuna.distributions.FloatDistribution(0.0, 1.0)})
+    trial.set_user_attr("failure", "CreateTrainingJob failed: ResourceLimitExceeded: no room")
+    old.tell(trial, state=TrialState.FAIL)
+    x = trial.params["x"]
+    said = []
+    for _ in range(2):  # the second run finds nothing more to requeue
+        scheduler, study, events = make_scheduler(
+            tmp_path, backend, clock, storage=storage, max_trials=3, max_failures=1
+        )
+        outcome = await scheduler.run()
+        counts = await study.counts()
+        study.close()
+        said.append([line for line, _ in events.lines if "quota refusal" in line])
+    assert said == [["trial 0 failed on a quota refusal: it runs again"], []]
+    assert outcome.stop_reason == StopReason.BUDGET
+    assert (counts.complete, counts.failed, counts.dispatched) == (3, 0, 3)
+    assert backend.jobs["quad-1-1"].x == x  # the requeued trial, first asked
+    assert len(backend.creates) == 3

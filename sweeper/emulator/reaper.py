@@ -1,0 +1,111 @@
+"""Kills the emulator's jobs when the emulator ends, however it ends.
+
+Jobs run in process groups of their own (so that a stop reaches a script's children),
+which is also why nothing else ends them: an emulator killed with SIGKILL (and a sweep
+embedding one) would leave them running, and a resumed sweep would run the same trials
+again beside them.
+
+The reaper is a child process in a session of its own, so neither Ctrl-C in a terminal
+nor a kill of the emulator's process group reaches it. It reads a pipe whose write end
+only the emulator holds: ``+<pgid>`` when a job's process group starts, ``-<pgid>`` when
+it has ended. Every job also carries ``SWEEPER_EMULATOR_RUN=<token>`` in its environment.
+When the pipe closes (the emulator stopped, or died: the kernel closes its end even on
+SIGKILL), the reaper SIGKILLs every group still registered, then every process whose
+environment holds the token (one started just before its registration, or one that left
+its group), and exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+from pathlib import Path
+
+TOKEN_VARIABLE = "SWEEPER_EMULATOR_RUN"
+
+
+class Reaper:
+    """The emulator's side: start, register groups, stop. Used on one event loop."""
+
+    def __init__(self) -> None:
+        self.token = secrets.token_hex(16)
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "sweeper.emulator.reaper",
+            self.token,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def started(self, pgid: int) -> None:
+        """A job's process group exists (call right after it is spawned)."""
+        self._write(f"+{pgid}\n")
+
+    def ended(self, pgid: int) -> None:
+        """A job's process group is gone: its number may be reused."""
+        self._write(f"-{pgid}\n")
+
+    async def stop(self) -> None:
+        """Close the pipe: the reaper kills what is left and exits."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.stdin is None:
+            return
+        proc.stdin.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                await proc.wait()
+
+    def _write(self, line: str) -> None:
+        if self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self._proc.stdin.write(line.encode())
+
+
+def _marked(token: str) -> list[int]:
+    """Processes whose environment carries ``token`` (Linux; none elsewhere)."""
+    mark = f"{TOKEN_VARIABLE}={token}".encode()
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+def reap(groups: set[int], token: str) -> None:
+    """SIGKILL ``groups`` and the processes marked with ``token``, until none is left."""
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    for _ in range(5):  # a process may have forked while its siblings were killed
+        marked = [pid for pid in _marked(token) if pid != os.getpid()]
+        if not marked:
+            return
+        for pid in marked:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def main(token: str) -> None:
+    """The child: track groups from stdin until it closes, then reap."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only the pipe's end ends the reaper
+    groups: set[int] = set()
+    for line in sys.stdin:
+        sign, number = line[:1], line[1:].strip()
+        if number.isdigit():
+            (groups.add if sign == "+" else groups.discard)(int(number))
+    reap(groups, token)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
