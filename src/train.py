@@ -12,11 +12,18 @@ each, with ``warm_start``) and saves a checkpoint after each one, so a managed-s
 job that is interrupted resumes from its last epoch instead of from zero. The
 checkpoint directory is SageMaker's ``/opt/ml/checkpoints``, found beside
 ``SM_MODEL_DIR``; run by hand, the script checkpoints only with ``--checkpoint-dir``.
+
+With ``--log_to_run true`` (and the SageMaker SDK installed: ``pip install sagemaker``),
+the script also logs each epoch's accuracy (``epoch_accuracy``) and its data size to
+its trial's SageMaker Experiments run itself, with the SDK's ``load_run()``, as scripts
+do on SageMaker; the emulator gives each job the credentials and endpoints it needs.
+Without the SDK it says so and trains all the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pickle
 from pathlib import Path
@@ -39,6 +46,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max_iter", type=int, default=100)
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log_to_run", choices=["true", "false"], default="false")
     p.add_argument("--model-dir", default=os.environ.get("SM_MODEL_DIR", "model"))
     p.add_argument("--train-dir", default=os.environ.get("SM_CHANNEL_TRAIN"))
     default_checkpoints = (
@@ -84,9 +92,31 @@ def save_checkpoint(directory: str | None, epoch: int, model: Any) -> None:
     print(f"checkpoint saved epoch={epoch}", flush=True)
 
 
+def experiment_run(enabled: bool) -> Any:
+    """The job's SageMaker Experiments run (``load_run()``) when asked for and the SDK is
+    installed; else a stand-in that gives ``None`` (nothing is logged)."""
+    if enabled:
+        try:
+            from sagemaker.experiments.run import load_run
+
+            return load_run()
+        except ImportError:
+            print("log_to_run: the SageMaker SDK is not installed; not logging", flush=True)
+        except Exception as exc:  # run by hand, or a job without an ExperimentConfig
+            print(f"log_to_run: no run to log to ({exc})", flush=True)
+    return contextlib.nullcontext(None)
+
+
 def main() -> None:
     args = parse_args()
+    with experiment_run(args.log_to_run == "true") as run:
+        train(args, run)
+
+
+def train(args: argparse.Namespace, run: Any) -> None:
     x, y = load_data(args.train_dir)
+    if run is not None:
+        run.log_parameter("samples", len(y))
     x_train, x_val, y_train, y_val = train_test_split(
         x, y, test_size=0.25, random_state=args.seed, stratify=y
     )
@@ -107,6 +137,8 @@ def main() -> None:
         model.fit(x_train, y_train)
         accuracy = accuracy_score(y_val, model.predict(x_val))
         print(f"epoch={epoch} iterations={model.n_iter_} val_accuracy={accuracy:.6f}", flush=True)
+        if run is not None:
+            run.log_metric(name="epoch_accuracy", value=accuracy, step=epoch)
         save_checkpoint(args.checkpoint_dir, epoch, model)
     loss = log_loss(y_val, model.predict_proba(x_val))
     print(f"val_loss={loss:.6f}")

@@ -264,5 +264,27 @@ def _environment(
     return env
 
 
+def aws_environment(
+    sagemaker: str, s3: str, region: str, credentials: tuple[str, str]
+) -> dict[str, str]:
+    """What a SageMaker container has for calling AWS, pointing back at the emulator: the
+    emulator's own keys standing in for the role's credentials, the region, and an
+    ``AWS_ENDPOINT_URL_<service>`` for each service it serves (botocore and the SDKs
+    read them), so an unmodified ``load_run()`` or boto3 call inside a job reaches it."""
+    key, secret = credentials
+    return {
+        "AWS_ACCESS_KEY_ID": key,
+        "AWS_SECRET_ACCESS_KEY": secret,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_EC2_METADATA_DISABLED": "true",  # no instance metadata to ask on this machine
+        "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker,
+        "AWS_ENDPOINT_URL_SAGEMAKER_METRICS": sagemaker,
+        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": sagemaker,
+        "AWS_ENDPOINT_URL_S3": s3,
+        "AWS_ENDPOINT_URL_STS": s3,
+    }
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -77,6 +77,7 @@ class Runner:
         self.transfer: Transfer | None = None
         self.on_finish: Callable[[Job], None] | None = None  # after each job's last status
         self.reaper: Reaper | None = None  # kills the jobs if the emulator dies
+        self.aws: dict[str, str] = {}  # a job's keys, region and endpoints (set once serving)
         # Users' regexes run here, never on the event loop (see sweeper.patterns).
         self._regex_threads = ThreadPoolExecutor(2, thread_name_prefix="emulator-regex")
 
@@ -222,7 +223,7 @@ class Runner:
         proc = await asyncio.create_subprocess_exec(
             *launch.argv,
             cwd=launch.cwd,
-            env=launch.env | self._mark,
+            env=self.aws | launch.env | self._mark,  # the job's Environment may override
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,

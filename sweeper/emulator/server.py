@@ -36,7 +36,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
 
-from sweeper.emulator import auth, bodies, pools, search, validate
+from sweeper.emulator import auth, bodies, container, pools, search, spot, validate
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.experiments import Experiments
 from sweeper.emulator.jobs import Job
@@ -156,6 +156,9 @@ class Emulator:
                 site = web.TCPSite(runner, self.settings.host, self.settings.port)
                 await site.start()
                 host, port = runner.addresses[0][:2]
+                self._runner.aws = container.aws_environment(
+                    f"http://{host}:{port}", s3_url, self.settings.runner.region, (key, secret)
+                )
                 started(f"http://{host}:{port}")
                 await stop.wait()
                 for task in self._tasks.values():
@@ -267,7 +270,7 @@ class Emulator:
                 raise validation(str(exc)) from None
         stopping = params.get("StoppingCondition") or {}
         stopping.setdefault("MaxRuntimeInSeconds", 86400)
-        _check_spot(params, stopping)
+        spot.check_request(params, stopping)
         request = {**params, "StoppingCondition": stopping}
         job = Job(request=request, arn=arn, created=time.time())
         job.record_path = s.root / "records" / f"{name}.json"
@@ -360,23 +363,6 @@ def _raise_file_limit() -> None:
     with contextlib.suppress(ValueError, OSError):
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-def _check_spot(params: dict[str, Any], stopping: dict[str, Any]) -> None:
-    """Managed spot's rules (the messages of the last two are the emulator's own)."""
-    spot = bool(params.get("EnableManagedSpotTraining"))
-    max_wait = stopping.get("MaxWaitTimeInSeconds")
-    if spot and (max_wait is None or max_wait < stopping["MaxRuntimeInSeconds"]):
-        raise validation(
-            "Invalid MaxWaitTimeInSeconds. It must be present and be greater than or equal "
-            "to MaxRuntimeInSeconds"
-        )
-    if not spot and max_wait is not None:
-        raise validation("MaxWaitTimeInSeconds is only supported for managed spot training.")
-    if spot and (params.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds", 0) > 0:
-        raise validation(
-            "Warm pools (KeepAlivePeriodInSeconds) are not supported with managed spot training."
-        )
 
 
 _REFUSALS = {  # SageMaker's answers (JSON protocols), by reason

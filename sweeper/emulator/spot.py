@@ -17,6 +17,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from sweeper.emulator.errors import validation
+
 
 @dataclass(frozen=True, slots=True)
 class SpotSettings:
@@ -45,3 +47,20 @@ class Spot:
         if not request.get("EnableManagedSpotTraining"):
             return training_seconds
         return max(1, math.floor(training_seconds * (1 - self.settings.discount)))
+
+
+def check_request(params: dict[str, Any], stopping: dict[str, Any]) -> None:
+    """Managed spot's rules (the messages of the last two are the emulator's own)."""
+    spot = bool(params.get("EnableManagedSpotTraining"))
+    max_wait = stopping.get("MaxWaitTimeInSeconds")
+    if spot and (max_wait is None or max_wait < stopping["MaxRuntimeInSeconds"]):
+        raise validation(
+            "Invalid MaxWaitTimeInSeconds. It must be present and be greater than or equal "
+            "to MaxRuntimeInSeconds"
+        )
+    if not spot and max_wait is not None:
+        raise validation("MaxWaitTimeInSeconds is only supported for managed spot training.")
+    if spot and (params.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds", 0) > 0:
+        raise validation(
+            "Warm pools (KeepAlivePeriodInSeconds) are not supported with managed spot training."
+        )

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import (
+    ROOT,
     boto3_client,
     experiment_runs,
     run_sweep,
@@ -164,3 +165,31 @@ def test_the_sdk_lists_and_loads_theexperiment_runs(
         runs = list_runs(experiment_name="shard-sweep", sagemaker_session=session)
         assert sorted(r.run_name for r in runs) == [f"trial-{n}" for n in range(4)]
         assert {r.experiment_name for r in runs} == {"shard-sweep"}
+
+
+def test_the_example_script_logs_to_its_own_run_from_inside_its_job(tmp_path: Path) -> None:
+    """``src/train.py --log_to_run true`` opens its trial's run with the SDK's unmodified
+    ``load_run()`` inside the job (the emulator gives the job credentials, region and
+    endpoints) and logs what the sweep cannot read from its log."""
+    doc = space_doc(
+        name="inner",
+        objective={"metric": "val_loss", "direction": "minimize"},
+        budget={"max_trials": 2, "max_parallel": 1, "max_failures": 1},  # one job at a time
+        sampler={"kind": "random", "seed": 1},
+        space={"learning_rate": {"type": "float", "low": 0.05, "high": 0.3}},
+    )
+    doc["estimator"]["hyperparameters"] = {"log_to_run": "true", "epochs": 2, "max_iter": 4}
+    doc["estimator"]["metric_definitions"] = [{"name": "val_loss", "regex": r"val_loss=([0-9.]+)"}]
+    with standalone_emulator(tmp_path / "emulator") as url:
+        doc["backend"] = {"kind": "emulator", "endpoint_url": url}
+        space = write_sweep(tmp_path, doc, (ROOT / "src" / "train.py").read_text())
+        result = run_sweep(str(space), env={"SAGEMAKER_SUPPRESS_V2_WARNING": "1"})
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        found = experiment_runs(boto3_client(url), "inner")
+    runs = [r for r in found if r["TrialComponentName"].startswith("inner-trial-")]
+    assert len(runs) == 2  # beside them, each job's own <job>-aws-training-job component
+    for run in runs:
+        metrics = {m["MetricName"]: m for m in run.get("Metrics", [])}
+        assert metrics["epoch_accuracy"]["Count"] == 2  # logged by the job itself
+        assert "val_loss" in metrics  # read from its log by the sweep
+        assert run["Parameters"]["samples"] == {"NumberValue": 1797.0}
