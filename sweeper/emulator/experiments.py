@@ -262,11 +262,22 @@ class Experiments:
             "SageMaker.InstanceCount": {"NumberValue": float(res.get("InstanceCount", 1))},
         }
         source = {"SourceArn": arn.lower(), "SourceType": "SageMakerTrainingJob"}
+        inputs = {
+            c["ChannelName"]: {"Value": c["DataSource"]["S3DataSource"]["S3Uri"]}
+            for c in request.get("InputDataConfig", [])
+            if "S3DataSource" in c.get("DataSource", {})
+        }
+        image = request["AlgorithmSpecification"].get("TrainingImage")
+        if image:
+            inputs["SageMaker.ImageUri"] = {"Value": image}
         self.create_component(
             {
                 "TrialComponentName": name,
                 "Parameters": params,
-                "Status": {"PrimaryStatus": "InProgress"},
+                "InputArtifacts": inputs,
+                "OutputArtifacts": {},
+                "StartTime": time.time(),
+                "Status": {"PrimaryStatus": "InProgress", "Message": "Starting"},
             },
             source=source,
         )
@@ -286,8 +297,9 @@ class Experiments:
         rec = self.components.get(f"{name}{JOB_SUFFIX}")
         if rec is None:
             return
-        rec["Status"] = {"PrimaryStatus": status, **({"Message": reason[:1024]} if reason else {})}
-        rec["EndTime"] = time.time()
+        message = reason[:1024] if reason else f"Status: {status}"
+        rec["Status"] = {"PrimaryStatus": status, "Message": message}
+        rec["EndTime"] = rec["LastModifiedTime"] = time.time()
         for metric, (value, stamp) in metrics.items():
             rec["metric_values"][metric] = [[stamp, 0, value]]
         if artifact:
@@ -317,6 +329,8 @@ class Experiments:
 
     def _view(self, rec: dict[str, Any], search: bool = False) -> dict[str, Any]:
         out = shapes.public(rec)
+        for key in ("Parameters", "InputArtifacts", "OutputArtifacts"):  # maps, never absent
+            out.setdefault(key, {})
         out["Metrics"] = [shapes.summary(n, v, rec) for n, v in rec["metric_values"].items()]
         if search:
             out["Parents"] = [

@@ -83,7 +83,10 @@ class Job:
         return jobs
 
     def advance(self, secondary: str, message: str, status: str | None = None) -> None:
-        """Enter a secondary status (closing the previous one), optionally a primary one."""
+        """Enter a secondary status (closing the previous one), optionally a primary one.
+        Once Stopping, only a new primary status (the end) is entered."""
+        if self.status == "Stopping" and status is None:
+            return
         now = time.time()
         if self.transitions:
             self.transitions[-1].setdefault("EndTime", now)
@@ -92,6 +95,11 @@ class Job:
         self.status = status or self.status
         self.modified = now
         self.save()
+
+    def stopping(self) -> None:
+        """Enter Stopping/Stopping, once (a StopTrainingJob shows at once, as on AWS)."""
+        if self.status != "Stopping":
+            self.advance("Stopping", "Stopping the training job", "Stopping")
 
     def finish(self, status: str, secondary: str, message: str, reason: str | None = None) -> None:
         self.failure_reason = reason[:FAILURE_REASON_MAX] if reason else None
@@ -102,6 +110,18 @@ class Job:
     def describe(self) -> dict[str, Any]:
         """The DescribeTrainingJob response."""
         out = {k: v for k, v in self.request.items() if k != "Tags"}
+        # What AWS fills in when the request left it out (SDK code reads these).
+        out["OutputDataConfig"] = {"KmsKeyId": "", **out["OutputDataConfig"]}
+        out["AlgorithmSpecification"] = {
+            "EnableSageMakerMetricsTimeSeries": False,
+            **out["AlgorithmSpecification"],
+        }
+        for flag in (
+            "EnableNetworkIsolation",
+            "EnableInterContainerTrafficEncryption",
+            "EnableManagedSpotTraining",
+        ):
+            out.setdefault(flag, False)
         out.update(
             TrainingJobArn=self.arn,
             TrainingJobStatus=self.status,

@@ -117,7 +117,7 @@ class Runner:
                 message = "Launching requested ML instances"
             job.advance("Starting", message)
             if (ended := await _wait_start(job, delay)) is not None:
-                job.advance("Stopping", "Stopping the training job", "Stopping")
+                job.stopping()
                 self._finish(
                     job, "Stopped", ended, "The training job was stopped before it started"
                 )
@@ -326,7 +326,7 @@ class Runner:
             _signal_group(proc, signal.SIGKILL)  # the instance is gone
             await proc.wait()
             return INTERRUPTED
-        job.advance("Stopping", "Stopping the training job", "Stopping")
+        job.stopping()
         _signal_group(proc, signal.SIGTERM)
         try:
             async with asyncio.timeout(self.settings.stop_grace_seconds):

@@ -28,6 +28,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -36,7 +37,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
 
-from sweeper.emulator import auth, bodies, container, pools, search, spot, validate
+from sweeper.emulator import auth, bodies, container, pools, search, spot, tags, validate
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.experiments import Experiments
 from sweeper.emulator.jobs import Job
@@ -110,7 +111,9 @@ class Emulator:
             "DescribeLogStreams": self._sync(self.logs.describe_log_streams),
             "GetLogEvents": self._sync(self.logs.get_log_events),
             "FilterLogEvents": self._sync(self.logs.filter_log_events),
-        } | {op: self._sync(fn) for op, fn in self.experiments.operations().items()}
+        }
+        self._ops |= {op: self._sync(fn) for op, fn in self.experiments.operations().items()}
+        self._ops |= {op: self._sync(partial(fn, self.jobs)) for op, fn in tags.OPERATIONS.items()}
         self._service_of = {op: "Logs_20140328" if "Log" in op else "SageMaker" for op in self._ops}
 
     def app(self) -> web.Application:
@@ -321,6 +324,7 @@ class Emulator:
                 f"The request was rejected because the training job is in status {job.status}."
             )
         job.stop_requested.set()
+        job.stopping()  # Describe says Stopping at once; the runner ends the job
         return {}
 
     async def _update(self, params: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from tests.helpers import (
     run_sweep,
     space_doc,
     standalone_emulator,
+    sweep_trials,
     write_sweep,
 )
 
@@ -193,3 +194,40 @@ def test_the_example_script_logs_to_its_own_run_from_inside_its_job(tmp_path: Pa
         assert metrics["epoch_accuracy"]["Count"] == 2  # logged by the job itself
         assert "val_loss" in metrics  # read from its log by the sweep
         assert run["Parameters"]["samples"] == {"NumberValue": 1797.0}
+
+
+def test_experiment_analytics_reads_a_sweep_one_row_per_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SDK v2's ``ExperimentAnalytics(...).dataframe()``, unmodified, on a sweep: every
+    component reads (artifact maps present), and the runs give one row per trial with
+    its parameters and final metric."""
+    monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
+    import boto3
+    import sagemaker
+    from sagemaker.analytics import ExperimentAnalytics
+
+    with standalone_emulator(tmp_path / "emulator") as url:
+        space = _sweep(tmp_path, url, trials=4, parallel=2)
+        assert run_sweep(str(space)).returncode == 0
+        boto = boto3.Session(
+            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+        )
+        session = sagemaker.Session(
+            boto_session=boto, sagemaker_client=boto.client("sagemaker", endpoint_url=url)
+        )
+        everything = ExperimentAnalytics(
+            experiment_name="shard-sweep", sagemaker_session=session
+        ).dataframe()
+        runs_only = {"Filters": [{"Name": "Source.SourceArn", "Operator": "NotExists"}]}
+        runs = ExperimentAnalytics(
+            experiment_name="shard-sweep", search_expression=runs_only, sagemaker_session=session
+        ).dataframe()
+    assert len(everything) == 8  # each trial's run, and its job's own component
+    assert sorted(runs["DisplayName"]) == [f"trial-{n}" for n in range(4)]
+    trials = {t.number: t for t in sweep_trials(space, "Shard-Sweep")}
+    for _, row in runs.iterrows():
+        trial = trials[int(row["DisplayName"].removeprefix("trial-"))]
+        assert row["x"] == pytest.approx(trial.params["x"])
+        assert row["opt"] == trial.params["opt"]
+        assert row["loss - Last"] == pytest.approx(trial.value)
