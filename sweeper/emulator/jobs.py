@@ -69,11 +69,12 @@ class Job:
         jobs: dict[str, Job] = {}
         for path in sorted(directory.glob("*.json")):
             record = read_record(path)
+            if record is None:
+                continue  # not JSON: set aside already
             try:
                 job = cls(**record, record_path=path)
-            except TypeError as exc:  # not a job record (None: set aside already)
-                if record is not None:
-                    set_aside(path, str(exc))
+            except TypeError as exc:  # JSON, but not a job record
+                set_aside(path, str(exc))
                 continue
             if job.status in ("InProgress", "Stopping"):
                 reason = "InternalServerError: the emulator restarted while the job was running"

@@ -218,6 +218,7 @@ async def test_the_emulator_starts_past_records_a_crash_cut_short(
     record = root / "records" / "cut-1.json"
     cut = record.read_text()[:40]
     record.write_text(cut)
+    (root / "records" / "bogus-1.json").write_text("[1, 2]")  # JSON, not a job record
     experiment = next((root / "experiments").glob("*/cut-exp.json"))
     experiment.write_text("{")
     log = next((root / "logs" / "whole-1").glob("*.jsonl"))
@@ -238,6 +239,7 @@ async def test_the_emulator_starts_past_records_a_crash_cut_short(
     assert experiments == []
     assert after["TrainingJobStatus"] == "Completed"
     assert (root / "records" / "cut-1.json.unreadable").read_text() == cut
+    assert (root / "records" / "bogus-1.json.unreadable").read_text() == "[1, 2]"
     err = capfd.readouterr().err
     assert f"{record} cannot be read" in err
     assert f"{experiment} cannot be read" in err
