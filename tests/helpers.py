@@ -362,3 +362,24 @@ def experiment_runs(sm: Any, experiment: str) -> list[dict[str, Any]]:
         },
     )
     return [r["TrialComponent"] for page in pages for r in page["Results"]]
+
+
+def sdk_session(url: str) -> Any:
+    """A SageMaker SDK v2 session whose SageMaker and metrics clients use the emulator at
+    ``url`` (keys ``test``, telemetry off, default bucket ``bucket``)."""
+    import boto3
+    import sagemaker
+
+    boto = boto3.Session(
+        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
+    )
+    return sagemaker.Session(
+        boto_session=boto,
+        sagemaker_client=boto.client("sagemaker", endpoint_url=url),
+        sagemaker_metrics_client=boto.client("sagemaker-metrics", endpoint_url=url),
+        sagemaker_config={
+            "SchemaVersion": "1.0",
+            "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
+        },
+        default_bucket="bucket",
+    )

@@ -7,11 +7,17 @@ from __future__ import annotations
 import textwrap
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.helpers import boto3_client, emulator_info, job_request, s3_client, standalone_emulator
+from tests.helpers import (
+    boto3_client,
+    emulator_info,
+    job_request,
+    s3_client,
+    sdk_session,
+    standalone_emulator,
+)
 
 # A train.py that calls AWS with nothing but what its container gives it.
 IN_JOB = textwrap.dedent(
@@ -32,21 +38,6 @@ IN_JOB = textwrap.dedent(
 )
 
 
-def _sdk_session(url: str, s3_url: str) -> Any:
-    import boto3
-    import sagemaker
-
-    boto = boto3.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-    )
-    return sagemaker.Session(
-        boto_session=boto,
-        sagemaker_client=boto.client("sagemaker", endpoint_url=url),
-        sagemaker_metrics_client=boto.client("sagemaker-metrics", endpoint_url=url),
-        default_bucket="bucket",
-    )
-
-
 def test_boto3_and_load_run_work_inside_a_job(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -61,7 +52,7 @@ def test_boto3_and_load_run_work_inside_a_job(
         monkeypatch.setenv("AWS_ENDPOINT_URL_STS", s3_url)
         from sagemaker.experiments.run import Run
 
-        session = _sdk_session(url, s3_url)
+        session = sdk_session(url)
         with Run(experiment_name="inner", run_name="run-1", sagemaker_session=session):
             pass  # the run exists before its job, as a sweep makes it
         request = job_request("inner-1", code)

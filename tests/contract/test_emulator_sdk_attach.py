@@ -15,6 +15,7 @@ from tests.helpers import (
     emulator_info,
     job_request,
     s3_client,
+    sdk_session,
     standalone_emulator,
 )
 
@@ -44,17 +45,9 @@ def test_attach_tags_and_an_immediate_stopping(
         sm.delete_tags(ResourceArn=arn, TagKeys=["team"])
         tags = sm.list_tags(ResourceArn=arn)["Tags"]
 
-        import boto3
-        import sagemaker
         from sagemaker.estimator import Estimator
 
-        boto = boto3.Session(
-            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-        )
-        session = sagemaker.Session(
-            boto_session=boto, sagemaker_client=boto.client("sagemaker", endpoint_url=url)
-        )
-        attached = Estimator.attach("attach-1", sagemaker_session=session)
+        attached = Estimator.attach("attach-1", sagemaker_session=sdk_session(url))
 
         sm.create_training_job(**job_request("stop-1", code, "hang"))
         _wait(sm, "stop-1", lambda j: j["SecondaryStatus"] == "Training")

@@ -19,6 +19,7 @@ from tests.helpers import (
     boto3_client,
     experiment_runs,
     run_sweep,
+    sdk_session,
     space_doc,
     standalone_emulator,
     sweep_trials,
@@ -145,24 +146,12 @@ def test_the_sdk_lists_and_loads_theexperiment_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    import boto3
-    import sagemaker
     from sagemaker.experiments import list_runs
 
     with standalone_emulator(tmp_path / "emulator") as url:
         space = _sweep(tmp_path, url, trials=4, parallel=2)
         assert run_sweep(str(space)).returncode == 0
-        boto = boto3.Session(
-            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-        )
-        session = sagemaker.Session(
-            boto_session=boto,
-            sagemaker_client=boto.client("sagemaker", endpoint_url=url),
-            sagemaker_config={
-                "SchemaVersion": "1.0",
-                "SageMaker": {"PythonSDK": {"Modules": {"TelemetryOptOut": True}}},
-            },
-        )
+        session = sdk_session(url)
         runs = list_runs(experiment_name="shard-sweep", sagemaker_session=session)
         assert sorted(r.run_name for r in runs) == [f"trial-{n}" for n in range(4)]
         assert {r.experiment_name for r in runs} == {"shard-sweep"}
@@ -203,19 +192,12 @@ def test_experiment_analytics_reads_a_sweep_one_row_per_trial(
     component reads (artifact maps present), and the runs give one row per trial with
     its parameters and final metric."""
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
-    import boto3
-    import sagemaker
     from sagemaker.analytics import ExperimentAnalytics
 
     with standalone_emulator(tmp_path / "emulator") as url:
         space = _sweep(tmp_path, url, trials=4, parallel=2)
         assert run_sweep(str(space)).returncode == 0
-        boto = boto3.Session(
-            aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1"
-        )
-        session = sagemaker.Session(
-            boto_session=boto, sagemaker_client=boto.client("sagemaker", endpoint_url=url)
-        )
+        session = sdk_session(url)
         everything = ExperimentAnalytics(
             experiment_name="shard-sweep", sagemaker_session=session
         ).dataframe()
