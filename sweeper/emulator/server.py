@@ -19,12 +19,9 @@ import asyncio
 import contextlib
 import fcntl
 import ipaddress
-import json
 import os
-import random
 import resource
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,7 +34,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
 
-from sweeper.emulator import auth, bodies, container, pools, search, spot, tags, validate
+from sweeper.emulator import bodies, container, pools, search, spot, tags, wire
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.experiments import Experiments
 from sweeper.emulator.jobs import Job
@@ -48,6 +45,7 @@ from sweeper.emulator.s3 import S3Server
 from sweeper.emulator.transfer import Transfer
 from sweeper.patterns import Pattern
 
+JSON, REST = wire.Protocol.JSON_11, wire.Protocol.REST_JSON
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -92,7 +90,6 @@ class Emulator:
         )
         self._runner.on_finish = self._job_finished
         self.s3 = S3Server(s.root, s.region, settings.credentials)
-        self._random = random.Random(settings.seed)
         session = botocore.session.get_session()
         self._models = {
             "SageMaker": session.get_service_model("sagemaker"),
@@ -100,7 +97,12 @@ class Emulator:
             "metrics": session.get_service_model("sagemaker-metrics"),
         }
         self._tg: asyncio.TaskGroup | None = None
-        self._body = bodies.Bodies()
+        self._door = wire.Door(
+            dict(settings.credentials),
+            settings.throttle_rate,
+            settings.internal_failure_rate,
+            settings.seed,
+        )
         self._ops: dict[str, Handler] = {
             "CreateTrainingJob": self._create,
             "DescribeTrainingJob": self._describe,
@@ -189,12 +191,10 @@ class Emulator:
         self.calls["BatchPutMetrics"] += 1
         try:
             op = self._models["metrics"].operation_model("BatchPutMetrics")
-            params = await self._checked(request, "BatchPutMetrics", op)
-            return web.json_response(self.experiments.put_metrics(params))
+            params = await self._door.params(request, "BatchPutMetrics", op)
+            return wire.answer(REST, 200, self.experiments.put_metrics(params))
         except AwsError as err:
-            return web.json_response(
-                err.body(), status=err.status, headers={"x-amzn-ErrorType": err.code}
-            )
+            return wire.answer(REST, err.status, err.body(), {"x-amzn-ErrorType": err.code})
 
     def _job_finished(self, job: Job) -> None:
         artifact = None if job.status == "Failed" else f"{job.output_prefix}/model.tar.gz"
@@ -209,31 +209,10 @@ class Emulator:
         known = self._service_of.get(op) == service
         try:
             model = self._models[service].operation_model(op) if known else None
-            params = await self._checked(request, target, model)
-            return _json(200, await self._ops[op](params))
+            params = await self._door.params(request, target, model)
+            return wire.answer(JSON, 200, await self._ops[op](params))
         except AwsError as exc:
-            return _json(exc.status, exc.body())
-
-    async def _checked(self, request: web.Request, name: str, model: Any) -> dict[str, Any]:
-        """The request's parameters once it is signed, not faulted, and valid for ``model``
-        (None: an operation the emulator does not know). The signature's form, key and
-        date are checked before the body is read, and the body's size is bounded."""
-        url = str(request.url)
-        try:
-            signature = auth.admit(request.headers, url, dict(self.settings.credentials))
-            body = await self._body.read(request)
-            auth.verify(signature, request.method, url, request.headers, body)
-        except auth.Refusal as refusal:
-            raise _refused(refusal) from None
-        if model is None:
-            raise AwsError("UnknownOperationException", f"Unknown operation {name}")
-        self._inject_fault(model.name)
-        try:
-            params: dict[str, Any] = json.loads(body or b"{}")
-        except ValueError as exc:
-            raise AwsError("SerializationException", "Request body is not valid JSON") from exc
-        validate.check(model.input_shape, params)
-        return params
+            return wire.answer(JSON, exc.status, exc.body())
 
     @staticmethod
     def _sync(fn: Callable[[dict[str, Any]], dict[str, Any]]) -> Handler:
@@ -241,13 +220,6 @@ class Emulator:
             return fn(params)
 
         return handler
-
-    def _inject_fault(self, op: str) -> None:
-        roll = self._random.random()
-        if roll < self.settings.throttle_rate:
-            raise AwsError("ThrottlingException", "Rate exceeded")
-        if roll < self.settings.throttle_rate + self.settings.internal_failure_rate:
-            raise AwsError("InternalFailure", "An internal error occurred.", 500)
 
     # --- operations -----------------------------------------------------------------
 
@@ -367,28 +339,3 @@ def _raise_file_limit() -> None:
     with contextlib.suppress(ValueError, OSError):
         _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
-_REFUSALS = {  # SageMaker's answers (JSON protocols), by reason
-    auth.Why.MISSING: ("MissingAuthenticationTokenException", 403),
-    auth.Why.MALFORMED: ("IncompleteSignatureException", 403),
-    auth.Why.UNKNOWN_KEY: ("UnrecognizedClientException", 403),
-    auth.Why.EXPIRED: ("InvalidSignatureException", 400),
-    auth.Why.LAPSED: ("InvalidSignatureException", 403),
-    auth.Why.EARLY: ("InvalidSignatureException", 400),
-    auth.Why.MISMATCH: ("InvalidSignatureException", 403),
-}
-
-
-def _refused(refusal: auth.Refusal) -> AwsError:
-    code, status = _REFUSALS[refusal.why]
-    return AwsError(code, refusal.message, status)
-
-
-def _json(status: int, body: dict[str, Any]) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(body).encode(),
-        content_type="application/x-amz-json-1.1",
-        headers={"x-amzn-RequestId": str(uuid.uuid4())},
-    )
