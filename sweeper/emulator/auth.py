@@ -10,7 +10,7 @@ time. The payload's hash comes from ``X-Amz-Content-SHA256`` when the client sen
 body itself.
 
 A refusal is a :class:`Refusal` of one :class:`Why`; each endpoint answers it in its own
-protocol's words (see ``server.py`` and ``s3_gate.py``).
+protocol's words (see ``wire.py`` and ``s3_gate.py``).
 """
 
 from __future__ import annotations

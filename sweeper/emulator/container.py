@@ -281,6 +281,7 @@ def aws_environment(
         "AWS_ENDPOINT_URL_SAGEMAKER": sagemaker,
         "AWS_ENDPOINT_URL_SAGEMAKER_METRICS": sagemaker,
         "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": sagemaker,
+        "AWS_ENDPOINT_URL_CLOUDWATCH": sagemaker,
         "AWS_ENDPOINT_URL_S3": s3,
         "AWS_ENDPOINT_URL_STS": s3,
     }

@@ -31,6 +31,7 @@ from sweeper.emulator import container, pools, spot
 from sweeper.emulator.errors import AwsError
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore, Stream
+from sweeper.emulator.metric_series import MetricSeries
 from sweeper.emulator.reaper import TOKEN_VARIABLE, Reaper
 from sweeper.emulator.transfer import Transfer
 from sweeper.emulator.watch import Watch
@@ -70,9 +71,10 @@ class Runner:
     ``transfer`` (S3) is set by the server once its S3 client is open.
     """
 
-    def __init__(self, settings: RunnerSettings, logs: LogStore) -> None:
+    def __init__(self, settings: RunnerSettings, logs: LogStore, series: MetricSeries) -> None:
         self.settings = settings
         self.logs = logs
+        self.series = series  # every metric value, for CloudWatch
         self.spot = spot.Spot(settings.spot)
         self.transfer: Transfer | None = None
         self.on_finish: Callable[[Job], None] | None = None  # after each job's last status
@@ -285,8 +287,10 @@ class Runner:
                 job.interrupt.set()
             if seen.fault:
                 job.fault.set()
+            now = time.time()
             for name, value in seen.metrics.items():
-                job.metrics[name] = (value, time.time())
+                job.metrics[name] = (value, now)
+                self.series.add(job.name, name, value, now)
 
     async def _supervise(
         self,

@@ -34,11 +34,12 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
 
-from sweeper.emulator import bodies, container, pools, search, spot, tags, wire
+from sweeper.emulator import bodies, cloudwatch, container, pools, search, spot, tags, wire
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.experiments import Experiments
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore
+from sweeper.emulator.metric_series import MetricSeries
 from sweeper.emulator.reaper import Reaper
 from sweeper.emulator.runner import Runner, RunnerSettings
 from sweeper.emulator.s3 import S3Server
@@ -84,7 +85,8 @@ class Emulator:
         s = settings.runner
         self.logs = LogStore(s.root, s.region, s.account)
         self.logs.load()
-        self._runner = Runner(settings.runner, self.logs)
+        self.series = MetricSeries(s.root)
+        self._runner = Runner(settings.runner, self.logs, self.series)
         self.experiments = Experiments(
             s.root, s.region, s.account, component_quota=settings.trial_component_quota
         )
@@ -95,6 +97,7 @@ class Emulator:
             "SageMaker": session.get_service_model("sagemaker"),
             "Logs_20140328": session.get_service_model("logs"),
             "metrics": session.get_service_model("sagemaker-metrics"),
+            cloudwatch.TARGET: session.get_service_model("cloudwatch"),
         }
         self._tg: asyncio.TaskGroup | None = None
         self._door = wire.Door(
@@ -116,6 +119,7 @@ class Emulator:
         }
         self._ops |= {op: self._sync(fn) for op, fn in self.experiments.operations().items()}
         self._ops |= {op: self._sync(partial(fn, self.jobs)) for op, fn in tags.OPERATIONS.items()}
+        self._metric_ops = cloudwatch.CloudWatch(self.series, self.jobs).operations()
         self._service_of = {op: "Logs_20140328" if "Log" in op else "SageMaker" for op in self._ops}
 
     def app(self) -> web.Application:
@@ -124,6 +128,7 @@ class Emulator:
         app.router.add_get("/_emulator/stats", self._stats)
         app.router.add_get("/_emulator/info", self._info)
         app.router.add_put("/BatchPutMetrics", self._put_metrics)  # sagemaker-metrics
+        app.router.add_post("/service/{service}/operation/{op}", self._rpc_v2)  # CloudWatch
         return app
 
     async def serve(self, started: Callable[[str], None], stop: asyncio.Event) -> None:
@@ -171,6 +176,7 @@ class Emulator:
         finally:
             await runner.cleanup()
             self.experiments.flush()
+            self.series.flush()
             if self._runner.reaper is not None:
                 await self._runner.reaper.stop()
             await self.s3.stop()
@@ -197,14 +203,34 @@ class Emulator:
             return wire.answer(REST, err.status, err.body(), {"x-amzn-ErrorType": err.code})
 
     def _job_finished(self, job: Job) -> None:
+        self.series.flush(job.name)
         artifact = None if job.status == "Failed" else f"{job.output_prefix}/model.tar.gz"
         self.experiments.job_finished(
             job.name, job.status, job.failure_reason, job.metrics, artifact
         )
 
+    async def _rpc_v2(self, request: web.Request) -> web.Response:
+        """Smithy RPC v2 CBOR: ``POST /service/<target prefix>/operation/<operation>``."""
+        service, op = request.match_info["service"], request.match_info["op"]
+        return await self._cloudwatch(request, service, op, wire.Protocol.CBOR)
+
+    async def _cloudwatch(
+        self, request: web.Request, service: str, op: str, protocol: wire.Protocol
+    ) -> web.Response:
+        self.calls[op] += 1
+        known = service == cloudwatch.TARGET and op in self._metric_ops
+        try:
+            model = self._models[cloudwatch.TARGET].operation_model(op) if known else None
+            params = await self._door.params(request, f"{service}.{op}", model, protocol)
+            return wire.answer(protocol, 200, self._metric_ops[op](params))
+        except AwsError as exc:
+            return wire.answer(protocol, exc.status, *cloudwatch.query_error(exc))
+
     async def _handle(self, request: web.Request) -> web.Response:
         target = request.headers.get("X-Amz-Target", "")
         service, _, op = target.partition(".")
+        if service == cloudwatch.TARGET:  # CloudWatch in JSON 1.0
+            return await self._cloudwatch(request, service, op, wire.Protocol.JSON_10)
         self.calls[op or "?"] += 1
         known = self._service_of.get(op) == service
         try:

@@ -28,6 +28,7 @@ IN_JOB = textwrap.dedent(
     assert me["TrainingJobArn"] == os.environ["TRAINING_JOB_ARN"]
     print("account=" + boto3.client("sts").get_caller_identity()["Account"])
     boto3.client("s3").put_object(Bucket="bucket", Key="from-the-job.txt", Body=b"hi")
+    boto3.client("cloudwatch").list_metrics(Namespace="/aws/sagemaker/TrainingJobs")
     from sagemaker.experiments.run import load_run
     with load_run() as run:  # the trial's run, found from the job's ExperimentConfig
         run.log_parameter("written_by", "the job")
