@@ -21,6 +21,7 @@ from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from sweeper.emulator import opt_ml
 from sweeper.emulator.errors import validation
 
 # Host variables a local process needs to run at all; nothing else leaks in.
@@ -68,11 +69,13 @@ class Layout:
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """A process ready to start: argument list (never a shell string), env, cwd."""
+    """A process ready to start: argument list (never a shell string), env, cwd, and
+    the command as the job asked for it (what a failure reason quotes)."""
 
     argv: list[str]
     env: dict[str, str]
     cwd: Path
+    command: list[str]
 
 
 def decode_hyperparameters(raw: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -126,21 +129,50 @@ def submit_directory(job: dict[str, Any]) -> str:
 
 def prepare(job: dict[str, Any], arn: str, layout: Layout, region: str) -> Launch:
     """Write the config files of ``job`` (a CreateTrainingJob request, ARN ``arn``) into
-    its tree, whose code and data are already in place; return its launch (blocking)."""
+    its tree, whose code and data are already in place; return its launch (blocking).
+
+    A job with a ``ContainerEntrypoint`` runs that command (with its
+    ``ContainerArguments``) where ``/opt/ml`` is its tree (:mod:`.opt_ml`); any other
+    job is a script-mode one, run as the training toolkit runs ``sagemaker_program``."""
     user, framework = decode_hyperparameters(job.get("HyperParameters", {}))
+    spec = job["AlgorithmSpecification"]
     program = framework.get("sagemaker_program")
-    if not program:
+    if not program and not spec.get("ContainerEntrypoint"):
         raise validation(
-            "The emulator runs script-mode jobs only: hyperparameter sagemaker_program is missing"
+            "The emulator runs script-mode jobs (hyperparameter sagemaker_program) and jobs"
+            " with a ContainerEntrypoint; this job has neither"
         )
     channels = _channels(job)
     resource = _resource_config(job)
     (layout.config / "hyperparameters.json").write_text(json.dumps(job.get("HyperParameters", {})))
     (layout.config / "inputdataconfig.json").write_text(json.dumps(channels))
     (layout.config / "resourceconfig.json").write_text(json.dumps(resource))
+    if spec.get("ContainerEntrypoint"):
+        return _entrypoint_launch(job, arn, layout, region)
     args = command_line_args(user)
     env = _environment(job, arn, layout, user, framework, channels, resource, args, region)
-    return Launch([sys.executable, str(program), *args], env, layout.code)
+    script = str(program)
+    return Launch([sys.executable, script, *args], env, layout.code, ["python", script, *args])
+
+
+def _entrypoint_launch(job: dict[str, Any], arn: str, layout: Layout, region: str) -> Launch:
+    """``ContainerEntrypoint`` + ``ContainerArguments`` as an argument list, run by
+    :mod:`.opt_ml` with the job's tree at ``/opt/ml``. The platform's variables only (a
+    container's toolkit, not SageMaker, sets ``SM_*``); this interpreter's directory
+    first on the ``PATH``, standing in for the image's Python (from a virtual
+    environment: its ``python3``, ``python`` and ``pip``)."""
+    spec = job["AlgorithmSpecification"]
+    command = [*spec["ContainerEntrypoint"], *spec.get("ContainerArguments", [])]
+    staging = layout.root / "host-opt"  # where the host's /opt is seen from inside
+    staging.mkdir(exist_ok=True)
+    argv = [sys.executable, "-I", opt_ml.__file__, str(layout.ml), str(staging), "--", *command]
+    env = {k: os.environ[k] for k in _PASSTHROUGH if k in os.environ}
+    env["PATH"] = os.pathsep.join(
+        p for p in (str(Path(sys.executable).parent), env.get("PATH", os.defpath)) if p
+    )
+    env.update(_platform(job, arn, region))
+    env.update(job.get("Environment", {}))
+    return Launch(argv, env, layout.code, command)
 
 
 def unmet_requirements(code: Path) -> list[str] | None:
@@ -251,17 +283,21 @@ def _environment(
     env["SM_TRAINING_ENV"] = _json(
         {**props, "channel_input_dirs": {n: str(layout.data / n) for n in channels}}
     )
-    env.update(
-        TRAINING_JOB_NAME=job["TrainingJobName"],
-        TRAINING_JOB_ARN=arn,
-        SAGEMAKER_JOB_NAME=job["TrainingJobName"],
-        SAGEMAKER_REGION=region,
-        CURRENT_HOST="algo-1",
-        PYTHONPATH=str(layout.code),
-        PYTHONUNBUFFERED="1",
-    )
+    env.update(_platform(job, arn, region), PYTHONPATH=str(layout.code))
     env.update(job.get("Environment", {}))
     return env
+
+
+def _platform(job: dict[str, Any], arn: str, region: str) -> dict[str, str]:
+    """What SageMaker sets in every training container, whatever its image."""
+    return {
+        "TRAINING_JOB_NAME": job["TrainingJobName"],
+        "TRAINING_JOB_ARN": arn,
+        "SAGEMAKER_JOB_NAME": job["TrainingJobName"],
+        "SAGEMAKER_REGION": region,
+        "CURRENT_HOST": "algo-1",
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def aws_environment(

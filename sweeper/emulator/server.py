@@ -1,14 +1,19 @@
-"""The emulator's HTTP server: SageMaker's JSON 1.1 protocol on 127.0.0.1.
+"""The emulator's HTTP server on 127.0.0.1: SageMaker, CloudWatch Logs and metrics,
+and sagemaker-metrics on one port.
 
-Every request is ``POST /`` with ``X-Amz-Target: SageMaker.<Operation>``; the body is
-validated against botocore's service model before the operation runs, and errors are
-answered as AWS answers them (``__type`` + ``message``, HTTP 400 for client errors).
+SageMaker and Logs requests are ``POST /`` with ``X-Amz-Target: <service>.<Operation>``
+(JSON 1.1); CloudWatch's are ``POST /service/<prefix>/operation/<Operation>`` (Smithy RPC
+v2 CBOR) or JSON 1.0; sagemaker-metrics is rest-json. Every body is validated against
+botocore's service model before the operation runs (:mod:`sweeper.emulator.wire`), and
+errors are answered as AWS answers them (``__type`` + ``message``, HTTP 400 for client
+errors).
 
 Requests are counted by operation (``Emulator.calls``; ``GET /_emulator/stats``), so
 tests and benchmarks can measure API calls per trial.
 
-Differences from SageMaker, by design: the training image is not pulled or run; the
-job's script-mode entry point runs as a local process with this Python interpreter.
+Differences from SageMaker, by design: the training image is not pulled or run; a job
+runs as a local process with this Python interpreter (its script-mode entry point, or
+its ``ContainerEntrypoint`` with its tree at ``/opt/ml``: :mod:`sweeper.emulator.opt_ml`).
 S3 is moto's S3 server on another loopback port (:mod:`sweeper.emulator.s3`), announced
 with the region and account at ``GET /_emulator/info``.
 """

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from sweeper.emulator.embedded import EmbeddedEmulator
-from tests.helpers import PROBE, job_request, s3_client, wait_for_job
+from tests.helpers import (
+    PROBE,
+    boto3_client,
+    job_request,
+    s3_client,
+    standalone_emulator,
+    wait_for_job,
+)
 
 
 def _archive(*extra: tarfile.TarInfo) -> bytes:
@@ -88,12 +96,21 @@ async def test_a_channel_key_that_cannot_be_a_file_is_a_client_error(
     assert cause in job["FailureReason"]
 
 
-async def test_a_missing_bucket_is_a_client_error(
-    sagemaker: Any, emulator: EmbeddedEmulator, code_dir: Path
-) -> None:
-    request = job_request("nobucket-1", code_dir)
-    request["OutputDataConfig"] = {"S3OutputPath": "s3://no-such-bucket/out"}
-    await sagemaker.create_training_job(**request)
-    job = await wait_for_job(sagemaker, "nobucket-1")
+def test_a_missing_bucket_is_a_client_error_naming_it(tmp_path: Path, code_dir: Path) -> None:
+    """boto3 against a standalone emulator, as a user sees it: not retryable, no Python
+    internals in the reason."""
+    with standalone_emulator(tmp_path / "state") as url:
+        sm = boto3_client(url)
+        request = job_request("nobucket-1", code_dir)
+        request["OutputDataConfig"] = {"S3OutputPath": "s3://no-such-bucket/out"}
+        sm.create_training_job(**request)
+        deadline = time.monotonic() + 60
+        while (job := sm.describe_training_job(TrainingJobName="nobucket-1"))[
+            "TrainingJobStatus"
+        ] == "InProgress":
+            assert time.monotonic() < deadline, job["SecondaryStatus"]
+            time.sleep(0.05)
+    reason = job["FailureReason"]
     assert job["TrainingJobStatus"] == "Failed"
-    assert job["FailureReason"].startswith("ClientError: S3 NoSuchBucket"), job["FailureReason"]
+    assert reason.startswith("ClientError: S3 NoSuchBucket"), reason
+    assert "no-such-bucket" in reason and "TaskGroup" not in reason
