@@ -9,13 +9,18 @@ one.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from sweeper.config import fields, pruners
+from sweeper.config import fields, pruners, reading
+from sweeper.config.estimator import (
+    MAX_HYPERPARAMETERS,
+    check_hyperparameter,
+    parse_estimator,
+    regex,
+)
 from sweeper.config.model import (
     Backend,
     BackendKind,
@@ -34,16 +39,11 @@ from sweeper.config.model import (
     SweepConfig,
 )
 from sweeper.errors import ConfigError
-from sweeper.patterns import Pattern
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
 
 
-def _keys(cls: Any, *excluded: str) -> set[str]:
-    """The space-file keys of a section: its dataclass's fields."""
-    return {f.name for f in dataclasses.fields(cls)} - set(excluded)
-
-
+_keys = fields.keys_of
 _TOP_KEYS = _keys(SweepConfig, "path")
 
 __all__ = [
@@ -71,18 +71,7 @@ __all__ = [
 def load(path: str | Path) -> SweepConfig:
     """Read and validate a space file; raise ConfigError naming the file and key path."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read space file: {exc.strerror or exc}") from exc
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {exc.problem or exc.context}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    raw = reading.document(path)
     try:
         return parse(raw, path)
     except ConfigError as exc:
@@ -98,10 +87,11 @@ def parse(raw: object, path: Path) -> SweepConfig:
             f"name: {name!r} must start with a letter or digit and use only letters, digits,"
             " '-', '_' or '.' (at most 120 characters)"
         )
-    estimator = _estimator(fields.get(top, "estimator", "", dict), path.parent)
+    estimator = parse_estimator(fields.get(top, "estimator", "", dict), path.parent)
     objective = _objective(fields.get(top, "objective", "", dict), estimator)
     sampler = _sampler(fields.get(top, "sampler", "", dict, {}))
-    space = _space(fields.get(top, "space", "", dict), sampler.kind)
+    space = _space(fields.get(top, "space", "", dict), sampler)
+    _check_hyperparameter_count(space, estimator)
     storage = fields.get(top, "storage", "", str, None)
     lease = fields.get(top, "storage_lease_seconds", "", float, 60.0)
     if not 3.0 <= lease <= 3600.0:
@@ -173,34 +163,57 @@ def _sampler(raw: dict[str, Any]) -> Sampler:
     sec = fields.mapping(raw, "sampler", _keys(Sampler))
     kind = fields.get(sec, "kind", "sampler", str, "tpe")
     fields.one_of(kind, [k.value for k in SamplerKind], "sampler.kind")
-    return Sampler(kind=SamplerKind(kind), seed=fields.get(sec, "seed", "sampler", int, None))
+    seed = fields.get(sec, "seed", "sampler", int, None)
+    if seed is not None and not 0 <= seed < 2**32:
+        raise ConfigError(
+            f"sampler.seed: must be within 0..{2**32 - 1} (numpy's seeds), got {seed}"
+        )
+    limit = fields.get(sec, "max_grid_points", "sampler", int, Sampler().max_grid_points)
+    if limit < 1:
+        raise ConfigError(f"sampler.max_grid_points: must be >= 1, got {limit}")
+    return Sampler(kind=SamplerKind(kind), seed=seed, max_grid_points=limit)
 
 
-def _space(raw: dict[str, Any], sampler: SamplerKind) -> tuple[Param, ...]:
+def _space(raw: dict[str, Any], sampler: Sampler) -> tuple[Param, ...]:
     if not raw:
         raise ConfigError("space: must define at least one parameter")
-    return tuple(_param(str(name), spec, sampler) for name, spec in raw.items())
+    params = tuple(_param(str(name), spec, sampler.kind) for name, spec in raw.items())
+    if sampler.kind == SamplerKind.GRID:
+        sizes = [len(p.values or p.choices) for p in params]
+        points = math.prod(sizes)
+        if points > sampler.max_grid_points:
+            shape = " x ".join(map(str, sizes[:8])) + (" x ..." if len(sizes) > 8 else "")
+            raise ConfigError(
+                f"space: the grid has {points:,} points ({shape}), more than"
+                f" sampler.max_grid_points ({sampler.max_grid_points:,}); list fewer values,"
+                " or raise sampler.max_grid_points (the grid is built whole, in memory)"
+            )
+    return params
 
 
 def _param(name: str, raw: object, sampler: SamplerKind) -> Param:
     path = f"space.{name}"
+    check_hyperparameter(name, None, path)
     sec = fields.mapping(raw, path, _keys(Param, "name"))
     kind = fields.get(sec, "type", path, str)
     fields.one_of(kind, [t.value for t in ParamType], f"{path}.type")
-    values = tuple(fields.get(sec, "values", path, list, []))
+    number: type = int if kind == ParamType.INT else float
+    values = _listed(fields.get(sec, "values", path, list, []), f"{path}.values", number)
     if kind == ParamType.CATEGORICAL:
         fields.reject_keys(sec, path, ("low", "high", "log", "step"), "a categorical parameter")
-        choices = tuple(fields.get(sec, "choices", path, list))
+        choices = _listed(fields.get(sec, "choices", path, list), f"{path}.choices", None)
         if not choices:
             raise ConfigError(f"{path}.choices: must list at least one choice")
         return Param(name, ParamType.CATEGORICAL, choices=choices, values=values)
-    number: type = int if kind == ParamType.INT else float
     low: float | None = fields.get(sec, "low", path, number, None if values else fields.MISSING)
     high: float | None = fields.get(sec, "high", path, number, None if values else fields.MISSING)
     log = fields.get(sec, "log", path, bool, False)
     step: float | None = fields.get(sec, "step", path, number, None)
-    if low is not None and high is not None and low >= high:
-        raise ConfigError(f"{path}.low: must be < high ({low} >= {high})")
+    if low is not None and high is not None:
+        if low >= high:
+            raise ConfigError(f"{path}.low: must be < high ({low} >= {high})")
+        if not math.isfinite(high - low):
+            raise ConfigError(f"{path}: high - low must be a finite number ({high} - {low})")
     if log and low is not None and low <= 0:
         raise ConfigError(f"{path}.low: must be > 0 with log: true, got {low}")
     if step is not None and step <= 0:
@@ -209,126 +222,47 @@ def _param(name: str, raw: object, sampler: SamplerKind) -> Param:
         raise ConfigError(f"{path}.step: cannot be combined with log: true")
     if sampler == SamplerKind.GRID and not values:
         raise ConfigError(f"{path}.values: sampler.kind grid needs a list of values to try")
-    for i, v in enumerate(values):
-        if not isinstance(v, int | float) or isinstance(v, bool):
-            raise ConfigError(f"{path}.values[{i}]: expected a number, got {v!r}")
     return Param(name, ParamType(kind), low, high, log, step, values=values)
 
 
-def _estimator(raw: dict[str, Any], base: Path) -> Estimator:
-    sec = fields.mapping(raw, "estimator", _keys(Estimator))
-    p = "estimator"
-    source_dir = (base / fields.get(sec, "source_dir", p, str, ".")).resolve()
-    if not source_dir.is_dir():
-        raise ConfigError(f"estimator.source_dir: directory {str(source_dir)!r} does not exist")
-    entry_point = fields.get(sec, "entry_point", p, str)
-    if not (source_dir / entry_point).is_file():
+PLATFORM_HYPERPARAMETERS = 5  # sagemaker_program, _submit_directory, ... (aws/training.py)
+
+
+def _check_hyperparameter_count(space: tuple[Param, ...], estimator: Estimator) -> None:
+    """Sampled and static hyperparameters, with the toolkit's, within SageMaker's 100."""
+    names = {p.name for p in space} | set(estimator.hyperparameters)
+    for name in sorted(names):
+        if name.startswith("sagemaker_"):
+            where = "space" if name in {p.name for p in space} else "estimator.hyperparameters"
+            raise ConfigError(
+                f"{where}.{name}: names starting with sagemaker_ are the training toolkit's"
+            )
+    total = len(names) + PLATFORM_HYPERPARAMETERS
+    if total > MAX_HYPERPARAMETERS:
         raise ConfigError(
-            f"estimator.entry_point: {entry_point!r} does not exist in {str(source_dir)!r}"
+            f"space: {len(space)} parameters and {len(estimator.hyperparameters)} static"
+            f" hyperparameters make {total} hyperparameters with the training toolkit's"
+            f" {PLATFORM_HYPERPARAMETERS}; SageMaker takes at most {MAX_HYPERPARAMETERS} per job"
         )
-    metrics = tuple(
-        _metric_definition(m, f"estimator.metric_definitions[{i}]")
-        for i, m in enumerate(fields.get(sec, "metric_definitions", p, list))
-    )
-    d = Estimator(entry_point, source_dir, metrics)
-    est = Estimator(
-        entry_point=entry_point,
-        source_dir=source_dir,
-        metric_definitions=metrics,
-        image_uri=fields.get(sec, "image_uri", p, str, None),
-        framework=fields.get(sec, "framework", p, str, None),
-        framework_version=fields.get(sec, "framework_version", p, str, None),
-        py_version=fields.get(sec, "py_version", p, str, None),
-        instance_type=fields.get(sec, "instance_type", p, str, d.instance_type),
-        instance_count=fields.get(sec, "instance_count", p, int, d.instance_count),
-        volume_size=fields.get(sec, "volume_size", p, int, d.volume_size),
-        role=fields.get(sec, "role", p, str, None),
-        max_run=fields.get(sec, "max_run", p, int, d.max_run),
-        use_spot_instances=fields.get(sec, "use_spot_instances", p, bool, False),
-        max_wait=fields.get(sec, "max_wait", p, int, None),
-        keep_alive_period_in_seconds=fields.get(sec, "keep_alive_period_in_seconds", p, int, 0),
-        keep_pools_after_sweep=fields.get(sec, "keep_pools_after_sweep", p, bool, False),
-        spot_fallback=fields.get(sec, "spot_fallback", p, str, None),
-        instance_price_per_hour=fields.get(sec, "instance_price_per_hour", p, float, None),
-        checkpoint_s3_uri=fields.get(sec, "checkpoint_s3_uri", p, str, None),
-        output_path=fields.get(sec, "output_path", p, str, None),
-        hyperparameters=fields.scalars(
-            fields.get(sec, "hyperparameters", p, dict, {}), f"{p}.hyperparameters"
-        ),
-        environment=fields.strings(fields.get(sec, "environment", p, dict, {}), f"{p}.environment"),
-        inputs=_inputs(fields.get(sec, "inputs", p, dict, {}), base),
-    )
-    for key in ("output_path", "checkpoint_s3_uri"):
-        value = getattr(est, key)
-        if value is not None and not _S3_URI.match(value):
-            raise ConfigError(f"estimator.{key}: expected an s3://bucket/prefix URI, got {value!r}")
-    for key in ("instance_count", "volume_size", "max_run"):
-        if getattr(est, key) < 1:
-            raise ConfigError(f"estimator.{key}: must be >= 1, got {getattr(est, key)}")
-    if est.instance_price_per_hour is not None and est.instance_price_per_hour < 0:
-        raise ConfigError("estimator.instance_price_per_hour: must be >= 0")
-    if est.max_wait is not None and not est.use_spot_instances:
-        raise ConfigError("estimator.max_wait: only applies with use_spot_instances: true")
-    if est.max_wait is not None and est.max_wait < est.max_run:
-        raise ConfigError(f"estimator.max_wait: must be >= max_run ({est.max_run})")
-    if est.use_spot_instances and est.keep_alive_period_in_seconds > 0:
-        raise ConfigError(
-            "estimator.keep_alive_period_in_seconds: AWS does not allow warm pools with"
-            " managed spot in one job; choose one: spot for cheaper instances (remove"
-            " keep_alive_period_in_seconds), or warm pools for faster starts (set"
-            " use_spot_instances: false)"
-        )
-    if est.spot_fallback is not None:
-        fields.one_of(est.spot_fallback, ("on_demand",), "estimator.spot_fallback")
-        if not est.use_spot_instances:
-            raise ConfigError("estimator.spot_fallback: only applies with use_spot_instances: true")
-    if not 0 <= est.keep_alive_period_in_seconds <= 21600:
-        raise ConfigError("estimator.keep_alive_period_in_seconds: must be within 0..21600")
-    return est
 
 
-_S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")
-_CHANNEL = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
-
-
-def _inputs(raw: dict[str, Any], base: Path) -> dict[str, str]:
-    """Channel → ``s3://`` URI, or an existing local path (made absolute; emulator only)."""
-    inputs: dict[str, str] = {}
-    for channel, value in fields.strings(raw, "estimator.inputs").items():
-        path = f"estimator.inputs.{channel}"
-        if not _CHANNEL.match(channel) or channel in (".", ".."):
-            raise ConfigError(f"{path}: a channel name is 1-64 of A-Z a-z 0-9 . - _")
-        if value.startswith("s3://"):
-            if not _S3_URI.match(value):
-                raise ConfigError(f"{path}: not a valid s3://bucket/prefix URI: {value!r}")
-            inputs[channel] = value
-            continue
-        local = (base / value).resolve()
-        if not local.exists():
-            raise ConfigError(f"{path}: {str(local)!r} does not exist (nor is it an s3:// URI)")
-        inputs[channel] = str(local)
-    return inputs
-
-
-def _metric_definition(raw: object, path: str) -> MetricDefinition:
-    sec = fields.mapping(raw, path, _keys(MetricDefinition))
-    name, regex = fields.get(sec, "name", path, str), fields.get(sec, "regex", path, str)
-    compiled = _regex(regex, f"{path}.regex")
-    if compiled.groups < 1:
-        raise ConfigError(f"{path}.regex: needs a capture group around the value")
-    if compiled.groupindex.get("step") == 1:
-        raise ConfigError(
-            f"{path}.regex: the value must be the first capture group (SageMaker reads"
-            " group 1); put the named group 'step' after it"
-        )
-    return MetricDefinition(name, regex)
-
-
-def _regex(text: str, path: str) -> Pattern:
-    try:
-        return Pattern(text, path)
-    except ValueError as exc:
-        raise ConfigError(f"{path}: not a valid regular expression: {exc.__cause__}") from exc
+def _listed(raw: list[Any], path: str, number: type | None) -> tuple[Any, ...]:
+    """A parameter's ``values`` (numbers of type ``number``) or ``choices`` (``number``
+    None: strings, numbers, booleans or null), each finite and as long as SageMaker takes."""
+    expected = "a number" if number is float else "an integer" if number is int else None
+    for i, v in enumerate(raw):
+        where = f"{path}[{i}]"
+        if expected is None and not isinstance(v, str | int | float | bool | None):
+            raise ConfigError(f"{where}: expected a string, number, boolean or null")
+        numeric = isinstance(v, int | float) and not isinstance(v, bool)
+        if expected is not None and not (numeric and (number is float or isinstance(v, int))):
+            raise ConfigError(f"{where}: expected {expected}, got {fields.shown(v)}")
+        if isinstance(v, float):
+            fields.finite(v, where)
+        elif numeric:
+            fields.integer(v, where)
+        check_hyperparameter("", v, where)
+    return tuple(raw)
 
 
 def _experiment(raw: dict[str, Any]) -> Experiment:
@@ -363,7 +297,7 @@ def emulator_options(raw: dict[str, Any]) -> EmulatorOptions:
         kind = EmulatorOptions.kind(f.name)
         value: Any = fields.get(sec, f.name, "emulator", kind, getattr(defaults, f.name))
         if kind is str and value is not None:
-            _regex(value, f"emulator.{f.name}")
+            regex(value, f"emulator.{f.name}")
         elif value is not None and (
             value < 0 or (f.name.endswith(("_rate", "_discount")) and value > 1)
         ):

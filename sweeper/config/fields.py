@@ -5,7 +5,10 @@ Each raises :class:`~sweeper.errors.ConfigError` naming the key path it was give
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import math
+import reprlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -13,6 +16,11 @@ from sweeper.errors import ConfigError
 
 T = TypeVar("T")
 MISSING: Any = object()
+
+
+def keys_of(cls: Any, *excluded: str) -> set[str]:
+    """The space-file keys of a section: its dataclass's fields."""
+    return {f.name for f in dataclasses.fields(cls)} - set(excluded)
 
 
 def mapping(raw: object, path: str, known: set[str]) -> dict[str, Any]:
@@ -45,8 +53,41 @@ def get(sec: dict[str, Any], key: str, path: str, kind: type[T], default: Any = 
         list: lambda v: isinstance(v, list),
     }
     if not ok[kind](value):
-        raise ConfigError(f"{where}: expected {WORDS[kind][0]}, got {kind_of(value)} {value!r}")
-    return float(value) if kind is float else value  # type: ignore[return-value]
+        raise ConfigError(
+            f"{where}: expected {WORDS[kind][0]}, got {kind_of(value)} {shown(value)}"
+        )
+    if kind is int:
+        integer(value, where)
+    if kind is float:
+        return finite(value, where)  # type: ignore[return-value]
+    return value  # type: ignore[no-any-return]
+
+
+INT_RANGE = (-(2**63), 2**63 - 1)  # what SQLite and numpy store
+
+
+def integer(value: int, where: str) -> int:
+    """``value`` if it fits in 64 bits (SQLite's and numpy's integers), else a ConfigError."""
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise ConfigError(f"{where}: {value} is out of range (a 64-bit integer)")
+    return value
+
+
+def finite(value: float, where: str) -> float:
+    """``value`` as a float if it is finite (YAML's ``.inf`` and ``.nan`` are not)."""
+    number = float(value)
+    if not math.isfinite(number):
+        raise ConfigError(f"{where}: expected a finite number, got {value}")
+    return number
+
+
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 4, 60, 60
+
+
+def shown(value: object) -> str:
+    """``repr(value)`` cut short: a message quotes a value, never a whole document."""
+    return _REPR.repr(value)
 
 
 # type -> (how an expected value is named, how a value found is named)
@@ -67,7 +108,7 @@ def kind_of(value: object) -> str:
 
 def one_of(value: str, allowed: Any, where: str) -> None:
     if value not in allowed:
-        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(allowed)}")
+        raise ConfigError(f"{where}: {shown(value)} is not one of {', '.join(allowed)}")
 
 
 def reject_keys(sec: dict[str, Any], path: str, keys: tuple[str, ...], what: str) -> None:
@@ -77,9 +118,14 @@ def reject_keys(sec: dict[str, Any], path: str, keys: tuple[str, ...], what: str
 
 
 def scalars(raw: dict[str, Any], path: str) -> dict[str, Any]:
+    """``raw`` with string keys and string, finite number or boolean values."""
     for key, value in raw.items():
         if not isinstance(value, str | int | float | bool):
             raise ConfigError(f"{path}.{key}: expected a string, number or boolean")
+        if isinstance(value, float):
+            finite(value, f"{path}.{key}")
+        elif isinstance(value, int) and not isinstance(value, bool):
+            integer(value, f"{path}.{key}")
     return {str(k): v for k, v in raw.items()}
 
 

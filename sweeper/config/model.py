@@ -67,6 +67,7 @@ class Budget:
 class Sampler:
     kind: SamplerKind = SamplerKind.TPE
     seed: int | None = None
+    max_grid_points: int = 100_000  # a grid is built whole: refused beyond this
 
 
 @dataclass(frozen=True, slots=True)
