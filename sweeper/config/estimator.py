@@ -21,8 +21,8 @@ def parse_estimator(raw: dict[str, Any], base: Path) -> Estimator:
     """The ``estimator:`` section; paths resolve against ``base`` (the file's folder)."""
     sec = fields.mapping(raw, "estimator", fields.keys_of(Estimator))
     p = "estimator"
-    source_dir = (base / fields.get(sec, "source_dir", p, str, ".")).resolve()
-    if not source_dir.is_dir():
+    source_dir, found = _local(base, fields.get(sec, "source_dir", p, str, "."), "source_dir")
+    if found != "dir":
         raise ConfigError(f"estimator.source_dir: directory {str(source_dir)!r} does not exist")
     entry_point = _entry_point(fields.get(sec, "entry_point", p, str), source_dir)
     metrics = tuple(
@@ -87,12 +87,27 @@ def parse_estimator(raw: dict[str, Any], base: Path) -> Estimator:
     return est
 
 
+def _local(base: Path, text: str, key: str) -> tuple[Path, str]:
+    """``base / text`` resolved, and what it is: ``"dir"``, ``"file"``, ``"other"`` or
+    ``""`` (nothing there); a path the system cannot take is a ConfigError."""
+    try:
+        path = (base / text).resolve()
+        found = "dir" if path.is_dir() else "file" if path.is_file() else ""
+        return path, found or ("other" if path.exists() else "")
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"estimator.{key}: {fields.shown(text)} is not a usable path ({reason})"
+        ) from None
+
+
 def _entry_point(entry_point: str, source_dir: Path) -> str:
     """``entry_point`` if it names a file inside ``source_dir`` (what SageMaker uploads)."""
     where = "estimator.entry_point"
-    if not (source_dir / entry_point).is_file():
+    path, found = _local(source_dir, entry_point, "entry_point")
+    if found != "file":
         raise ConfigError(f"{where}: {entry_point!r} does not exist in {str(source_dir)!r}")
-    if not (source_dir / entry_point).resolve().is_relative_to(source_dir):
+    if not path.is_relative_to(source_dir):
         raise ConfigError(
             f"{where}: {entry_point!r} is outside source_dir {str(source_dir)!r}; only"
             " source_dir is uploaded, so the job could not run it"
@@ -186,8 +201,8 @@ def _inputs(raw: dict[str, Any], base: Path) -> dict[str, str]:
         if value.startswith("s3://"):
             inputs[channel] = s3_uri(value, path)
             continue
-        local = (base / value).resolve()
-        if not local.exists():
+        local, found = _local(base, value, f"inputs.{channel}")
+        if not found:
             raise ConfigError(f"{path}: {str(local)!r} does not exist (nor is it an s3:// URI)")
         inputs[channel] = str(local)
     return inputs

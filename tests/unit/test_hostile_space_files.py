@@ -138,6 +138,17 @@ CASES = [
         "estimator.entry_point: '/etc/passwd' is outside source_dir",
     ),
     (
+        "estimator.source_dir",
+        "src\x00",
+        "estimator.source_dir: 'src\\x00' is not a usable path (embedded null byte)",
+    ),
+    (
+        "estimator.source_dir",
+        "x" * 3000,
+        "estimator.source_dir: 'xxxxxxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxxxxxxxxxxxx' is"
+        " not a usable path (File name too long)",
+    ),
+    (
         "estimator.output_path",
         "s3://bucket/..",
         "estimator.output_path: 's3://bucket/..' has an empty, '.' or '..' segment; objects"
