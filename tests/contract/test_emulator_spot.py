@@ -100,6 +100,9 @@ async def test_an_interrupted_spot_job_resumes_train_py_from_its_checkpoint(
         },
         StoppingCondition={"MaxRuntimeInSeconds": 300, "MaxWaitTimeInSeconds": 600},
         CheckpointConfig={"S3Uri": "s3://bucket/checkpoints/spot-1"},
+        # One OpenMP thread: on a busy machine, sklearn's threads spin against the load
+        # and a 5 s run takes minutes.
+        Environment={"OMP_NUM_THREADS": "1"},
         **SPOT,
     )
     await spot_client.create_training_job(**request)
