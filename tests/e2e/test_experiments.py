@@ -157,6 +157,7 @@ def test_the_sdk_lists_and_loads_theexperiment_runs(
         assert {r.experiment_name for r in runs} == {"shard-sweep"}
 
 
+@pytest.mark.timeout(480)
 def test_the_example_script_logs_to_its_own_run_from_inside_its_job(tmp_path: Path) -> None:
     """``src/train.py --log_to_run true`` opens its trial's run with the SDK's unmodified
     ``load_run()`` inside the job (the emulator gives the job credentials, region and
@@ -170,10 +171,13 @@ def test_the_example_script_logs_to_its_own_run_from_inside_its_job(tmp_path: Pa
     )
     doc["estimator"]["hyperparameters"] = {"log_to_run": "true", "epochs": 2, "max_iter": 4}
     doc["estimator"]["metric_definitions"] = [{"name": "val_loss", "regex": r"val_loss=([0-9.]+)"}]
+    # One OpenMP thread: on a busy machine sklearn's threads spin against the load.
+    doc["estimator"]["environment"] = {"OMP_NUM_THREADS": "1"}
     with standalone_emulator(tmp_path / "emulator") as url:
         doc["backend"] = {"kind": "emulator", "endpoint_url": url}
         space = write_sweep(tmp_path, doc, (ROOT / "src" / "train.py").read_text())
-        result = run_sweep(str(space), env={"SAGEMAKER_SUPPRESS_V2_WARNING": "1"})
+        # Each job imports sklearn and the SageMaker SDK: seconds each, minutes when loaded.
+        result = run_sweep(str(space), timeout=420, env={"SAGEMAKER_SUPPRESS_V2_WARNING": "1"})
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         found = experiment_runs(boto3_client(url), "inner")
     runs = [r for r in found if r["TrialComponentName"].startswith("inner-trial-")]
