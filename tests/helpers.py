@@ -115,6 +115,20 @@ def write_sweep(root: Path, doc: dict[str, Any] | None = None, script: str = QUA
     return path
 
 
+def ended(job: dict[str, Any]) -> bool:
+    return job["TrainingJobStatus"] not in ("InProgress", "Stopping")
+
+
+def describe_until(sm: Any, name: str, until: Any = ended, timeout: float = 60.0) -> dict[str, Any]:
+    """Describe ``name`` with a boto3 client until ``until(job)`` (default: the job has
+    ended); fail after ``timeout`` s naming its secondary status."""
+    deadline = time.monotonic() + timeout
+    while not until(job := sm.describe_training_job(TrainingJobName=name)):
+        assert time.monotonic() < deadline, job["SecondaryStatus"]
+        time.sleep(0.05)
+    return job  # type: ignore[no-any-return]
+
+
 async def wait_for_job(client: Any, name: str, *, timeout: float = 30.0) -> dict[str, Any]:
     """Describe ``name`` until it leaves InProgress/Stopping; fail after ``timeout`` s."""
     async with asyncio.timeout(timeout):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ import botocore.credentials
 import pytest
 
 from tests.helpers import (
-    PROBE,
     boto3_client,
+    describe_until,
     emulator_info,
     job_request,
     s3_client,
@@ -40,13 +39,7 @@ def _run_probe(url: str, code: Path, name: str) -> dict[str, Any]:
     s3_client(emulator_info(url)["s3_endpoint_url"]).create_bucket(Bucket="bucket")
     sm = boto3_client(url)
     sm.create_training_job(**job_request(name, code))
-    deadline = time.monotonic() + 60
-    while (job := sm.describe_training_job(TrainingJobName=name))["TrainingJobStatus"] in (
-        "InProgress",
-        "Stopping",
-    ):
-        assert time.monotonic() < deadline, job["SecondaryStatus"]
-        time.sleep(0.05)
+    job = describe_until(sm, name)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     return job
 
@@ -66,21 +59,13 @@ def _loss(name: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def code(tmp_path: Path) -> Path:
-    code = tmp_path / "code"
-    code.mkdir()
-    (code / "probe.py").write_text(PROBE)
-    return code
-
-
 def test_training_job_analytics_reads_each_metric_of_a_job(
-    tmp_path: Path, code: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, code_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SAGEMAKER_SUPPRESS_V2_WARNING", "1")
     with standalone_emulator(tmp_path / "state") as url:
         monkeypatch.setenv("AWS_ENDPOINT_URL_CLOUDWATCH", url)  # as the README says
-        job = _run_probe(url, code, "curve-1")
+        job = _run_probe(url, code_dir, "curve-1")
         from sagemaker.analytics import TrainingJobAnalytics
 
         frame = TrainingJobAnalytics("curve-1", sagemaker_session=sdk_session(url)).dataframe()
@@ -94,9 +79,9 @@ def test_training_job_analytics_reads_each_metric_of_a_job(
     assert list(frame["timestamp"]) == sorted(frame["timestamp"])
 
 
-def test_statistics_data_and_listing_over_the_cbor_protocol(tmp_path: Path, code: Path) -> None:
+def test_statistics_data_and_listing_over_the_cbor_protocol(tmp_path: Path, code_dir: Path) -> None:
     with standalone_emulator(tmp_path / "state") as url:
-        job = _run_probe(url, code, "curve-2")
+        job = _run_probe(url, code_dir, "curve-2")
         cw = boto3_client(url, "cloudwatch")
         every = ["SampleCount", "Sum", "Minimum", "Maximum", "Average"]
         seconds = cw.get_metric_statistics(
@@ -147,7 +132,7 @@ def test_statistics_data_and_listing_over_the_cbor_protocol(tmp_path: Path, code
 
 
 def test_requests_cloudwatch_refuses_are_answered_with_its_error_codes(
-    tmp_path: Path, code: Path
+    tmp_path: Path, code_dir: Path
 ) -> None:
     now = dt.datetime.now(dt.UTC)
     day = {"StartTime": now - dt.timedelta(days=1), "EndTime": now}
@@ -167,11 +152,11 @@ def test_requests_cloudwatch_refuses_are_answered_with_its_error_codes(
     assert unknown["Datapoints"] == [] and unknown["Label"] == "loss"
 
 
-def test_the_json_protocol_and_a_restart_keep_the_series(tmp_path: Path, code: Path) -> None:
+def test_the_json_protocol_and_a_restart_keep_the_series(tmp_path: Path, code_dir: Path) -> None:
     """Clients that pick CloudWatch's JSON 1.0 protocol get the same answers, and the
     series outlive the emulator that recorded them."""
     with standalone_emulator(tmp_path / "state") as url:
-        job = _run_probe(url, code, "curve-3")
+        job = _run_probe(url, code_dir, "curve-3")
     window = {k: v.timestamp() for k, v in _window(job).items()}
     request = {**_loss("curve-3"), **window, "Period": 3600, "Statistics": ["SampleCount"]}
     with standalone_emulator(tmp_path / "state") as url:

@@ -5,13 +5,13 @@ so boto3 and the SageMaker SDK's ``load_run()`` work unmodified."""
 from __future__ import annotations
 
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import (
     boto3_client,
+    describe_until,
     emulator_info,
     job_request,
     s3_client,
@@ -64,12 +64,7 @@ def test_boto3_and_load_run_work_inside_a_job(
         }
         sm = boto3_client(url)
         sm.create_training_job(**request)
-        deadline = time.monotonic() + 120
-        while (job := sm.describe_training_job(TrainingJobName="inner-1"))[
-            "TrainingJobStatus"
-        ] == "InProgress":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        job = describe_until(sm, "inner-1", timeout=120)
         run = sm.describe_trial_component(TrialComponentName="inner-run-1")
         put = s3_client(s3_url).get_object(Bucket="bucket", Key="from-the-job.txt")
         assert put["Body"].read() == b"hi"

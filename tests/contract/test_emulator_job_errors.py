@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import tarfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from sweeper.emulator.embedded import EmbeddedEmulator
 from tests.helpers import (
     PROBE,
     boto3_client,
+    describe_until,
     job_request,
     s3_client,
     standalone_emulator,
@@ -104,12 +104,7 @@ def test_a_missing_bucket_is_a_client_error_naming_it(tmp_path: Path, code_dir: 
         request = job_request("nobucket-1", code_dir)
         request["OutputDataConfig"] = {"S3OutputPath": "s3://no-such-bucket/out"}
         sm.create_training_job(**request)
-        deadline = time.monotonic() + 60
-        while (job := sm.describe_training_job(TrainingJobName="nobucket-1"))[
-            "TrainingJobStatus"
-        ] == "InProgress":
-            assert time.monotonic() < deadline, job["SecondaryStatus"]
-            time.sleep(0.05)
+        job = describe_until(sm, "nobucket-1")
     reason = job["FailureReason"]
     assert job["TrainingJobStatus"] == "Failed"
     assert reason.startswith("ClientError: S3 NoSuchBucket"), reason

@@ -3,29 +3,20 @@ that shows at once: ``Estimator.attach`` works unmodified against a standalone e
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.helpers import (
     PROBE,
     boto3_client,
+    describe_until,
     emulator_info,
     job_request,
     s3_client,
     sdk_session,
     standalone_emulator,
 )
-
-
-def _wait(sm: Any, name: str, until: Any, timeout: float = 60.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while not until(job := sm.describe_training_job(TrainingJobName=name)):
-        assert time.monotonic() < deadline, job["SecondaryStatus"]
-        time.sleep(0.05)
-    return job
 
 
 def test_attach_tags_and_an_immediate_stopping(
@@ -40,7 +31,7 @@ def test_attach_tags_and_an_immediate_stopping(
         sm = boto3_client(url)
         request = job_request("attach-1", code, Tags=[{"Key": "team", "Value": "ml"}])
         arn = sm.create_training_job(**request)["TrainingJobArn"]
-        done = _wait(sm, "attach-1", lambda j: j["TrainingJobStatus"] != "InProgress")
+        done = describe_until(sm, "attach-1", lambda j: j["TrainingJobStatus"] != "InProgress")
         sm.add_tags(ResourceArn=arn, Tags=[{"Key": "stage", "Value": "dev"}])
         sm.delete_tags(ResourceArn=arn, TagKeys=["team"])
         tags = sm.list_tags(ResourceArn=arn)["Tags"]
@@ -50,10 +41,10 @@ def test_attach_tags_and_an_immediate_stopping(
         attached = Estimator.attach("attach-1", sagemaker_session=sdk_session(url))
 
         sm.create_training_job(**job_request("stop-1", code, "hang"))
-        _wait(sm, "stop-1", lambda j: j["SecondaryStatus"] == "Training")
+        describe_until(sm, "stop-1", lambda j: j["SecondaryStatus"] == "Training")
         sm.stop_training_job(TrainingJobName="stop-1")
         right_after = sm.describe_training_job(TrainingJobName="stop-1")
-        stopped = _wait(sm, "stop-1", lambda j: j["TrainingJobStatus"] != "Stopping")
+        stopped = describe_until(sm, "stop-1", lambda j: j["TrainingJobStatus"] != "Stopping")
     assert done["TrainingJobStatus"] == "Completed"
     assert done["OutputDataConfig"]["KmsKeyId"] == ""
     assert done["EnableNetworkIsolation"] is False
