@@ -193,9 +193,18 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
     clock = RealClock()
     emulated = config.backend.kind == BackendKind.EMULATOR
     async with AsyncExitStack() as stack:
-        plan = await upload(config, ends, stack)
-        client = await ends.client(stack, "sagemaker")
-        study = SweepStudy.open(config, lease_seconds=config.storage_lease_seconds)
+        try:  # the study opens (a database, Optuna's migrations) while S3 answers
+            async with asyncio.TaskGroup() as tg:
+                opening = tg.create_task(
+                    asyncio.to_thread(
+                        SweepStudy.open, config, lease_seconds=config.storage_lease_seconds
+                    )
+                )
+                plan = await upload(config, ends, stack)
+                client = await ends.client(stack, "sagemaker")
+        except ExceptionGroup as group:  # a bad bucket, a database that does not answer
+            raise leaves(group)[0] from None
+        study = opening.result()
         stack.callback(study.close)
         reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
         study.note = reporter.note

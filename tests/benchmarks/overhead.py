@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
 import tempfile
 import time
@@ -126,9 +127,11 @@ def main_() -> None:
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--pruner", default="none", help="e.g. median: read values each poll")
     a = parser.parse_args()
+    before = os.getloadavg()[0]
     r = run(a.trials, a.parallel, a.seconds, a.pruner)
     lines = [
-        f"K={a.trials} trials, P={a.parallel}, d={a.seconds:g} s",
+        f"K={a.trials} trials, P={a.parallel}, d={a.seconds:g} s; machine: {os.cpu_count()} "
+        f"cores, 1-min load {before:.2f} before, {os.getloadavg()[0]:.2f} after (the sweep's own)",
         f"wall                  {r['wall']:.2f} s  (one-time start-up {r['startup']:.2f} s, "
         f"sweep loop {r['loop']:.2f} s)",
         f"efficiency            {r['loop_efficiency']:.3f}   sweep loop (target >= 0.90)",
