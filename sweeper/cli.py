@@ -164,7 +164,8 @@ async def _download(ends: launch.Endpoints, job: str, dest: Path) -> list[Path]:
 
 
 def _note_command(argv: list[str]) -> int:
-    from sweeper import launch, tracking
+    from sweeper import launch
+    from sweeper.tracking import experiments as tracking
 
     parser = argparse.ArgumentParser(
         prog="sweep.py note",
@@ -197,8 +198,8 @@ def _note_command(argv: list[str]) -> int:
 
 
 async def _note_run(ends: launch.Endpoints, run: str, text: str) -> None:
-    from sweeper import tracking
     from sweeper.aws.retry import RetryPolicy
+    from sweeper.tracking import experiments as tracking
 
     async with AsyncExitStack() as stack:
         client = await ends.client(stack, "sagemaker")

@@ -23,7 +23,6 @@ import aiohttp
 
 from sweeper.aws import code, names, template
 from sweeper.aws.clients import open_client
-from sweeper.aws.experiments import ExperimentsApi
 from sweeper.aws.logs import JobLogs, LogTail
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.s3 import S3
@@ -44,7 +43,8 @@ from sweeper.pruning import EarlyStopping
 from sweeper.recording import FailedLogKeeper
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy, first_params
-from sweeper.tracking import Tracker
+from sweeper.tracking import setup
+from sweeper.tracking.series import JobSeries
 from sweeper.types import OnExit, StopReason
 
 
@@ -193,13 +193,15 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
     clock = RealClock()
     emulated = config.backend.kind == BackendKind.EMULATOR
     async with AsyncExitStack() as stack:
-        try:  # the study opens (a database, Optuna's migrations) while S3 answers
+        setup.require_mlflow(config)
+        try:  # the study (a database, Optuna's migrations) and MLflow open while S3 answers
             async with asyncio.TaskGroup() as tg:
                 opening = tg.create_task(
                     asyncio.to_thread(
                         SweepStudy.open, config, lease_seconds=config.storage_lease_seconds
                     )
                 )
+                mlflow = tg.create_task(setup.open_mlflow(config, say=partial(print, flush=True)))
                 plan = await upload(config, ends, stack)
                 client = await ends.client(stack, "sagemaker")
         except ExceptionGroup as group:  # a bad bucket, a database that does not answer
@@ -210,7 +212,16 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         study.note = reporter.note
         logs_client = await ends.client(stack, "logs")
         logs = JobLogs(logs_client, RetryPolicy(sleep=clock.sleep))
-        tracker = await _tracker(config, ends, stack, study, plan, reporter.note, client, logs)
+        recorders = await setup.recorders(
+            config,
+            study,
+            JobSeries(config.estimator.metric_definitions, logs),
+            plan.template.output_path,
+            reporter.note,
+            (client, await ends.client(stack, "sagemaker-metrics")),
+            mlflow.result(),
+            ends.region,
+        )
         jobs = TrainingJobs(client, RetryPolicy(sleep=clock.sleep))
         scheduler = Scheduler(
             Policy.of(config),
@@ -221,8 +232,8 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             clock=clock,
             reporter=reporter,
             timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
-            hooks=[tracker],
-            observers=[FailedLogKeeper(_log_keeper(config, logs), reporter), tracker],
+            hooks=recorders,
+            observers=[FailedLogKeeper(_log_keeper(config, logs), reporter), *recorders],
             pools=EMULATOR_POOLS if emulated else SAGEMAKER_POOLS,
             early=_early_stopping(config, logs_client, study, jobs, reporter, clock, emulated),
         )
@@ -230,11 +241,13 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         start = clock.now()
         try:
             async with asyncio.TaskGroup() as tg:  # runs are completed beside the sweep
-                tg.create_task(tracker.drain())
+                for recorder in recorders:
+                    tg.create_task(recorder.drain())
                 try:
                     outcome = await scheduler.run()
                 finally:
-                    tracker.close()
+                    for recorder in recorders:
+                        recorder.close()
         except ExceptionGroup as group:  # the sweep's own error, as itself
             found = leaves(group)
             down = [e for e in found if isinstance(e, StorageUnavailable)]
@@ -242,7 +255,9 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
                 print(storage_down_text(str(down[0]), ends.embedded, resume_command()))
                 return down[0].exit_code
             raise next((e for e in found if isinstance(e, SweepError)), found[0]) from None
-        print(tracker.summary())
+        for recorder in recorders:
+            await recorder.finish(outcome.stop_reason == StopReason.INTERRUPTED)
+            print(recorder.summary())
         if config.estimator.keep_alive_period_in_seconds:
             settled = await settle_pools(study, jobs, config.estimator.keep_pools_after_sweep)
             if settled is not None:
@@ -269,30 +284,6 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
         if outcome.stop_reason == StopReason.CAPACITY:
             return 1  # said above: which quota, and that a rerun goes on
         return 0 if best is not None else 1
-
-
-async def _tracker(
-    config: SweepConfig,
-    ends: Endpoints,
-    stack: AsyncExitStack,
-    study: SweepStudy,
-    plan: template.Plan,
-    note: Callable[[str], None],
-    sagemaker: Any,
-    logs: JobLogs,
-) -> Tracker:
-    """The Experiments recorder, with what earlier runs left unrecorded queued. Its
-    retries are short: a throttled Experiments API must not hold up dispatching."""
-    retry = RetryPolicy(attempts=3, initial=0.5, maximum=4.0)
-    api = ExperimentsApi(sagemaker, await ends.client(stack, "sagemaker-metrics"), retry)
-    output = plan.template.output_path.rstrip("/")
-    tracker = Tracker(
-        api, logs, study, config, lambda job: f"{output}/{job}/output/model.tar.gz", note
-    )
-    queued = await tracker.catch_up()
-    if queued:
-        print(f"Experiments: completing {queued} runs an earlier run left unrecorded", flush=True)
-    return tracker
 
 
 def _early_stopping(

@@ -57,7 +57,7 @@ class Outcome:
         if self.value is None:
             attrs["failure"] = self.reason
         return TrialResult(
-            self.trial.number, dict(self.trial.params), self.value is not None, attrs
+            self.trial.number, dict(self.trial.params), self.value is not None, attrs, self.value
         )
 
 

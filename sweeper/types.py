@@ -114,3 +114,15 @@ class TrialResult:
     params: dict[str, Any]
     completed: bool
     attrs: dict[str, Any]  # the trial's user attributes (job name, times, failure, ...)
+    value: float | None = None  # the objective's, when completed
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One value of one metric in a job's series: ``time`` in epoch seconds, ``step`` as
+    SageMaker counts them (the line's index among that metric's values)."""
+
+    metric: str
+    time: float
+    step: int
+    value: float

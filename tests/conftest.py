@@ -14,6 +14,7 @@ import pytest
 from sweeper.emulator.embedded import EmbeddedEmulator
 from tests import postgres
 from tests.helpers import PROBE, aio_client, embedded_emulator, s3_client
+from tests.mlflow_server import mlflow_server as start_mlflow_server
 
 
 @pytest.fixture
@@ -77,3 +78,11 @@ def private_postgres_server() -> Iterator[postgres.Server]:
 def pg_url(postgres_server: postgres.Server) -> str:
     """A new, empty database on the test PostgreSQL; its URL (with a password)."""
     return postgres_server.create_database(f"t_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real ``mlflow server`` (SQLite store) on 127.0.0.1 for the session; its URL."""
+    pytest.importorskip("mlflow", reason="the mlflow extra is part of `test`")
+    with start_mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url

@@ -17,6 +17,7 @@ from typing import Any
 
 from sweeper.aws.retry import RetryPolicy
 from sweeper.errors import BackendError
+from sweeper.types import Point
 
 RUN_TAG = {"Key": "sagemaker:trial-component-source", "Value": "run"}
 _PART_MAX = 59  # the SDK refuses longer experiment or run names in a component name
@@ -136,15 +137,13 @@ class ExperimentsApi:
             lambda: self._sm.update_trial_component(TrialComponentName=component, **fields)
         )
 
-    async def put_metrics(
-        self, component: str, series: Sequence[tuple[str, float, int, float]]
-    ) -> None:
-        """(name, timestamp s, step, value) points, ten per call. The component name must
+    async def put_metrics(self, component: str, series: Sequence[Point]) -> None:
+        """A metric series, ten points per call. The component name must
         be lowercase (sagemaker-metrics' pattern), as SDK run names are."""
         for start in range(0, len(series), METRICS_PER_CALL):
             data = [
-                {"MetricName": n, "Timestamp": ts, "Step": step, "Value": v}
-                for n, ts, step, v in series[start : start + METRICS_PER_CALL]
+                {"MetricName": p.metric, "Timestamp": p.time, "Step": p.step, "Value": p.value}
+                for p in series[start : start + METRICS_PER_CALL]
             ]
             response = await self._retry.call(
                 lambda d=data: self._metrics.batch_put_metrics(  # type: ignore[misc]

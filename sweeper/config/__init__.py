@@ -29,6 +29,7 @@ from sweeper.config.model import (
     Estimator,
     Experiment,
     MetricDefinition,
+    Mlflow,
     Objective,
     Param,
     ParamType,
@@ -37,7 +38,9 @@ from sweeper.config.model import (
     Sampler,
     SamplerKind,
     SweepConfig,
+    Tracking,
 )
+from sweeper.config.tracking import parse_tracking
 from sweeper.errors import ConfigError
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
@@ -54,6 +57,7 @@ __all__ = [
     "Estimator",
     "Experiment",
     "MetricDefinition",
+    "Mlflow",
     "Objective",
     "Param",
     "ParamType",
@@ -62,6 +66,7 @@ __all__ = [
     "Sampler",
     "SamplerKind",
     "SweepConfig",
+    "Tracking",
     "emulator_options",
     "load",
     "parse",
@@ -96,6 +101,7 @@ def parse(raw: object, path: Path) -> SweepConfig:
     lease = fields.get(top, "storage_lease_seconds", "", float, 60.0)
     if not 3.0 <= lease <= 3600.0:
         raise ConfigError("storage_lease_seconds: must be between 3 and 3600")
+    experiment = _experiment(fields.get(top, "experiment", "", dict, {}))
     return SweepConfig(
         path=path,
         name=name,
@@ -105,7 +111,10 @@ def parse(raw: object, path: Path) -> SweepConfig:
         budget=_budget(fields.get(top, "budget", "", dict, {}), estimator),
         sampler=sampler,
         pruner=pruners.parse(fields.get(top, "pruner", "", dict, {})),
-        experiment=_experiment(fields.get(top, "experiment", "", dict, {})),
+        experiment=experiment,
+        tracking=parse_tracking(
+            fields.get(top, "tracking", "", dict, {}), path.parent, experiment.name or name
+        ),
         backend=_backend(fields.get(top, "backend", "", dict, {})),
         emulator=emulator_options(fields.get(top, "emulator", "", dict, {})),
         storage=storage,

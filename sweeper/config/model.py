@@ -135,6 +135,28 @@ class Experiment:
 
 
 @dataclass(frozen=True, slots=True)
+class Mlflow:
+    """Where MLflow runs go: what MLflow takes as a tracking URI (``sqlite:///...``, a
+    directory, ``http(s)://...``) or a SageMaker MLflow ARN, and the experiment."""
+
+    tracking_uri: str
+    experiment: str
+
+    @property
+    def arn(self) -> bool:
+        """A SageMaker MLflow tracking server or app: jobs carry ``MlflowConfig``."""
+        return self.tracking_uri.startswith("arn:")
+
+
+@dataclass(frozen=True, slots=True)
+class Tracking:
+    """Where trials are recorded: SageMaker Experiments runs, MLflow runs, or both."""
+
+    experiments: bool = True
+    mlflow: Mlflow | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Backend:
     """Where jobs run. ``region`` None: the AWS configuration's. ``s3_endpoint_url`` None:
     AWS's, or the emulator's own S3 (which it announces)."""
@@ -186,6 +208,7 @@ class SweepConfig:
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
     experiment: Experiment = Experiment()
+    tracking: Tracking = Tracking()
     backend: Backend = Backend()
     emulator: EmulatorOptions = EmulatorOptions()
     storage: str | None = None

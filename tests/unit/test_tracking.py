@@ -12,8 +12,9 @@ from typing import Any
 from sweeper import config
 from sweeper.errors import CapacityError, TransientError
 from sweeper.study import JOB_NAME, SweepStudy
-from sweeper.tracking import Tracker
-from sweeper.types import TrialResult
+from sweeper.tracking.experiments import Tracker
+from sweeper.tracking.series import JobSeries
+from sweeper.types import Point, TrialResult
 from tests.helpers import space_doc, write_sweep
 
 
@@ -55,9 +56,7 @@ class FakeExperiments:
         self._maybe_fail()
         self.runs[component].update(fields)
 
-    async def put_metrics(
-        self, component: str, series: list[tuple[str, float, int, float]]
-    ) -> None:
+    async def put_metrics(self, component: str, series: list[Point]) -> None:
         self._maybe_fail()
         self.runs[component]["series"] = series
 
@@ -93,9 +92,15 @@ async def _finish_trials(study: SweepStudy, tracker: Tracker, n: int) -> None:
 def _tracker(
     api: FakeExperiments, study: SweepStudy, cfg: config.SweepConfig, notes: list[str]
 ) -> Tracker:
+    series = JobSeries(cfg.estimator.metric_definitions, FakeLogs())  # type: ignore[arg-type]
     return Tracker(
-        api, FakeLogs(), study, cfg, lambda job: f"s3://b/{job}/model.tar.gz", notes.append
-    )  # type: ignore[arg-type]
+        api,  # type: ignore[arg-type]
+        series,
+        study,
+        cfg,
+        lambda job: f"s3://b/{job}/model.tar.gz",
+        notes.append,
+    )
 
 
 async def test_runs_are_sharded_by_trial_number_with_sdk_names(tmp_path: Path) -> None:
@@ -116,7 +121,7 @@ async def test_runs_are_sharded_by_trial_number_with_sdk_names(tmp_path: Path) -
     run = api.runs["my-sweep-trial-0"]
     assert set(run["params"]) == {"x", "epochs"}
     assert run["Status"] == {"PrimaryStatus": "Completed"}
-    assert [(n, step, v) for n, _, step, v in run["series"]] == [
+    assert [(p.metric, p.step, p.value) for p in run["series"]] == [
         ("loss", 0, 0.5),
         ("loss", 1, 0.25),
         ("loss", 2, 0.125),

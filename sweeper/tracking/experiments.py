@@ -28,12 +28,11 @@ from sweeper.aws.experiments import (
     experiment_name,
     parameters,
 )
-from sweeper.aws.logs import JobLogs
 from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
-from sweeper.metrics import MetricReader
 from sweeper.recording import Outcome
 from sweeper.study import JOB_NAME, PRUNED_AT, SweepStudy, TrialRecord
+from sweeper.tracking.series import JobSeries
 from sweeper.types import TrialResult
 
 _RECORDING_ERRORS = (BackendError, TransientError)
@@ -63,13 +62,13 @@ class Tracker:
     def __init__(
         self,
         api: ExperimentsApi,
-        logs: JobLogs,
+        series: JobSeries,
         study: SweepStudy,
         config: SweepConfig,
         model_uri: Callable[[str], str],
         note: Callable[[str], None],
     ) -> None:
-        self._api, self._logs, self._study, self._config = api, logs, study, config
+        self._api, self._series, self._study, self._config = api, series, study, config
         self._model_uri = model_uri  # job name -> its model.tar.gz
         self._note = note
         self._base = config.experiment.name or config.name
@@ -108,7 +107,11 @@ class Tracker:
             )
             if done and not self._runs.get(trial.number, {}).get("recorded"):
                 completed = trial.state == TrialState.COMPLETE
-                self.enqueue(TrialResult(trial.number, trial.params, completed, trial.user_attrs))
+                self.enqueue(
+                    TrialResult(
+                        trial.number, trial.params, completed, trial.user_attrs, trial.value
+                    )
+                )
                 queued += 1
         return queued
 
@@ -161,6 +164,9 @@ class Tracker:
         left = f"; {pending} not complete yet (done on the next run)" if pending else ""
         return f"Runs: {len(self._runs)} in SageMaker Experiments {where or '-'}{left}"
 
+    async def finish(self, interrupted: bool) -> None:
+        """Nothing stands for the sweep itself among its Experiments runs."""
+
     def enqueue(self, result: TrialResult) -> None:
         """Complete the trial's run soon (its result is in the study)."""
         self._queue.put_nowait(result)
@@ -191,7 +197,7 @@ class Tracker:
             await self._begin(number, result.params)
         run = self._runs[number]
         job = result.attrs.get(JOB_NAME)
-        series = await self._series(result, job)
+        series = await self._series.of(result)
         if series:
             await self._api.put_metrics(run["run"], series)
         await self._api.update_run(run["run"], **self._final_fields(result, job))
@@ -218,20 +224,3 @@ class Tracker:
                 }
             fields["OutputArtifacts"] = artifacts
         return fields
-
-    async def _series(
-        self, result: TrialResult, job: str | None
-    ) -> list[tuple[str, float, int, float]]:
-        """Each metric's values over time, read from the job's log with the space file's
-        regexes, as SageMaker reads them; the final values if the log has none."""
-        points: list[tuple[str, float, int, float]] = []
-        if job:
-            reader = MetricReader(self._config.estimator.metric_definitions)
-            for _, events in await self._logs.events(job):
-                found = await reader.scan(job, [message for _, message in events])
-                points += [(p.metric, events[i][0] / 1000, p.step, p.value) for i, p in found]
-        if not points:
-            ended = result.attrs.get("job_ended") or 0.0
-            finals = result.attrs.get("final_metrics") or {}
-            points = [(name, ended, 0, float(v)) for name, v in finals.items()]
-        return points

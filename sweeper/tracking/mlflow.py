@@ -1,0 +1,275 @@
+"""Every trial an MLflow run too: one parent run per sweep, one nested run per trial.
+
+Runs are found by their tags (:mod:`sweeper.tracking.mlflow_store`), not by memory: a
+resumed sweep, or a second orchestrator, adopts the runs there are, makes those that are
+missing and completes those a crash left RUNNING. MLflow's client is synchronous: its
+calls run one at a time, in order, in a thread, on the tracker's own task (:meth:`drain`)
+and off the dispatch path; only with a SageMaker MLflow ARN does a trial's launch wait
+for its run, which the job's ``MlflowConfig`` names. An MLflow error never costs a
+trial: it is said once, and what it left undone is done at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any
+
+from optuna.trial import TrialState
+
+from sweeper.config import SweepConfig
+from sweeper.recording import Outcome
+from sweeper.study import PRUNED_AT, SweepStudy, TrialRecord
+from sweeper.tracking.mlflow_store import (
+    NOTE_TAG,
+    PARENT_TAG,
+    ROLE_TAG,
+    SWEEP_TAG,
+    TERMINAL,
+    TRIAL_TAG,
+    MlflowStore,
+    Run,
+    trial_status,
+)
+from sweeper.tracking.series import JobSeries
+from sweeper.types import Point, TrialResult
+
+Step = Callable[[], Awaitable[None]]
+
+
+def sweep_params(config: SweepConfig) -> dict[str, str]:
+    """The parent run's params: the space file's settings (not its environment)."""
+    params = {f"space.{p.name}": _shown(dataclasses.asdict(p)) for p in config.space}
+    for section in ("objective", "budget", "sampler", "pruner"):
+        for name, value in dataclasses.asdict(getattr(config, section)).items():
+            params[f"{section}.{name}"] = _shown(value)
+    skip = {"environment", "hyperparameters", "metric_definitions", "role"}
+    for name, value in dataclasses.asdict(config.estimator).items():
+        if name not in skip and value not in (None, {}, ()):
+            params[f"estimator.{name}"] = _shown(value)
+    return params
+
+
+def _shown(value: Any) -> str:
+    return str(value.value if hasattr(value, "value") else value)
+
+
+class MlflowTracker:
+    """A sweep's MLflow runs: a request hook (``MlflowConfig`` for a SageMaker MLflow
+    ARN) and an observer. Task-safe on one event loop; MLflow calls happen in
+    :meth:`drain`, which runs until :meth:`close`."""
+
+    def __init__(
+        self,
+        store: MlflowStore,
+        config: SweepConfig,
+        series: JobSeries,
+        note: Callable[[str], None],
+        job_link: Callable[[str], str | None],
+        model_uri: Callable[[str], str],
+    ) -> None:
+        self._store, self._config, self._series = store, config, series
+        self._note, self._job_link, self._model_uri = note, job_link, model_uri
+        self._arn = config.tracking.mlflow is not None and config.tracking.mlflow.arn
+        self._parent = ""
+        self._runs: dict[int, Run] = {}  # trial -> its run, as found or made
+        self._begun: dict[int, asyncio.Future[None]] = {}
+        self._queue: asyncio.Queue[Step | None] = asyncio.Queue()
+        self._best: float | None = None
+        self._notes: dict[int, str] = {}  # sweep.py note's, as the study had them at start
+        self._failed = 0  # steps an MLflow error left undone (the next start does them)
+
+    async def start(self, study: SweepStudy) -> int:
+        """Find or make the sweep's parent run; queue the completion of every finished
+        trial whose run is not complete. Returns how many were queued."""
+        runs = await asyncio.to_thread(self._store.runs, self._config.name)
+        parents = [r for r in runs if r.trial is None]
+        if not parents:
+            parents = await asyncio.to_thread(self._make_parent)
+        self._parent = parents[0].run_id
+        if parents[0].status != "RUNNING":
+            await asyncio.to_thread(self._store.reopen, self._parent)
+        for run in runs:
+            if run.trial is not None and run.trial not in self._runs:
+                self._runs[run.trial] = run  # the oldest, should two have been made
+        self._notes = await study.notes()
+        best = await study.best()
+        self._best = best.value if best is not None else None
+        queued = 0
+        for trial in await study.trials():
+            done = trial.state in (TrialState.COMPLETE, TrialState.FAIL) or (
+                PRUNED_AT in trial.user_attrs
+            )
+            found = self._runs.get(trial.number)
+            if done and (found is None or found.status not in TERMINAL):
+                completed = trial.state == TrialState.COMPLETE
+                result = TrialResult(
+                    trial.number, trial.params, completed, trial.user_attrs, trial.value
+                )
+                self._queue.put_nowait(partial(self._complete, result))
+                queued += 1
+        return queued
+
+    def _make_parent(self) -> list[Run]:
+        """Make the parent run; if another orchestrator made one meanwhile, the oldest
+        stays and ours goes."""
+        name = self._config.name
+        tags = {
+            SWEEP_TAG: name,
+            ROLE_TAG: "sweep",
+            "sweeper.space_file": str(self._config.path.resolve()),
+        }
+        mine = self._store.create(name, tags, sweep_params(self._config))
+        parents = [r for r in self._store.runs(name) if r.trial is None]
+        if parents[0].run_id != mine:
+            self._store.delete(mine)
+        return parents
+
+    async def prepare(self, record: TrialRecord) -> None:
+        """The request hook's side: the trial's run is begun; with an ARN, before its job."""
+        number = record.number
+        if number not in self._begun:
+            done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._begun[number] = done
+            self._queue.put_nowait(partial(self._begin, number, record.params, done))
+        if self._arn:
+            await asyncio.shield(self._begun[number])
+
+    def fields(self, number: int) -> dict[str, Any]:
+        """With a SageMaker MLflow ARN: the job's ``MlflowConfig``, naming the trial's run."""
+        mlflow = self._config.tracking.mlflow
+        if not self._arn or mlflow is None or number not in self._runs:
+            return {}
+        return {
+            "MlflowConfig": {
+                "MlflowResourceArn": mlflow.tracking_uri,
+                "MlflowExperimentName": mlflow.experiment,
+                "MlflowRunName": run_name(number),
+            }
+        }
+
+    async def recorded(self, outcome: Outcome) -> None:
+        """The observer's side: the trial's result is in the study; complete its run."""
+        result = outcome.result()
+        self._queue.put_nowait(partial(self._complete, result))
+
+    async def _begin(self, number: int, params: dict[str, Any], done: asyncio.Future[None]) -> None:
+        try:
+            await self._ensure_run(number, params)
+        finally:
+            if not done.done():
+                done.set_result(None)
+
+    async def _ensure_run(self, number: int, params: dict[str, Any]) -> Run:
+        run = self._runs.get(number)
+        if run is None:
+            run_id = await asyncio.to_thread(
+                self._store.create, run_name(number), self._trial_tags(number), self._params(params)
+            )
+            run = self._runs[number] = Run(run_id, "RUNNING", number, 0)
+        return run
+
+    def _trial_tags(self, number: int) -> dict[str, str]:
+        return {
+            SWEEP_TAG: self._config.name,
+            ROLE_TAG: "trial",
+            TRIAL_TAG: str(number),
+            PARENT_TAG: self._parent,
+        }
+
+    def _params(self, params: dict[str, Any]) -> dict[str, str]:
+        merged = {**self._config.estimator.hyperparameters, **params}
+        return {name: str(value) for name, value in merged.items()}
+
+    async def _complete(self, result: TrialResult) -> None:
+        run = await self._ensure_run(result.number, result.params)
+        points = await self._series.of(result)
+        tags = self._final_tags(result)
+        ended = result.attrs.get("job_ended")
+        status = trial_status(result)
+
+        params = self._params(result.params)  # again: a crash may have come between
+
+        def write() -> None:
+            self._store.log(run.run_id, points, params, tags)
+            self._store.end(run.run_id, status, int(ended * 1000) if ended else None)
+
+        await asyncio.to_thread(write)
+        self._runs[result.number] = dataclasses.replace(run, status=status)
+        if result.completed and result.value is not None:
+            await self._improve(result.number, result.value)
+
+    def _final_tags(self, result: TrialResult) -> dict[str, str]:
+        a = result.attrs
+        tags: dict[str, str] = {}
+        job = a.get("job_name")
+        if job:
+            tags["sweeper.job"] = str(job)
+            link = self._job_link(str(job))
+            if link:
+                tags["sweeper.job_url"] = link
+            if result.completed:
+                tags["sweeper.model_uri"] = self._model_uri(str(job))
+        if a.get("failure"):
+            tags["sweeper.failure"] = str(a["failure"])
+        if a.get(PRUNED_AT) is not None:
+            tags["sweeper.pruned_at_step"] = str(a[PRUNED_AT])
+        note = self._notes.get(result.number)
+        if note:
+            tags[NOTE_TAG] = note
+        return tags
+
+    async def _improve(self, number: int, value: float) -> None:
+        """Keep the parent's best trial current: a ``best <metric>`` series over trials."""
+        objective = self._config.objective
+        if self._best is not None and not objective.better(value, self._best):
+            return
+        self._best = value
+        tags = {"sweeper.best_trial": str(number), "sweeper.best_value": repr(value)}
+        point = Point(f"best {objective.metric}", time.time(), number, value)
+        await asyncio.to_thread(self._store.log, self._parent, [point], None, tags)
+
+    def close(self) -> None:
+        """No more trials: :meth:`drain` returns once what is queued is done."""
+        self._queue.put_nowait(None)
+
+    async def drain(self) -> None:
+        """Do the queued MLflow steps in order until :meth:`close`; say the first error."""
+        while (step := await self._queue.get()) is not None:
+            try:
+                await step()
+            except Exception as exc:  # any MLflow or network error: a note
+                self._failed += 1
+                if self._failed == 1:
+                    self._note(f"MLflow: {_brief(exc)}; what is not recorded is on the next run")
+
+    async def finish(self, interrupted: bool) -> None:
+        """Mark the parent run FINISHED, or KILLED when interrupted (a rerun reopens it)."""
+        if not self._parent:
+            return
+        status = "KILLED" if interrupted else "FINISHED"
+        try:
+            await asyncio.to_thread(self._store.end, self._parent, status)
+        except Exception as exc:
+            self._failed += 1
+            self._note(f"MLflow: the sweep's run was not ended ({_brief(exc)})")
+
+    def summary(self) -> str:
+        """Where the runs are, and how many wait for the next run."""
+        mlflow = self._config.tracking.mlflow
+        where = f"{mlflow.tracking_uri}, experiment {mlflow.experiment}" if mlflow else ""
+        done = sum(r.status in TERMINAL for r in self._runs.values())
+        left = f"; {self._failed} step(s) failed (done on the next run)" if self._failed else ""
+        return f"MLflow: {done} trial runs under run {self._parent} in {where}{left}"
+
+
+def run_name(number: int) -> str:
+    return f"trial-{number}"
+
+
+def _brief(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

@@ -1,0 +1,69 @@
+"""Every trial an MLflow run: a sweep against a real ``mlflow server`` (SQLite store, on
+127.0.0.1, started here and stopped after), SIGKILLed at random moments and rerun, read
+back through MLflow's own client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from tests.helpers import (
+    kill_and_resume,
+    objective,
+    run_sweep,
+    space_doc,
+    sweep_trials,
+    write_sweep,
+)
+
+mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is part of `test`")
+
+TRIALS = 6
+
+
+def test_sweep_records_one_parent_and_a_nested_run_per_trial_through_kills(
+    tmp_path: Path, mlflow_server: str
+) -> None:
+    doc = space_doc(budget={"max_trials": TRIALS, "max_parallel": 2, "max_failures": 1})
+    doc["tracking"] = {"mlflow": {"tracking_uri": mlflow_server, "experiment": "quad-runs"}}
+    doc["estimator"]["hyperparameters"] = {"sleep": 0.3}
+    space = write_sweep(tmp_path, doc)
+    kills = kill_and_resume(space, kills=3, seed=14)
+    assert kills >= 2  # a run that finished by itself ends the kills early
+    final = run_sweep(str(space), timeout=240)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert "MLflow: " in final.stdout
+
+    client = mlflow.tracking.MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("quad-runs")
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("sweeper.role") == "sweep"]
+    nested = [r for r in runs if r.data.tags.get("sweeper.role") == "trial"]
+    assert len(parents) == 1
+    parent = parents[0]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["objective.metric"] == "loss"
+    assert parent.data.params["budget.max_trials"] == str(TRIALS)
+
+    trials = {t.number: t for t in sweep_trials(space) if t.state == TrialState.COMPLETE}
+    assert len(trials) == TRIALS
+    assert sorted(int(r.data.tags["sweeper.trial"]) for r in nested) == sorted(trials)
+    for run in nested:
+        trial = trials[int(run.data.tags["sweeper.trial"])]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.status == "FINISHED"
+        assert run.info.run_name == f"trial-{trial.number}"
+        assert float(run.data.params["x"]) == pytest.approx(trial.params["x"])
+        assert run.data.params["sleep"] == "0.3"
+        assert run.data.tags["sweeper.job"] == trial.user_attrs["job_name"]
+        assert run.data.tags["sweeper.model_uri"].endswith(
+            f"/{trial.user_attrs['job_name']}/output/model.tar.gz"
+        )
+        history = client.get_metric_history(run.info.run_id, "loss")
+        assert [m.value for m in history] == [pytest.approx(objective(trial.params["x"]))]
+
+    best = min(trials.values(), key=lambda t: t.value)
+    assert parent.data.tags["sweeper.best_trial"] == str(best.number)
+    assert parent.data.metrics["best loss"] == pytest.approx(best.value)
