@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from sweeper.config import SweepConfig
 from sweeper.recording import Outcome
 from sweeper.study import PRUNED_AT, SweepStudy, TrialRecord
+from sweeper.tracking.experiments import run_name
 from sweeper.tracking.mlflow_store import (
     NOTE_TAG,
     PARENT_TAG,
@@ -190,7 +191,6 @@ class MlflowTracker:
         tags = self._final_tags(result)
         ended = result.attrs.get("job_ended")
         status = trial_status(result)
-
         params = self._params(result.params)  # again: a crash may have come between
 
         def write() -> None:
@@ -244,7 +244,7 @@ class MlflowTracker:
             except Exception as exc:  # any MLflow or network error: a note
                 self._failed += 1
                 if self._failed == 1:
-                    self._note(f"MLflow: {_brief(exc)}; what is not recorded is on the next run")
+                    self._note(f"MLflow: {brief(exc)}; what is not recorded is on the next run")
 
     async def finish(self, interrupted: bool) -> None:
         """Mark the parent run FINISHED, or KILLED when interrupted (a rerun reopens it)."""
@@ -255,7 +255,7 @@ class MlflowTracker:
             await asyncio.to_thread(self._store.end, self._parent, status)
         except Exception as exc:
             self._failed += 1
-            self._note(f"MLflow: the sweep's run was not ended ({_brief(exc)})")
+            self._note(f"MLflow: the sweep's run was not ended ({brief(exc)})")
 
     def summary(self) -> str:
         """Where the runs are, and how many wait for the next run."""
@@ -266,10 +266,7 @@ class MlflowTracker:
         return f"MLflow: {done} trial runs under run {self._parent} in {where}{left}"
 
 
-def run_name(number: int) -> str:
-    return f"trial-{number}"
-
-
-def _brief(exc: BaseException) -> str:
+def brief(exc: BaseException) -> str:
+    """An error in one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0][:300] if text else ''}"

@@ -16,7 +16,7 @@ from sweeper.errors import ConfigError
 from sweeper.recording import Observer, RequestHook
 from sweeper.study import SweepStudy
 from sweeper.tracking.experiments import Tracker
-from sweeper.tracking.mlflow import MlflowTracker
+from sweeper.tracking.mlflow import MlflowTracker, brief
 from sweeper.tracking.mlflow_store import MlflowStore
 from sweeper.tracking.series import JobSeries
 
@@ -61,9 +61,8 @@ async def open_mlflow(config: SweepConfig, say: Callable[[str], None]) -> Mlflow
     try:
         return await asyncio.to_thread(MlflowStore, mlflow.tracking_uri, mlflow.experiment)
     except Exception as exc:  # any MLflow or network error
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
         say(
-            f"MLflow at {mlflow.tracking_uri} did not answer ({type(exc).__name__}: {first});"
+            f"MLflow at {mlflow.tracking_uri} did not answer ({brief(exc)});"
             " the sweep goes on, and its next run records the runs"
         )
         return None
@@ -103,7 +102,10 @@ async def recorders(
         try:
             queued = await runs.start(study)
         except Exception as exc:  # any MLflow or network error
-            print(f"MLflow: not recording this run ({exc}); the next run catches up", flush=True)
+            print(
+                f"MLflow: not recording this run ({brief(exc)}); the next run catches up",
+                flush=True,
+            )
         else:
             if queued:
                 print(
