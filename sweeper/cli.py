@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import importlib.util
 import json
 import signal
 import sys
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from sweeper import config as config_mod
 from sweeper import report
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
+from sweeper.config.tracking import arn_stand_in
 from sweeper.console import status_text
 from sweeper.errors import ConfigError, SweepError, local_fault
 from sweeper.study import JOB_NAME, SweepStudy
@@ -255,7 +257,8 @@ async def _status(config: SweepConfig) -> int:
 def _emulator_command(argv: list[str]) -> int:
     from sweeper import launch
     from sweeper.aws import template
-    from sweeper.emulator.server import Emulator, StateInUse, require_loopback
+    from sweeper.emulator.host import StateInUse, require_loopback
+    from sweeper.emulator.server import Emulator
 
     parser = argparse.ArgumentParser(
         prog="sweep.py emulator", description="Serve a standalone SageMaker-compatible emulator."
@@ -267,6 +270,14 @@ def _emulator_command(argv: list[str]) -> int:
     parser.add_argument("--access-key", default="test", help="the only access key let in")
     parser.add_argument(
         "--secret-key", default="test", help="its secret (requests are SigV4-checked)"
+    )
+    parser.add_argument(
+        "--mlflow",
+        action="append",
+        default=[],
+        metavar="ARN=TRACKING_URI",
+        help="a SageMaker MLflow ARN and the local tracking URI standing for it: jobs whose"
+        " MlflowConfig names the ARN get a run there and MlflowDetails (repeatable)",
     )
     defaults = EmulatorOptions()
     for f in dataclasses.fields(EmulatorOptions):  # the space file's emulator: keys
@@ -283,6 +294,8 @@ def _emulator_command(argv: list[str]) -> int:
     options = config_mod.emulator_options(
         {f.name: getattr(args, f.name) for f in dataclasses.fields(EmulatorOptions)}
     )
+    if args.mlflow and importlib.util.find_spec("mlflow") is None:
+        raise ConfigError("--mlflow: MLflow is not installed (pip install 'sweeper[mlflow]')")
     state = (args.state or Path(tempfile.mkdtemp(prefix="sweeper-emulator-"))).resolve()
     settings = launch.emulator_settings(
         options,
@@ -291,6 +304,7 @@ def _emulator_command(argv: list[str]) -> int:
         host=args.host,
         port=args.port,
         credentials=((args.access_key, args.secret_key),),
+        mlflow=tuple(arn_stand_in(text, Path.cwd()) for text in args.mlflow),
     )
     try:
         emulator = Emulator(settings)

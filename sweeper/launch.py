@@ -33,8 +33,9 @@ from sweeper.config import BackendKind, EmulatorOptions, PrunerKind, SweepConfig
 from sweeper.console import ConsoleReporter, interrupted_text, storage_down_text, summary
 from sweeper.decisions import Policy
 from sweeper.emulator.embedded import EmbeddedEmulator
+from sweeper.emulator.host import StateInUse
 from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmulatorSettings, StateInUse
+from sweeper.emulator.server import EmulatorSettings
 from sweeper.emulator.spot import SpotSettings
 from sweeper.errors import ConfigError, StorageUnavailable, SweepError, leaves
 from sweeper.metrics import MetricReader

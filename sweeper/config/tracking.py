@@ -52,3 +52,21 @@ def _tracking_uri(uri: str, space_dir: Path) -> str:
             " URL, a directory or a SageMaker MLflow ARN)"
         )
     return str((space_dir / uri).resolve())  # a directory: MLflow's file store
+
+
+def arn_stand_in(text: str, cwd: Path) -> tuple[str, str]:
+    """``sweep.py emulator --mlflow ARN=URI``: the SageMaker MLflow ARN and the local
+    tracking URI that stands for it (a relative directory resolves against ``cwd``)."""
+    arn, sep, uri = text.partition("=")
+    where = "--mlflow"
+    if not sep or not _ARN.match(arn):
+        raise ConfigError(
+            f"{where}: {text!r} is not ARN=TRACKING_URI, with a SageMaker MLflow ARN"
+            " (arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>)"
+        )
+    if uri.startswith("arn:"):
+        raise ConfigError(f"{where}: an ARN stands for a local tracking URI, not another ARN")
+    try:
+        return arn, _tracking_uri(uri, cwd)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("tracking.mlflow.tracking_uri", where)) from None

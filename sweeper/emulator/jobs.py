@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.emulator import pools
+from sweeper.emulator.mlflow_runs import MlflowRun
 from sweeper.emulator.shelves import read_record, set_aside
 
 FAILURE_REASON_MAX = 1024
@@ -43,6 +44,7 @@ class Job:
     pool_expires: float = 0.0
     pool_ended: float | None = None  # when it stopped being Available (reuse, release)
     reused_by: str | None = None
+    mlflow: dict[str, str] | None = None  # mlflow_runs.MlflowRun.record(): its run, if any
     record_path: Path | None = None  # where the record is kept across emulator restarts
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)
@@ -132,6 +134,8 @@ class Job:
             SecondaryStatusTransitions=[dict(t) for t in self.transitions],
             ModelArtifacts={"S3ModelArtifacts": f"{self.output_prefix}/model.tar.gz"},
         )
+        if self.mlflow is not None:
+            out["MlflowDetails"] = MlflowRun(**self.mlflow).details()
         if self.failure_reason:
             out["FailureReason"] = self.failure_reason
         if self.metrics:

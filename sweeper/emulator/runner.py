@@ -32,6 +32,7 @@ from sweeper.emulator.errors import AwsError
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore, Stream
 from sweeper.emulator.metric_series import MetricSeries
+from sweeper.emulator.mlflow_runs import MlflowRun
 from sweeper.emulator.reaper import TOKEN_VARIABLE, Reaper
 from sweeper.emulator.transfer import Transfer
 from sweeper.emulator.watch import Watch
@@ -225,7 +226,7 @@ class Runner:
         proc = await asyncio.create_subprocess_exec(
             *launch.argv,
             cwd=launch.cwd,
-            env=self.aws | launch.env | self._mark,  # the job's Environment may override
+            env=self.aws | _mlflow_env(job) | launch.env | self._mark,  # Environment overrides
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -358,6 +359,11 @@ async def _wait_start(job: Job, seconds: float) -> str | None:
 async def _interrupt_later(job: Job, seconds: float) -> None:
     await asyncio.sleep(seconds)
     job.interrupt.set()
+
+
+def _mlflow_env(job: Job) -> dict[str, str]:
+    """MLflow's variables naming the job's run (MlflowConfig), as SageMaker sets them."""
+    return MlflowRun(**job.mlflow).environment() if job.mlflow is not None else {}
 
 
 def _failure(exc: Exception) -> str:

@@ -21,27 +21,33 @@ with the region and account at ``GET /_emulator/info``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
-import ipaddress
 import os
-import resource
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import botocore.session
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
 
-from sweeper.emulator import bodies, cloudwatch, container, pools, search, spot, tags, wire
+from sweeper.emulator import (
+    bodies,
+    cloudwatch,
+    container,
+    mlflow_runs,
+    pools,
+    search,
+    spot,
+    tags,
+    wire,
+)
 from sweeper.emulator.errors import AwsError, not_found, validation
 from sweeper.emulator.experiments import Experiments
+from sweeper.emulator.host import lock_state, raise_file_limit, require_loopback
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore
 from sweeper.emulator.metric_series import MetricSeries
@@ -65,16 +71,8 @@ class EmulatorSettings:
     throttle_rate: float = 0.0  # share of calls answered ThrottlingException
     internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
     seed: int | None = None
-
-
-def require_loopback(host: str) -> None:
-    """Refuse to serve anywhere but the loopback interface."""
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
-        raise ValueError(f"the emulator binds to loopback only (127.0.0.1), not {host!r}")
+    # SageMaker MLflow ARN -> the local tracking URI standing for it (MlflowConfig)
+    mlflow: tuple[tuple[str, str], ...] = ()
 
 
 class Emulator:
@@ -82,7 +80,7 @@ class Emulator:
 
     def __init__(self, settings: EmulatorSettings) -> None:
         require_loopback(settings.host)
-        self._lock = _lock_state(settings.runner.root)  # before reading any of it
+        self._lock = lock_state(settings.runner.root)  # before reading any of it
         self.settings = settings
         self.calls: Counter[str] = Counter()
         self.jobs = Job.load_all(settings.runner.root / "records")
@@ -141,7 +139,7 @@ class Emulator:
 
         Jobs still running at shutdown are killed and end Failed (InternalServerError).
         """
-        _raise_file_limit()  # each running job holds two pipes
+        raise_file_limit()  # each running job holds two pipes
         runner = web.AppRunner(self.app(), access_log=None)
         await runner.setup()
         try:
@@ -255,15 +253,16 @@ class Emulator:
     # --- operations -----------------------------------------------------------------
 
     async def _create(self, params: dict[str, Any]) -> dict[str, Any]:
-        name = params["TrainingJobName"]
-        s = self.settings.runner
-        arn = f"arn:aws:sagemaker:{s.region}:{s.account}:training-job/{name.lower()}"
-        if name in self.jobs:
-            raise AwsError(
-                "ResourceInUse",
-                "Training job names must be unique within an AWS account and region, and a "
-                f"training job with this name already exists ({self.jobs[name].arn})",
-            )
+        request = self._checked(params)
+        mlflow = None
+        if request.get("MlflowConfig"):  # MLflow's client blocks: in a thread
+            servers = dict(self.settings.mlflow)
+            mlflow = await asyncio.to_thread(mlflow_runs.resolve, request, servers)
+        return self._register(request, mlflow)
+
+    def _checked(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The job's request as stored, once what botocore's model cannot say is checked."""
+        self._name_free(params["TrainingJobName"])
         channels = [c["ChannelName"] for c in params.get("InputDataConfig", [])]
         if any(c in (".", "..") for c in channels) or len(set(channels)) != len(channels):
             # The model's pattern admits "." and ".."; as directory names they are not
@@ -277,8 +276,26 @@ class Emulator:
         stopping = params.get("StoppingCondition") or {}
         stopping.setdefault("MaxRuntimeInSeconds", 86400)
         spot.check_request(params, stopping)
-        request = {**params, "StoppingCondition": stopping}
+        return {**params, "StoppingCondition": stopping}
+
+    def _name_free(self, name: str) -> None:
+        if name in self.jobs:
+            raise AwsError(
+                "ResourceInUse",
+                "Training job names must be unique within an AWS account and region, and a "
+                f"training job with this name already exists ({self.jobs[name].arn})",
+            )
+
+    def _register(
+        self, request: dict[str, Any], mlflow: mlflow_runs.MlflowRun | None
+    ) -> dict[str, Any]:
+        """Take the job's name and start it: no await from the name's check to here."""
+        name = request["TrainingJobName"]
+        self._name_free(name)  # again: another request may have taken it meanwhile
+        s = self.settings.runner
+        arn = f"arn:aws:sagemaker:{s.region}:{s.account}:training-job/{name.lower()}"
         job = Job(request=request, arn=arn, created=time.time())
+        job.mlflow = mlflow.record() if mlflow is not None else None
         job.record_path = s.root / "records" / f"{name}.json"
         pools.check_quotas(job, self.jobs.values(), s.instance_quota, s.warm_pool_quota)
         self.experiments.job_created(request, arn)  # its own trial component, if asked
@@ -343,30 +360,3 @@ class Emulator:
         if job is None:
             raise not_found()
         return job
-
-
-class StateInUse(RuntimeError):
-    """Another emulator (another process) serves this state directory."""
-
-
-def _lock_state(root: Path) -> IO[str]:
-    """Hold ``<root>/emulator.lock`` for this emulator's life: two emulators on one state
-    would each take the other's running jobs for crashed ones."""
-    root.mkdir(parents=True, exist_ok=True)
-    lock = (root / "emulator.lock").open("w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        lock.close()
-        raise StateInUse(
-            f"the emulator state {root} is in use by another process (a sweep still"
-            " running?); wait for it to end"
-        ) from exc
-    return lock
-
-
-def _raise_file_limit() -> None:
-    """Let the process open as many files as the system allows (best effort)."""
-    with contextlib.suppress(ValueError, OSError):
-        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
