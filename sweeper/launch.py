@@ -195,14 +195,15 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
     emulated = config.backend.kind == BackendKind.EMULATOR
     async with AsyncExitStack() as stack:
         setup.require_mlflow(config)
-        try:  # the study (a database, Optuna's migrations) and MLflow open while S3 answers
+        if (mlflow := setup.start_mlflow(config)) is not None:
+            stack.callback(mlflow.close)  # after the runs are ended
+        try:  # the study (a database, Optuna's migrations) opens while S3 answers
             async with asyncio.TaskGroup() as tg:
                 opening = tg.create_task(
                     asyncio.to_thread(
                         SweepStudy.open, config, lease_seconds=config.storage_lease_seconds
                     )
                 )
-                mlflow = tg.create_task(setup.open_mlflow(config, say=partial(print, flush=True)))
                 plan = await upload(config, ends, stack)
                 client = await ends.client(stack, "sagemaker")
         except ExceptionGroup as group:  # a bad bucket, a database that does not answer
@@ -220,7 +221,7 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
             plan.template.output_path,
             reporter.note,
             (client, await ends.client(stack, "sagemaker-metrics")),
-            mlflow.result(),
+            mlflow,
             ends.region,
         )
         jobs = TrainingJobs(client, RetryPolicy(sleep=clock.sleep))

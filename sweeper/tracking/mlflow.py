@@ -3,7 +3,8 @@
 Runs are found by their tags (:mod:`sweeper.tracking.mlflow_store`), not by memory: a
 resumed sweep, or a second orchestrator, adopts the runs there are, makes those that are
 missing and completes those a crash left RUNNING. MLflow's client is synchronous: its
-calls run one at a time, in order, in a thread, on the tracker's own task (:meth:`drain`)
+calls run one at a time, in order, in a process of their own
+(:mod:`sweeper.tracking.mlflow_worker`), from the tracker's own task (:meth:`drain`)
 and off the dispatch path; only with a SageMaker MLflow ARN does a trial's launch wait
 for its run, which the job's ``MlflowConfig`` names. An MLflow error never costs a
 trial: it is said once, and what it left undone is done at the next start.
@@ -25,6 +26,7 @@ from sweeper.recording import Outcome
 from sweeper.study import PRUNED_AT, SweepStudy, TrialRecord
 from sweeper.tracking.experiments import run_name
 from sweeper.tracking.mlflow_store import (
+    BEST_TAG,
     NOTE_TAG,
     PARENT_TAG,
     ROLE_TAG,
@@ -35,6 +37,7 @@ from sweeper.tracking.mlflow_store import (
     Run,
     trial_status,
 )
+from sweeper.tracking.mlflow_worker import MlflowCalls
 from sweeper.tracking.series import JobSeries
 from sweeper.types import Point, TrialResult
 
@@ -61,18 +64,20 @@ def _shown(value: Any) -> str:
 class MlflowTracker:
     """A sweep's MLflow runs: a request hook (``MlflowConfig`` for a SageMaker MLflow
     ARN) and an observer. Task-safe on one event loop; MLflow calls happen in
-    :meth:`drain`, which runs until :meth:`close`."""
+    :meth:`drain`, which waits for the store, starts (:meth:`start`) and runs until
+    :meth:`close`: nothing else waits for MLflow but, with an ARN, a trial's launch."""
 
     def __init__(
         self,
-        store: MlflowStore,
+        store: MlflowCalls,
         config: SweepConfig,
+        study: SweepStudy,
         series: JobSeries,
         note: Callable[[str], None],
         job_link: Callable[[str], str | None],
         model_uri: Callable[[str], str],
     ) -> None:
-        self._store, self._config, self._series = store, config, series
+        self._store, self._config, self._study, self._series = store, config, study, series
         self._note, self._job_link, self._model_uri = note, job_link, model_uri
         self._arn = config.tracking.mlflow is not None and config.tracking.mlflow.arn
         self._parent = ""
@@ -82,25 +87,26 @@ class MlflowTracker:
         self._best: float | None = None
         self._notes: dict[int, str] = {}  # sweep.py note's, as the study had them at start
         self._failed = 0  # steps an MLflow error left undone (the next start does them)
+        self._started = False
+        self._catch_up: list[Step] = []  # what start found unrecorded: drain's first steps
+        self._down = ""  # why nothing is recorded this run: MLflow did not open or start
 
-    async def start(self, study: SweepStudy) -> int:
-        """Find or make the sweep's parent run; queue the completion of every finished
-        trial whose run is not complete. Returns how many were queued."""
-        runs = await asyncio.to_thread(self._store.runs, self._config.name)
-        parents = [r for r in runs if r.trial is None]
-        if not parents:
-            parents = await asyncio.to_thread(self._make_parent)
-        self._parent = parents[0].run_id
-        if parents[0].status != "RUNNING":
-            await asyncio.to_thread(self._store.reopen, self._parent)
-        for run in runs:
-            if run.trial is not None and run.trial not in self._runs:
-                self._runs[run.trial] = run  # the oldest, should two have been made
-        self._notes = await study.notes()
-        best = await study.best()
-        self._best = best.value if best is not None else None
+    async def start(self) -> int:
+        """Wait for the store; find or make the sweep's parent run; list the completion of
+        every finished trial whose run is not complete (:meth:`drain` does those first).
+        Returns how many were listed."""
+        self._started = True
+        await self._store.ready()
+        parent = await self._find_parent()
+        self._notes = await self._study.notes()
+        best = await self._study.best()
+        if best is not None and best.value is not None:
+            if parent.best_trial == str(best.number):
+                self._best = best.value
+            else:  # trials an earlier run did not record: the parent learns the best first
+                self._catch_up.append(partial(self._improve, best.number, best.value))
         queued = 0
-        for trial in await study.trials():
+        for trial in await self._study.trials():
             done = trial.state in (TrialState.COMPLETE, TrialState.FAIL) or (
                 PRUNED_AT in trial.user_attrs
             )
@@ -110,28 +116,36 @@ class MlflowTracker:
                 result = TrialResult(
                     trial.number, trial.params, completed, trial.user_attrs, trial.value
                 )
-                self._queue.put_nowait(partial(self._complete, result))
+                self._catch_up.append(partial(self._complete, result))
                 queued += 1
         return queued
 
-    def _make_parent(self) -> list[Run]:
-        """Make the parent run; if another orchestrator made one meanwhile, the oldest
-        stays and ours goes."""
+    async def _find_parent(self) -> Run:
+        """The sweep's parent run, found (reopened) or made; the trials' runs noted."""
         name = self._config.name
-        tags = {
-            SWEEP_TAG: name,
-            ROLE_TAG: "sweep",
-            "sweeper.space_file": str(self._config.path.resolve()),
-        }
-        mine = self._store.create(name, tags, sweep_params(self._config))
-        parents = [r for r in self._store.runs(name) if r.trial is None]
-        if parents[0].run_id != mine:
-            self._store.delete(mine)
-        return parents
+        runs = await self._store.call(MlflowStore.runs, name)
+        parents = [r for r in runs if r.trial is None]
+        if not parents:
+            tags = {
+                SWEEP_TAG: name,
+                ROLE_TAG: "sweep",
+                "sweeper.space_file": str(self._config.path.resolve()),
+            }
+            params = sweep_params(self._config)
+            parents = await self._store.call(MlflowStore.make_parent, name, tags, params)
+        self._parent = parents[0].run_id
+        if parents[0].status != "RUNNING":
+            await self._store.call(MlflowStore.reopen, self._parent)
+        for run in runs:
+            if run.trial is not None and run.trial not in self._runs:
+                self._runs[run.trial] = run  # the oldest, should two have been made
+        return parents[0]
 
     async def prepare(self, record: TrialRecord) -> None:
         """The request hook's side: the trial's run is begun; with an ARN, before its job."""
         number = record.number
+        if self._down:
+            return
         if number not in self._begun:
             done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._begun[number] = done
@@ -167,8 +181,8 @@ class MlflowTracker:
     async def _ensure_run(self, number: int, params: dict[str, Any]) -> Run:
         run = self._runs.get(number)
         if run is None:
-            run_id = await asyncio.to_thread(
-                self._store.create, run_name(number), self._trial_tags(number), self._params(params)
+            run_id = await self._store.call(
+                MlflowStore.create, run_name(number), self._trial_tags(number), self._params(params)
             )
             run = self._runs[number] = Run(run_id, "RUNNING", number, 0)
         return run
@@ -186,18 +200,21 @@ class MlflowTracker:
         return {name: str(value) for name, value in merged.items()}
 
     async def _complete(self, result: TrialResult) -> None:
+        """Complete the trial's run, once: a trial that ends while the tracker starts is
+        both caught up and recorded."""
+        found = self._runs.get(result.number)
+        if found is not None and found.status in TERMINAL:
+            return
         run = await self._ensure_run(result.number, result.params)
         points = await self._series.of(result)
         tags = self._final_tags(result)
         ended = result.attrs.get("job_ended")
         status = trial_status(result)
         params = self._params(result.params)  # again: a crash may have come between
-
-        def write() -> None:
-            self._store.log(run.run_id, points, params, tags)
-            self._store.end(run.run_id, status, int(ended * 1000) if ended else None)
-
-        await asyncio.to_thread(write)
+        end_ms = int(ended * 1000) if ended else None
+        await self._store.call(
+            MlflowStore.complete, run.run_id, points, params, tags, status, end_ms
+        )
         self._runs[result.number] = dataclasses.replace(run, status=status)
         if result.completed and result.value is not None:
             await self._improve(result.number, result.value)
@@ -228,23 +245,50 @@ class MlflowTracker:
         if self._best is not None and not objective.better(value, self._best):
             return
         self._best = value
-        tags = {"sweeper.best_trial": str(number), "sweeper.best_value": repr(value)}
+        tags = {BEST_TAG: str(number), "sweeper.best_value": repr(value)}
         point = Point(f"best {objective.metric}", time.time(), number, value)
-        await asyncio.to_thread(self._store.log, self._parent, [point], None, tags)
+        await self._store.call(MlflowStore.log, self._parent, [point], None, tags)
 
     def close(self) -> None:
         """No more trials: :meth:`drain` returns once what is queued is done."""
         self._queue.put_nowait(None)
 
     async def drain(self) -> None:
-        """Do the queued MLflow steps in order until :meth:`close`; say the first error."""
-        while (step := await self._queue.get()) is not None:
+        """Start (unless started), then do the queued MLflow steps in order until
+        :meth:`close`; say the first error. If MLflow cannot start, say so and record
+        nothing: the next run of the sweep catches up."""
+        if not self._started:
             try:
-                await step()
-            except Exception as exc:  # any MLflow or network error: a note
-                self._failed += 1
-                if self._failed == 1:
-                    self._note(f"MLflow: {brief(exc)}; what is not recorded is on the next run")
+                queued = await self.start()
+            except Exception as exc:  # any MLflow or network error
+                self._stand_down(exc)
+            else:
+                if queued:
+                    self._note(f"MLflow: completing {queued} runs an earlier run left unrecorded")
+        for earlier in self._catch_up:  # even when close() came first: all done already
+            await self._do(earlier)
+        self._catch_up.clear()
+        while (step := await self._queue.get()) is not None:
+            await self._do(step)
+
+    async def _do(self, step: Step) -> None:
+        if self._down:
+            return
+        try:
+            await step()
+        except Exception as exc:  # any MLflow or network error: a note
+            self._failed += 1
+            if self._failed == 1:
+                self._note(f"MLflow: {brief(exc)}; what is not recorded is on the next run")
+
+    def _stand_down(self, exc: Exception) -> None:
+        mlflow = self._config.tracking.mlflow
+        where = mlflow.tracking_uri if mlflow else "MLflow"
+        self._down = f"MLflow at {where} did not answer ({brief(exc)})"
+        self._note(f"{self._down}; the sweep goes on, and its next run records the runs")
+        for begun in self._begun.values():  # launches waiting for their run go without
+            if not begun.done():
+                begun.set_result(None)
 
     async def finish(self, interrupted: bool) -> None:
         """Mark the parent run FINISHED, or KILLED when interrupted (a rerun reopens it)."""
@@ -252,13 +296,15 @@ class MlflowTracker:
             return
         status = "KILLED" if interrupted else "FINISHED"
         try:
-            await asyncio.to_thread(self._store.end, self._parent, status)
+            await self._store.call(MlflowStore.end, self._parent, status)
         except Exception as exc:
             self._failed += 1
             self._note(f"MLflow: the sweep's run was not ended ({brief(exc)})")
 
     def summary(self) -> str:
         """Where the runs are, and how many wait for the next run."""
+        if self._down:
+            return f"{self._down}: nothing recorded; the next run catches up"
         mlflow = self._config.tracking.mlflow
         where = f"{mlflow.tracking_uri}, experiment {mlflow.experiment}" if mlflow else ""
         done = sum(r.status in TERMINAL for r in self._runs.values())
@@ -269,4 +315,5 @@ class MlflowTracker:
 def brief(exc: BaseException) -> str:
     """An error in one line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+    kind = getattr(exc, "kind", type(exc).__name__)  # a worker's MlflowError: MLflow's type
+    return f"{kind}: {text[0][:300] if text else ''}"

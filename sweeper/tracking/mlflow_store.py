@@ -25,6 +25,7 @@ ROLE_TAG = "sweeper.role"  # "sweep" on the parent run, "trial" on a nested one
 TRIAL_TAG = "sweeper.trial"
 PARENT_TAG = "mlflow.parentRunId"  # what MLflow's UI nests runs by
 NOTE_TAG = "mlflow.note.content"  # the run's description in MLflow's UI
+BEST_TAG = "sweeper.best_trial"  # on the parent run: the best trial's number
 TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
 _BAD_KEY = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in param and metric names
 
@@ -50,6 +51,7 @@ class Run:
     status: str
     trial: int | None  # None: the sweep's parent run
     start_time: int
+    best_trial: str | None = None  # a parent run's BEST_TAG
 
 
 class MlflowStore:
@@ -98,7 +100,10 @@ class MlflowStore:
             for r in page:
                 trial = r.data.tags.get(TRIAL_TAG)
                 number = int(trial) if trial is not None and trial.isdigit() else None
-                found.append(Run(r.info.run_id, r.info.status, number, r.info.start_time or 0))
+                best = r.data.tags.get(BEST_TAG)
+                found.append(
+                    Run(r.info.run_id, r.info.status, number, r.info.start_time or 0, best)
+                )
             token = page.token
             if not token:
                 return found
@@ -124,6 +129,28 @@ class MlflowStore:
             self.client.log_batch(run_id, metrics=metrics[i : i + 1000])
         for i in range(0, max(len(ps), len(ts)), 100):
             self.client.log_batch(run_id, params=ps[i : i + 100], tags=ts[i : i + 100])
+
+    def complete(
+        self,
+        run_id: str,
+        points: Sequence[Point],
+        params: dict[str, str],
+        tags: dict[str, str],
+        status: str,
+        end_ms: int | None,
+    ) -> None:
+        """Log a trial's last values and end its run with ``status``."""
+        self.log(run_id, points, params, tags)
+        self.end(run_id, status, end_ms)
+
+    def make_parent(self, sweep: str, tags: dict[str, str], params: dict[str, str]) -> list[Run]:
+        """Make sweep ``sweep``'s parent run, and return its parent runs, oldest first: if
+        another orchestrator made one meanwhile, the oldest stays and ours goes."""
+        mine = self.create(sweep, tags, params)
+        parents = [r for r in self.runs(sweep) if r.trial is None]
+        if parents[0].run_id != mine:
+            self.delete(mine)
+        return parents
 
     def end(self, run_id: str, status: str, end_ms: int | None = None) -> None:
         self.client.set_terminated(run_id, status, end_time=end_ms)

@@ -4,7 +4,6 @@ given), each with what earlier runs of the sweep left unrecorded queued."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -16,8 +15,8 @@ from sweeper.errors import ConfigError
 from sweeper.recording import Observer, RequestHook
 from sweeper.study import SweepStudy
 from sweeper.tracking.experiments import Tracker
-from sweeper.tracking.mlflow import MlflowTracker, brief
-from sweeper.tracking.mlflow_store import MlflowStore
+from sweeper.tracking.mlflow import MlflowTracker
+from sweeper.tracking.mlflow_worker import MlflowCalls, MlflowWorker
 from sweeper.tracking.series import JobSeries
 
 
@@ -51,21 +50,14 @@ def require_mlflow(config: SweepConfig) -> None:
         )
 
 
-async def open_mlflow(config: SweepConfig, say: Callable[[str], None]) -> MlflowStore | None:
-    """The MLflow store (imported and opened in a thread: it takes seconds), or None when
-    MLflow does not answer: the sweep goes on, and its next run records what this one
-    did not."""
+def start_mlflow(config: SweepConfig) -> MlflowCalls | None:
+    """MLflow's client, starting in a process of its own (it takes seconds, and nothing
+    waits for it but the MLflow tracker); None when ``tracking.mlflow`` is not given.
+    The caller closes it."""
     mlflow = config.tracking.mlflow
     if mlflow is None:
         return None
-    try:
-        return await asyncio.to_thread(MlflowStore, mlflow.tracking_uri, mlflow.experiment)
-    except Exception as exc:  # any MLflow or network error
-        say(
-            f"MLflow at {mlflow.tracking_uri} did not answer ({brief(exc)});"
-            " the sweep goes on, and its next run records the runs"
-        )
-        return None
+    return MlflowWorker(mlflow.tracking_uri, mlflow.experiment)
 
 
 async def recorders(
@@ -75,11 +67,12 @@ async def recorders(
     output_path: str,
     note: Callable[[str], None],
     clients: tuple[Any, Any],
-    mlflow: MlflowStore | None,
+    mlflow: MlflowCalls | None,
     region: str,
 ) -> list[Recorder]:
-    """The recorders ``tracking:`` asks for, their catch-up queued; ``clients`` are the
-    sagemaker and sagemaker-metrics clients."""
+    """The recorders ``tracking:`` asks for, the Experiments catch-up queued (MLflow's is
+    its tracker's first step); ``clients`` are the sagemaker and sagemaker-metrics
+    clients."""
     output = output_path.rstrip("/")
 
     def model_uri(job: str) -> str:
@@ -98,20 +91,7 @@ async def recorders(
         found.append(tracker)
     if mlflow is not None:
         link = _console_link(config, region)
-        runs = MlflowTracker(mlflow, config, series, note, link, model_uri)
-        try:
-            queued = await runs.start(study)
-        except Exception as exc:  # any MLflow or network error
-            print(
-                f"MLflow: not recording this run ({brief(exc)}); the next run catches up",
-                flush=True,
-            )
-        else:
-            if queued:
-                print(
-                    f"MLflow: completing {queued} runs an earlier run left unrecorded", flush=True
-                )
-            found.append(runs)
+        found.append(MlflowTracker(mlflow, config, study, series, note, link, model_uri))
     return found
 
 

@@ -1,6 +1,7 @@
 """Scheduler overhead: K trials of a script that sleeps d seconds, P at a time.
 
     python tests/benchmarks/overhead.py [--trials 40] [--parallel 4] [--seconds 1.0]
+                                        [--pruner median] [--mlflow [--repeat 3]]
 
 Runs a real sweep (TPE, SQLite study, aiobotocore client, real processes) against an
 emulator on loopback, through ``sweep.py``'s own entry point, and prints:
@@ -15,7 +16,11 @@ emulator on loopback, through ``sweep.py``'s own entry point, and prints:
 * SageMaker API calls per trial, counted by the emulator by operation: the training-job
   calls (the target) and, apart, the Experiments and Logs calls that record each run;
 * with ``--pruner median`` (or another), the FilterLogEvents calls per poll that read
-  the running jobs' values for the pruner (target: one per 100 running jobs).
+  the running jobs' values for the pruner (target: one per 100 running jobs);
+* with ``--mlflow``, the same sweep again with every trial an MLflow run too (a SQLite
+  store, ``tracking: {mlflow: {}}``), alternating off and on ``--repeat`` times: the
+  median sweep-loop efficiency of each, their difference (target: within 0.02), and the
+  MLflow runs recorded (a parent and K nested per sweep).
 
 Issue targets: efficiency >= 0.90 and at most 4 API calls per trial.
 """
@@ -26,6 +31,7 @@ import argparse
 import contextlib
 import io
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -58,7 +64,9 @@ JOB_OPS = (
 )
 
 
-def run(trials: int, parallel: int, seconds: float, pruner: str = "none") -> dict[str, float]:
+def run(
+    trials: int, parallel: int, seconds: float, pruner: str = "none", mlflow: bool = False
+) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as tmp,
         EmbeddedEmulator(EmulatorSettings(RunnerSettings(root=Path(tmp) / "emulator"))) as emulator,
@@ -83,6 +91,7 @@ def run(trials: int, parallel: int, seconds: float, pruner: str = "none") -> dic
                     },
                     "backend": {"kind": "emulator", "endpoint_url": emulator.endpoint_url},
                     "pruner": {"kind": pruner},
+                    "tracking": {"mlflow": {}} if mlflow else {},
                 }
             )
         )
@@ -94,6 +103,7 @@ def run(trials: int, parallel: int, seconds: float, pruner: str = "none") -> dic
         if code != 0 or f"{trials} complete" not in out.getvalue():
             raise SystemExit(f"the sweep did not complete:\n{out.getvalue()}")
         calls = emulator.calls
+        runs = _mlflow_runs(root / ".sweeps" / "mlflow.db") if mlflow else 0
         jobs = sorted(emulator.emulator.jobs.values(), key=lambda j: j.created)
     created = [j.created for j in jobs]
     ended = sorted(j.ended or 0.0 for j in jobs)
@@ -117,7 +127,46 @@ def run(trials: int, parallel: int, seconds: float, pruner: str = "none") -> dic
         "tail_per_poll": calls["FilterLogEvents"] / max(1, calls["Search"]),
         "create_per_trial": calls["CreateTrainingJob"] / trials,
         "search_per_trial": calls["Search"] / trials,
+        "mlflow_runs": runs,
     }
+
+
+def _mlflow_runs(store: Path) -> int:
+    """How many MLflow runs the sweep left in ``store`` (every experiment)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    return len(client.search_runs(experiments, max_results=1000))
+
+
+def compare_mlflow(a: argparse.Namespace) -> None:
+    """The sweep with MLflow off and on, alternating ``a.repeat`` times, after a small
+    sweep that neither side counts (so that neither pays the one-time imports); medians."""
+    run(2 * a.parallel, a.parallel, a.seconds, a.pruner, mlflow=True)  # warm-up: imports
+    off, on = [], []
+    for _ in range(a.repeat):
+        off.append(run(a.trials, a.parallel, a.seconds, a.pruner))
+        on.append(run(a.trials, a.parallel, a.seconds, a.pruner, mlflow=True))
+
+    def median(rs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rs)
+
+    def each(rs: list[dict[str, float]]) -> str:
+        return ", ".join(f"{r['loop_efficiency']:.3f}" for r in rs)
+
+    loop_off, loop_on = median(off, "loop_efficiency"), median(on, "loop_efficiency")
+    print(
+        f"MLflow off/on, {a.repeat} sweep(s) each, alternating after a warm-up; medians:\n"
+        f"loop efficiency       {loop_off:.3f} off, {loop_on:.3f} on: difference "
+        f"{loop_on - loop_off:+.3f} (target within 0.02; per sweep off "
+        f"{each(off)}, on {each(on)})\n"
+        f"whole command         {median(off, 'efficiency'):.3f} off, "
+        f"{median(on, 'efficiency'):.3f} on (start-up {median(off, 'startup'):.2f} s off, "
+        f"{median(on, 'startup'):.2f} s on)\n"
+        f"MLflow runs recorded  {', '.join(str(int(r['mlflow_runs'])) for r in on)}"
+        f" (expected {a.trials + 1} each: the sweep's parent and one per trial)"
+    )
 
 
 def main_() -> None:
@@ -126,7 +175,17 @@ def main_() -> None:
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=1.0)
     parser.add_argument("--pruner", default="none", help="e.g. median: read values each poll")
+    parser.add_argument("--mlflow", action="store_true", help="compare MLflow runs off and on")
+    parser.add_argument("--repeat", type=int, default=3, help="sweeps each way with --mlflow")
     a = parser.parse_args()
+    if a.mlflow:
+        before = os.getloadavg()[0]
+        compare_mlflow(a)
+        print(
+            f"machine: {os.cpu_count()} cores, 1-min load {before:.2f} before, "
+            f"{os.getloadavg()[0]:.2f} after"
+        )
+        return
     before = os.getloadavg()[0]
     r = run(a.trials, a.parallel, a.seconds, a.pruner)
     lines = [

@@ -15,8 +15,9 @@ from sweeper.recording import Outcome
 from sweeper.study import JOB_NAME, SweepStudy
 from sweeper.tracking.mlflow import MlflowTracker
 from sweeper.tracking.mlflow_store import MlflowStore
+from sweeper.tracking.mlflow_worker import InThread, MlflowCalls
 from sweeper.tracking.series import JobSeries
-from sweeper.tracking.setup import open_mlflow
+from sweeper.tracking.setup import start_mlflow
 from tests.helpers import free_port, space_doc, write_sweep
 
 mlflow = pytest.importorskip("mlflow", reason="the mlflow extra is part of `test`")
@@ -47,14 +48,28 @@ class BrokenStore(MlflowStore):
 
 
 def _tracker(
-    cfg: config.SweepConfig, notes: list[str], store_type: type[MlflowStore] = MlflowStore
+    cfg: config.SweepConfig,
+    study: SweepStudy,
+    notes: list[str],
+    store_type: type[MlflowStore] = MlflowStore,
 ) -> MlflowTracker:
     assert cfg.tracking.mlflow is not None
     uri = f"sqlite:///{cfg.path.parent / 'mlflow.db'}"
-    store = store_type(uri, cfg.tracking.mlflow.experiment)
+    return _tracker_on(InThread(store_type(uri, cfg.tracking.mlflow.experiment)), cfg, study, notes)
+
+
+def _tracker_on(
+    store: MlflowCalls, cfg: config.SweepConfig, study: SweepStudy, notes: list[str]
+) -> MlflowTracker:
     series = JobSeries(cfg.estimator.metric_definitions, FakeLogs())  # type: ignore[arg-type]
     return MlflowTracker(
-        store, cfg, series, notes.append, lambda job: None, lambda job: f"s3://b/{job}/model.tar.gz"
+        store,
+        cfg,
+        study,
+        series,
+        notes.append,
+        lambda job: None,
+        lambda job: f"s3://b/{job}/model.tar.gz",
     )
 
 
@@ -91,8 +106,8 @@ async def test_a_parent_run_and_a_nested_run_per_trial_with_series_and_statuses(
     cfg = _config(tmp_path)
     study = SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
     notes: list[str] = []
-    tracker = _tracker(cfg, notes)
-    assert await tracker.start(study) == 0
+    tracker = _tracker(cfg, study, notes)
+    assert await tracker.start() == 0
     await _finish(study, tracker, [0.5, None, 0.25, 0.75])
     tracker.close()
     await tracker.drain()
@@ -125,8 +140,8 @@ async def test_a_rerun_completes_what_a_crash_left_open_without_a_second_run(
 ) -> None:
     cfg = _config(tmp_path)
     study = SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
-    first = _tracker(cfg, [])
-    await first.start(study)
+    first = _tracker(cfg, study, [])
+    await first.start()
     record = await study.ask(lambda number, attempt: f"quad-{number}-{attempt}")
     assert record is not None
     await first.prepare(record)
@@ -135,22 +150,23 @@ async def test_a_rerun_completes_what_a_crash_left_open_without_a_second_run(
     attrs = {JOB_NAME: record.job_name, "job_status": "Completed"}
     await study.tell_complete(record.number, 0.5, attrs)
 
-    again = _tracker(cfg, [])
-    assert await again.start(study) == 1  # the trial whose run is still RUNNING
+    again = _tracker(cfg, study, [])
+    assert await again.start() == 1  # the trial whose run is still RUNNING
     again.close()
     await again.drain()
     await again.finish(interrupted=True)
 
     _, (parent, *trials) = _runs(cfg)  # one parent, reused
     assert parent.info.status == "KILLED"  # interrupted: a rerun reopens it
+    assert parent.data.tags["sweeper.best_trial"] == "0"  # learnt on catching up
     assert [(r.info.status, r.data.tags["sweeper.trial"]) for r in trials] == [("FINISHED", "0")]
 
 
 async def test_with_a_sagemaker_mlflow_arn_jobs_name_their_run(tmp_path: Path) -> None:
     cfg = _config(tmp_path, tracking_uri=ARN, experiment="team-sweeps")
     study = SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
-    tracker = _tracker(cfg, [])
-    await tracker.start(study)
+    tracker = _tracker(cfg, study, [])
+    await tracker.start()
     record = await study.ask(lambda number, attempt: f"quad-{number}-{attempt}")
     assert record is not None
     assert tracker.fields(record.number) == {}  # no run yet, no MlflowConfig
@@ -171,8 +187,8 @@ async def test_errors_are_said_once_and_the_next_run_catches_up(tmp_path: Path) 
     cfg = _config(tmp_path)
     study = SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
     notes: list[str] = []
-    broken = _tracker(cfg, notes, BrokenStore)
-    await broken.start(study)
+    broken = _tracker(cfg, study, notes, BrokenStore)
+    await broken.start()
     await _finish(study, broken, [0.5, 0.25, 0.75])
     broken.close()
     await broken.drain()  # three trials, three failures: one note
@@ -181,8 +197,8 @@ async def test_errors_are_said_once_and_the_next_run_catches_up(tmp_path: Path) 
     ]
     assert "3 step(s) failed (done on the next run)" in broken.summary()
 
-    again = _tracker(cfg, notes)
-    assert await again.start(study) == 3
+    again = _tracker(cfg, study, notes)
+    assert await again.start() == 3
     again.close()
     await again.drain()
     _, (_, *trials) = _runs(cfg)
@@ -193,10 +209,23 @@ async def test_errors_are_said_once_and_the_next_run_catches_up(tmp_path: Path) 
 async def test_mlflow_that_does_not_answer_is_said_once_and_costs_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # the worker inherits them
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     cfg = _config(tmp_path, tracking_uri=f"http://127.0.0.1:{free_port()}")
+    study = SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
     said: list[str] = []
-    assert await open_mlflow(cfg, said.append) is None
-    assert len(said) == 1
+    worker = start_mlflow(cfg)  # a process of its own, as a sweep starts it
+    assert worker is not None
+    tracker = _tracker_on(worker, cfg, study, said)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(tracker.drain())
+            await _finish(study, tracker, [0.5, 0.25])  # the trials go on meanwhile
+            tracker.close()
+        await tracker.finish(interrupted=False)
+    finally:
+        worker.close()
+    assert len(said) == 1, said
     assert "did not answer" in said[0] and "its next run records the runs" in said[0]
+    assert "nothing recorded" in tracker.summary()
+    assert [t.state.name for t in await study.trials()] == ["COMPLETE", "COMPLETE"]
