@@ -171,8 +171,8 @@ def _note_command(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(
         prog="sweep.py note",
-        description="Attach a comment to a trial: reports show it, and its Experiments run"
-        " gets it as parameter sweeper:note.",
+        description="Attach a comment to a trial: reports show it, its Experiments run"
+        " gets it as parameter sweeper:note, and its MLflow run as its description.",
     )
     parser.add_argument("space", help="the space file (YAML)")
     parser.add_argument("trial", type=int, help="the trial number")
@@ -190,13 +190,38 @@ def _note_command(argv: list[str]) -> int:
 
     run = asyncio.run(note())
     print(f"noted on trial {args.trial}")
-    try:  # the study has it; the run is a copy for Studio
-        with launch.endpoints(config, out=sys.stderr) as ends:
-            asyncio.run(_note_run(ends, run, args.text))
-        print(f"noted on its run {run}")
-    except SweepError as exc:
-        print(f"the run {run} was not updated ({exc}); reports show the note", file=sys.stderr)
+    if config.tracking.experiments:  # the study has it; the runs are copies, for their UIs
+        try:
+            with launch.endpoints(config, out=sys.stderr) as ends:
+                asyncio.run(_note_run(ends, run, args.text))
+            print(f"noted on its run {run}")
+        except SweepError as exc:
+            print(f"the run {run} was not updated ({exc}); reports show the note", file=sys.stderr)
+    if config.tracking.mlflow is not None:
+        _note_mlflow_run(config, args.trial, args.text)
     return 0
+
+
+def _note_mlflow_run(config: SweepConfig, trial: int, text: str) -> None:
+    """The note as the description of the trial's MLflow run (``mlflow.note.content``)."""
+    from sweeper.tracking.mlflow import brief
+    from sweeper.tracking.mlflow_store import MlflowStore
+    from sweeper.tracking.setup import require_mlflow
+
+    mlflow = config.tracking.mlflow
+    assert mlflow is not None
+    try:
+        require_mlflow(config)
+        run = MlflowStore(mlflow.tracking_uri, mlflow.experiment).note(config.name, trial, text)
+    except Exception as exc:  # not installed, not answering: the study has the note
+        print(
+            f"its MLflow run was not updated ({brief(exc)}); reports show the note", file=sys.stderr
+        )
+        return
+    if run is None:
+        print("it has no MLflow run yet; the sweep's next run records the note with it")
+    else:
+        print(f"noted on its MLflow run {run}")
 
 
 async def _note_run(ends: launch.Endpoints, run: str, text: str) -> None:

@@ -152,6 +152,15 @@ class MlflowStore:
             self.delete(mine)
         return parents
 
+    def note(self, sweep: str, trial: int, text: str) -> str | None:
+        """Make ``text`` the description of trial ``trial``'s run; the run's id, or None
+        when the trial has no run yet."""
+        runs = [r for r in self.runs(sweep) if r.trial == trial]
+        if not runs:
+            return None
+        self.log(runs[0].run_id, tags={NOTE_TAG: text})
+        return runs[0].run_id
+
     def end(self, run_id: str, status: str, end_ms: int | None = None) -> None:
         self.client.set_terminated(run_id, status, end_time=end_ms)
 

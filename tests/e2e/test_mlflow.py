@@ -67,3 +67,22 @@ def test_sweep_records_one_parent_and_a_nested_run_per_trial_through_kills(
     best = min(trials.values(), key=lambda t: t.value)
     assert parent.data.tags["sweeper.best_trial"] == str(best.number)
     assert parent.data.metrics["best loss"] == pytest.approx(best.value)
+
+
+def test_a_note_is_the_trial_runs_description(tmp_path: Path) -> None:
+    doc = space_doc(budget={"max_trials": 2, "max_parallel": 2, "max_failures": 1})
+    doc["tracking"] = {"experiments": False, "mlflow": {}}  # SQLite under .sweeps/
+    space = write_sweep(tmp_path, doc)
+    assert run_sweep(str(space)).returncode == 0
+
+    noted = run_sweep("note", str(space), "1", "baseline: the default learning rate")
+    assert noted.returncode == 0, noted.stderr
+    assert "noted on its MLflow run " in noted.stdout
+    assert "was not updated" not in noted.stderr  # no Experiments run to update
+
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("quad")
+    runs = client.search_runs([experiment.experiment_id], "tags.`sweeper.trial` = '1'")
+    assert [r.data.tags["mlflow.note.content"] for r in runs] == [
+        "baseline: the default learning rate"
+    ]
