@@ -188,6 +188,7 @@ def main_() -> None:
         return
     before = os.getloadavg()[0]
     r = run(a.trials, a.parallel, a.seconds, a.pruner)
+    ceiling = a.trials * a.seconds / (a.trials * a.seconds + a.parallel * r["startup"])
     lines = [
         f"K={a.trials} trials, P={a.parallel}, d={a.seconds:g} s; machine: {os.cpu_count()} "
         f"cores, 1-min load {before:.2f} before, {os.getloadavg()[0]:.2f} after (the sweep's own)",
@@ -195,6 +196,8 @@ def main_() -> None:
         f"sweep loop {r['loop']:.2f} s)",
         f"efficiency            {r['loop_efficiency']:.3f}   sweep loop (target >= 0.90)",
         f"                      {r['efficiency']:.3f}   whole command, start-up included",
+        f"                      {ceiling:.3f}   the whole command's ceiling with this start-up"
+        " and no other overhead: K*d / (K*d + P*start-up)",
         f"overhead per trial    {r['overhead_ms']:.0f} ms  (inside the job beyond d "
         f"{r['in_job_ms']:.0f} ms; slot idle between jobs {r['gap_ms']:.0f} ms)",
         f"API calls per trial   {r['calls_per_trial']:.2f}   training jobs (target <= 4; create "
