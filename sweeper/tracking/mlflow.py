@@ -89,6 +89,7 @@ class MlflowTracker:
         self._failed = 0  # steps an MLflow error left undone (the next start does them)
         self._started = False
         self._catch_up: list[Step] = []  # what start found unrecorded: drain's first steps
+        self._recorded: set[int] = set()  # trials whose results this run queued itself
         self._down = ""  # why nothing is recorded this run: MLflow did not open or start
 
     async def start(self) -> int:
@@ -111,6 +112,8 @@ class MlflowTracker:
                 PRUNED_AT in trial.user_attrs
             )
             found = self._runs.get(trial.number)
+            if trial.number in self._recorded:
+                continue  # ended in this run before MLflow started: queued already
             if done and (found is None or found.status not in TERMINAL):
                 completed = trial.state == TrialState.COMPLETE
                 result = TrialResult(
@@ -169,6 +172,7 @@ class MlflowTracker:
     async def recorded(self, outcome: Outcome) -> None:
         """The observer's side: the trial's result is in the study; complete its run."""
         result = outcome.result()
+        self._recorded.add(result.number)
         self._queue.put_nowait(partial(self._complete, result))
 
     async def _begin(self, number: int, params: dict[str, Any], done: asyncio.Future[None]) -> None:

@@ -68,7 +68,13 @@ class MlflowWorker:
             initializer=_detach,
             initargs=(os.getpid(),),
         )
-        self._opened = self._pool.submit(_open, tracking_uri, experiment)
+        # Ctrl-C reaches the terminal's whole process group: the process starts (here, in
+        # submit) with SIGINT blocked, and ignores it (_detach) before it would unblock.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            self._opened = self._pool.submit(_open, tracking_uri, experiment)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
     async def ready(self) -> None:
         await asyncio.wrap_future(self._opened)
@@ -109,8 +115,10 @@ class InThread:
 
 
 def _detach(parent: int) -> None:
-    """Ignore Ctrl-C, and exit once ``parent`` is gone (a SIGKILL leaves no one to say)."""
+    """Ignore Ctrl-C (one that came while it started is dropped), and exit once
+    ``parent`` is gone (a SIGKILL leaves no one to say)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
     def watch() -> None:
         while os.getppid() == parent:

@@ -25,9 +25,10 @@ async def test_calls_run_in_the_worker_with_their_results_and_errors(tmp_path: P
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     worker = MlflowWorker(uri, "sweep-a")
     try:
-        await worker.ready()
         pid = next(iter(worker._pool._processes))  # type: ignore[union-attr]
-        os.kill(pid, signal.SIGINT)  # as a terminal's Ctrl-C reaches its process group
+        os.kill(pid, signal.SIGINT)  # a terminal's Ctrl-C, while it starts ...
+        await worker.ready()
+        os.kill(pid, signal.SIGINT)  # ... and once it runs: it reaches the process group
         run = await worker.call(MlflowStore.create, "trial-0", {"sweeper.sweep": "a"}, {})
         points = [Point("loss", 1.0, 0, 0.5), Point("loss", 2.0, 1, 0.25)]
         await worker.call(MlflowStore.complete, run, points, {"lr": "0.1"}, {}, "FINISHED", None)
