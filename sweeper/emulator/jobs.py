@@ -44,7 +44,7 @@ class Job:
     pool_expires: float = 0.0
     pool_ended: float | None = None  # when it stopped being Available (reuse, release)
     reused_by: str | None = None
-    mlflow: dict[str, str] | None = None  # mlflow_runs.MlflowRun.record(): its run, if any
+    mlflow: dict[str, str] | None = None  # an MlflowRun as a dict (asdict): its run, if any
     record_path: Path | None = None  # where the record is kept across emulator restarts
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     interrupt: asyncio.Event = field(default_factory=asyncio.Event)

@@ -27,14 +27,6 @@ class MlflowRun:
     experiment_id: str
     run_id: str
 
-    def record(self) -> dict[str, str]:
-        """What the job's record keeps (``MlflowRun(**record)`` is this run again)."""
-        return {
-            "tracking_uri": self.tracking_uri,
-            "experiment_id": self.experiment_id,
-            "run_id": self.run_id,
-        }
-
     def details(self) -> dict[str, str]:
         """DescribeTrainingJob's ``MlflowDetails``."""
         return {"MlflowExperimentId": self.experiment_id, "MlflowRunId": self.run_id}

@@ -25,7 +25,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
@@ -295,7 +295,7 @@ class Emulator:
         s = self.settings.runner
         arn = f"arn:aws:sagemaker:{s.region}:{s.account}:training-job/{name.lower()}"
         job = Job(request=request, arn=arn, created=time.time())
-        job.mlflow = mlflow.record() if mlflow is not None else None
+        job.mlflow = asdict(mlflow) if mlflow is not None else None
         job.record_path = s.root / "records" / f"{name}.json"
         pools.check_quotas(job, self.jobs.values(), s.instance_quota, s.warm_pool_quota)
         self.experiments.job_created(request, arn)  # its own trial component, if asked
