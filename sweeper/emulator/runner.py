@@ -34,7 +34,7 @@ from sweeper.emulator.logs import LogStore, Stream
 from sweeper.emulator.metric_series import MetricSeries
 from sweeper.emulator.mlflow_runs import MlflowRun
 from sweeper.emulator.reaper import TOKEN_VARIABLE, Reaper
-from sweeper.emulator.transfer import Transfer
+from sweeper.emulator.transfer import Code, Transfer, lay_out
 from sweeper.emulator.watch import Watch
 from sweeper.errors import leaves
 from sweeper.patterns import SlowPattern
@@ -145,10 +145,12 @@ class Runner:
             self._finish(job, "Failed", "Failed", "Training job failed", reason)
             return
         job.advance("Uploading", "Uploading generated training model")
-        async with asyncio.TaskGroup() as tg:
-            for source, name in ((layout.model, "model"), (layout.output / "data", "output")):
-                uri = f"{job.output_prefix}/{name}.tar.gz"
-                tg.create_task(self.transfer.upload_tar(source, uri))
+        await self.transfer.upload_tars(
+            [
+                (layout.model, f"{job.output_prefix}/model.tar.gz"),
+                (layout.output / "data", f"{job.output_prefix}/output.tar.gz"),
+            ]
+        )
         if outcome == 0:
             self._finish(job, "Completed", "Completed", "Training job completed")
         else:
@@ -162,24 +164,39 @@ class Runner:
         stream: Stream,
         transfer: Transfer,
     ) -> container.Launch:
-        """A fresh tree with code, channels and checkpoints in place, requirements met."""
-        await asyncio.to_thread(container.reset, layout)
-        await transfer.fetch_code(container.submit_directory(job.request), layout.code)
+        """A fresh tree with code, channels and checkpoints in place, requirements met.
+
+        The tree is made while the code is fetched, and laid out with the config files in
+        one pass off the event loop: each hop to a thread waits for the interpreter lock,
+        which the orchestrator beside an embedded emulator holds often."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(asyncio.to_thread(container.reset, layout))
+            code = tg.create_task(transfer.fetch_code(container.submit_directory(job.request)))
+        launch, unmet = await asyncio.to_thread(self._lay_out, job, layout, code.result())
         for channel in job.request.get("InputDataConfig", []):
             uri = channel["DataSource"].get("S3DataSource", {}).get("S3Uri")
             if uri:
                 await transfer.fetch_prefix(uri, layout.data / channel["ChannelName"])
         if checkpoints:
             await transfer.fetch_prefix(checkpoints.rstrip("/") + "/", layout.checkpoints)
-        await self._install_requirements(layout, stream)
-        return await asyncio.to_thread(
-            container.prepare, job.request, job.arn, layout, self.settings.region
-        )
+        await self._install_requirements(unmet, stream, layout)
+        return launch
 
-    async def _install_requirements(self, layout: container.Layout, stream: Stream) -> None:
+    def _lay_out(
+        self, job: Job, layout: container.Layout, code: Code
+    ) -> tuple[container.Launch, list[str] | None]:
+        """Code and config files in the tree (blocking); the launch, and the lines of
+        ``requirements.txt`` this interpreter does not meet (None: no such file)."""
+        lay_out(code, layout.code)
+        launch = container.prepare(job.request, job.arn, layout, self.settings.region)
+        return launch, container.unmet_requirements(layout.code)
+
+    async def _install_requirements(
+        self, unmet: list[str] | None, stream: Stream, layout: container.Layout
+    ) -> None:
         """``pip install -r requirements.txt`` as the training toolkit does, unless this
-        interpreter already satisfies every line (then nothing is downloaded)."""
-        unmet = await asyncio.to_thread(container.unmet_requirements, layout.code)
+        interpreter already satisfies every line (``unmet`` is empty: nothing is
+        downloaded) or there is no such file (None)."""
         if unmet is None:
             return
         if not unmet:

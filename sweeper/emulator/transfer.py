@@ -16,14 +16,17 @@ platform's fault.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import io
 import shutil
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import botocore.exceptions as bce
 
@@ -32,6 +35,7 @@ from sweeper.emulator.errors import AwsError, validation
 # What a path the request chose can fail with (a full disk, a lost mount are ours).
 _UNUSABLE_PATH = {errno.ENAMETOOLONG, errno.EEXIST, errno.EISDIR, errno.ENOTDIR}
 _CACHE_BYTES = 64 << 20  # code archives up to this size are kept in memory
+_SPOOL_BYTES = 16 << 20  # an archive to upload is packed in memory up to this size
 _IGNORE = shutil.ignore_patterns(".sweeps", "__pycache__", ".git", ".venv", "*.pyc")
 
 
@@ -67,16 +71,12 @@ class Transfer:
         self._s3 = client
         self._archives: dict[tuple[str, str], bytes] = {}
 
-    async def fetch_code(self, source: str, dest: Path) -> None:
-        """Fill the code directory from the submit directory: an S3 ``tar.gz``, or a
-        local directory or tar (which the training toolkit accepts too)."""
-        if not source:
-            return
+    async def fetch_code(self, source: str) -> Code:
+        """The job's code from its submit directory: an S3 ``tar.gz`` (its bytes), or a
+        local directory or tar (which the training toolkit accepts too); see :func:`lay_out`."""
         if source.startswith("s3://"):
-            archive = await self._archive(source)
-            await asyncio.to_thread(_extract, io.BytesIO(archive), dest, source)
-            return
-        await asyncio.to_thread(_copy_local, Path(source), dest)
+            return Code(source, await self._archive(source))
+        return Code(source)
 
     async def _archive(self, uri: str) -> bytes:
         """The object's bytes; a sweep's jobs share one archive, so it is kept by ETag
@@ -117,13 +117,18 @@ class Transfer:
             if key[len(prefix) :] not in local:
                 await self._call(uri, self._s3.delete_object(Bucket=bucket, Key=key))
 
-    async def upload_tar(self, source: Path, uri: str) -> None:
-        """Upload the contents of ``source`` as one ``tar.gz`` object at ``uri``."""
-        bucket, key = split(uri)
-        with tempfile.TemporaryDirectory() as tmp:
-            archive = Path(tmp) / "archive.tar.gz"
-            await asyncio.to_thread(_pack, source, archive)
-            await self._upload(archive, bucket, key, uri)
+    async def upload_tars(self, items: list[tuple[Path, str]]) -> None:
+        """Upload the contents of each directory as one ``tar.gz`` object at its URI:
+        packed together off the event loop (in memory while small), sent at once."""
+        with contextlib.ExitStack() as stack:
+            archives = [
+                stack.enter_context(tempfile.SpooledTemporaryFile(_SPOOL_BYTES)) for _ in items
+            ]
+            await asyncio.to_thread(_pack_all, [source for source, _ in items], archives)
+            async with asyncio.TaskGroup() as tg:
+                for archive, (_, uri) in zip(archives, items, strict=True):
+                    bucket, key = split(uri)
+                    tg.create_task(self._put(archive, bucket, key, uri))
 
     async def _objects(self, bucket: str, prefix: str, uri: str) -> Any:
         paginator = self._s3.get_paginator("list_objects_v2")
@@ -153,7 +158,10 @@ class Transfer:
 
     async def _upload(self, path: Path, bucket: str, key: str, uri: str) -> None:
         with path.open("rb") as body:
-            await self._call(uri, self._s3.put_object(Bucket=bucket, Key=key, Body=body))
+            await self._put(body, bucket, key, uri)
+
+    async def _put(self, body: IO[bytes], bucket: str, key: str, uri: str) -> None:
+        await self._call(uri, self._s3.put_object(Bucket=bucket, Key=key, Body=body))
 
     @staticmethod
     async def _call(uri: str, request: Any) -> Any:
@@ -167,6 +175,23 @@ def _client_error(exc: bce.ClientError, uri: str) -> AwsError:
     err = exc.response.get("Error", {})
     code, message = err.get("Code", "S3Error"), err.get("Message", str(exc))
     return AwsError("ValidationException", f"S3 {code} for {uri}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Code:
+    """A job's code as fetched: where it is (``sagemaker_submit_directory``, or ``""``
+    for none) and, for an S3 archive, its bytes."""
+
+    source: str
+    archive: bytes | None = None
+
+
+def lay_out(code: Code, dest: Path) -> None:
+    """Fill the code directory ``dest`` (blocking)."""
+    if code.archive is not None:
+        _extract(io.BytesIO(code.archive), dest, code.source)
+    elif code.source:
+        _copy_local(Path(code.source), dest)
 
 
 def _copy_local(source: Path, dest: Path) -> None:
@@ -200,8 +225,15 @@ def _extract(archive: Path | io.BytesIO, dest: Path, name: str) -> None:
         raise validation(f"the code archive {name} cannot be extracted: {exc}") from exc
 
 
-def _pack(source: Path, archive: Path) -> None:
-    with tarfile.open(archive, "w:gz") as tar:
+def _pack_all(sources: Sequence[Path], archives: Sequence[IO[bytes]]) -> None:
+    for source, archive in zip(sources, archives, strict=True):
+        _pack(source, archive)
+
+
+def _pack(source: Path, archive: IO[bytes]) -> None:
+    """Write the contents of ``source`` into ``archive`` as a ``tar.gz``; rewind it."""
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
         if source.is_dir():
             for item in sorted(source.iterdir()):
                 tar.add(item, arcname=item.name)
+    archive.seek(0)
