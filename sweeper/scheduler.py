@@ -260,18 +260,17 @@ class Scheduler:
         return record
 
     async def _prefetch(self, deadline: float) -> None:
-        """Pre-ask a trial per job expected to end by ``deadline`` or within a tenth of a
-        job's duration after it (ends cluster), as long as the asks fit before it."""
+        """Pre-ask a trial per job expected to end before the next poll, or before an ask
+        started now would be done, or within a tenth of a job's duration after either
+        (ends cluster). An ask that runs past the poll's deadline delays that poll; left
+        for the refill, it would delay the refill by as long."""
         t, expected = self._t, self._planner.expected
         if expected is None:
             return
-        horizon = deadline + 0.1 * expected
+        horizon = max(deadline, self._clock.now() + t.ask_seconds) + 0.1 * expected
         due = sum(horizon - f.launched_at >= expected for f in t.inflight.values())
         while (
-            len(t.ready) + len(t.pending) < due
-            and self._room() > 0
-            and self._stop_reason() is None
-            and deadline - self._clock.now() > 2 * t.ask_seconds
+            len(t.ready) + len(t.pending) < due and self._room() > 0 and self._stop_reason() is None
         ):
             t.trials_total += 1
             record = await self._ask()

@@ -415,6 +415,46 @@ async def test_pre_asked_trials_make_refills_immediate_and_respect_the_budget(
     study.close()
 
 
+class SlowRunMaker:
+    """A request hook whose first prepare of each trial takes ``seconds`` of the clock's
+    time (an Experiments run made over a slow link); later prepares are free."""
+
+    def __init__(self, clock: VirtualClock, seconds: float) -> None:
+        self.clock, self.seconds, self.made = clock, seconds, set[int]()
+
+    async def prepare(self, record: Any) -> None:
+        if record.number not in self.made:
+            self.made.add(record.number)
+            await self.clock.sleep(self.seconds)
+
+    def fields(self, number: int) -> dict[str, Any]:
+        return {}
+
+
+async def test_slow_asks_are_still_made_ahead_of_the_jobs_they_replace(tmp_path: Path) -> None:
+    """An ask longer than the wait for the next poll is made before that poll rather
+    than after it: the refill never waits for a trial to be asked."""
+    clock = VirtualClock()
+    backend = FakeBackend(clock, duration=lambda x: 10.0 + x)  # staggered ends
+    scheduler, study, _ = make_scheduler(
+        tmp_path,
+        backend,
+        clock,
+        hooks=(SlowRunMaker(clock, 0.4),),  # longer than the 0.05 * 10 s overdue polls
+        max_trials=12,
+        max_parallel=3,
+    )
+    outcome = await scheduler.run()
+    assert outcome.completed == 12
+    jobs = sorted(backend.jobs.values(), key=lambda j: j.created)
+    ends = sorted(j.ends for j in jobs)
+    # From the second round on, each job is created within a poll of a slot freeing:
+    # never an ask (0.4 s) after it.
+    gaps = [j.created - e for j, e in zip(jobs[3:], ends, strict=False)][3:]
+    assert max(gaps) < 0.4
+    study.close()
+
+
 async def test_a_quota_makes_trials_wait_for_capacity_not_fail(tmp_path: Path) -> None:
     clock = VirtualClock()
     backend = FakeBackend(clock, quota=2)
