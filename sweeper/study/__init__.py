@@ -72,6 +72,7 @@ from sweeper.study.storage import (
     trial_count,
     uncached,
 )
+from sweeper.study.user_attrs import set_user_attrs
 from sweeper.study.writes import CLOSED_ELSEWHERE, TrialWrites
 
 T = TypeVar("T")
@@ -284,9 +285,7 @@ class SweepStudy(TrialWrites, StudyAttributes):
                 self._tell(trial.number, TrialState.PRUNED, None, {"pruned": reason})
                 return None
         name = job_name(trial.number, 1)
-        trial.set_user_attr(JOB_NAME, name)
-        trial.set_user_attr(ATTEMPT, 1)
-        trial.set_user_attr(OWNER, self.owner)
+        set_user_attrs(trial, {JOB_NAME: name, ATTEMPT: 1, OWNER: self.owner}, self._rdb)
         return TrialRecord(trial.number, dict(trial.params), name, owner=self.owner)
 
     async def budget_used(self) -> int:

@@ -15,6 +15,7 @@ from optuna.trial import TrialState
 
 from sweeper.study.ownership import Leases
 from sweeper.study.records import ATTEMPT, JOB_NAME, ON_DEMAND, PRUNED_AT, STOPPED_ON_EXIT
+from sweeper.study.user_attrs import set_user_attrs
 
 T = TypeVar("T")
 # A trial this orchestrator still holds was closed by another, which took it for dead
@@ -24,12 +25,13 @@ CLOSED_ELSEWHERE = optuna.exceptions.UpdateFinishedTrialError
 
 class TrialWrites:
     """A sweep's writes to its running trials. Needs ``_study``, ``_live``, ``_reported``,
-    ``_leases``, ``owner`` and ``_run``."""
+    ``_leases``, ``_rdb``, ``owner`` and ``_run``."""
 
     _study: optuna.Study
     _live: dict[int, optuna.Trial]
     _reported: dict[int, set[int]]
     _leases: Leases
+    _rdb: optuna.storages.RDBStorage | None
 
     @property
     def owner(self) -> str:
@@ -54,8 +56,7 @@ class TrialWrites:
         if trial is None:
             return
         try:
-            for key, val in attrs.items():
-                trial.set_user_attr(key, val)
+            set_user_attrs(trial, attrs, self._rdb)
         except CLOSED_ELSEWHERE:  # adopted and closed while this one was silent
             del self._live[number]
 
@@ -114,8 +115,7 @@ class TrialWrites:
             del self._live[number]
             return
         try:
-            for key, val in attrs.items():
-                trial.set_user_attr(key, val)
+            set_user_attrs(trial, attrs, self._rdb)
             self._study.tell(trial, value, state=state, skip_if_finished=True)
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another orchestrator closed it: its word stands
