@@ -13,6 +13,8 @@ emulator on loopback, through ``sweep.py``'s own entry point, and prints:
   it goes: inside the job beyond its d seconds (the emulator and the interpreter's
   start) and between jobs (a slot idle from one job's end to the next one's create:
   the orchestrator's detection, sampling and dispatch);
+* the CPU this process (the orchestrator, and the emulator's server on its own thread)
+  uses per trial, and its share of the wall: one core's worth is all it can use;
 * SageMaker API calls per trial, counted by the emulator by operation: the training-job
   calls (the target) and, apart, the Experiments and Logs calls that record each run;
 * with ``--pruner median`` (or another), the FilterLogEvents calls per poll that read
@@ -31,6 +33,7 @@ import argparse
 import contextlib
 import io
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -96,10 +99,10 @@ def run(
             )
         )
         out = io.StringIO()
-        start, start_epoch = time.perf_counter(), time.time()
+        start, start_epoch, cpu = time.perf_counter(), time.time(), _cpu()
         with contextlib.redirect_stdout(out):
             code = main([str(space)])
-        wall = time.perf_counter() - start
+        wall, cpu = time.perf_counter() - start, _cpu() - cpu
         if code != 0 or f"{trials} complete" not in out.getvalue():
             raise SystemExit(f"the sweep did not complete:\n{out.getvalue()}")
         calls = emulator.calls
@@ -120,15 +123,22 @@ def run(
         "in_job_ms": sum((j.ended or 0.0) - j.created - seconds for j in jobs) / trials * 1000,
         "gap_ms": sum(gaps) / len(gaps) * 1000,
         "calls_per_trial": sum(calls[op] for op in JOB_OPS) / trials,
-        "tracking_per_trial": sum(
-            n for op, n in calls.items() if op not in (*JOB_OPS, "FilterLogEvents")
-        )
-        / trials,
-        "tail_per_poll": calls["FilterLogEvents"] / max(1, calls["Search"]),
+        # Each finished trial's log is read once (one FilterLogEvents) for its run's
+        # metric series; the pruner's reads of running jobs are the rest.
+        "tracking_per_trial": sum(n for op, n in calls.items() if op not in JOB_OPS) / trials,
+        "tail_per_poll": max(0, calls["FilterLogEvents"] - trials) / max(1, calls["Search"]),
         "create_per_trial": calls["CreateTrainingJob"] / trials,
         "search_per_trial": calls["Search"] / trials,
         "mlflow_runs": runs,
+        "cpu_ms": cpu / trials * 1000,
+        "cpu_share": cpu / wall,
     }
+
+
+def _cpu() -> float:
+    """CPU seconds this process has used, every thread (the sweep and the emulator)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _mlflow_runs(store: Path) -> int:
@@ -204,6 +214,8 @@ def main_() -> None:
         f"{r['create_per_trial']:.2f}, search {r['search_per_trial']:.2f})",
         f"                      {r['tracking_per_trial']:.2f}   Experiments runs and their metric"
         " series (logs), off the dispatch path but for a new trial's run",
+        f"process CPU           {r['cpu_ms']:.0f} ms per trial, {r['cpu_share']:.0%} of the wall"
+        " (the orchestrator and the emulator's server share this process; jobs excluded)",
         f"Logs calls per poll   {r['tail_per_poll']:.2f}   pruner {a.pruner}: running jobs' new"
         " values (target <= 1 per 100 running jobs)",
     ]
