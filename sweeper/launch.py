@@ -32,7 +32,7 @@ from sweeper.clock import RealClock
 from sweeper.config import BackendKind, EmulatorOptions, PrunerKind, SweepConfig
 from sweeper.console import ConsoleReporter, interrupted_text, storage_down_text, summary
 from sweeper.decisions import Policy
-from sweeper.emulator.embedded import EmbeddedEmulator
+from sweeper.emulator.child import ChildEmulator
 from sweeper.emulator.host import StateInUse
 from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.server import EmulatorSettings
@@ -58,7 +58,7 @@ class Endpoints:
     sagemaker: str | None = None
     s3: str | None = None
     credentials: tuple[str, str] | None = None
-    embedded: bool = False  # an emulator inside this process, gone when it exits
+    embedded: bool = False  # the sweep's own emulator, gone when the sweep exits
 
     async def client(self, stack: AsyncExitStack, service: str) -> Any:
         """A client for ``service`` (``sagemaker``, ``logs``, ``s3``, ``sts``) on ``stack``."""
@@ -70,8 +70,9 @@ class Endpoints:
 
 @contextmanager
 def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoints]:
-    """The sweep's endpoints; an embedded emulator runs for the block unless the space file
-    names SageMaker or a standalone emulator (it says so on ``out``, default stdout)."""
+    """The sweep's endpoints; the sweep's own (embedded) emulator runs for the block, in a
+    child process (:mod:`sweeper.emulator.child`), unless the space file names SageMaker
+    or a standalone emulator (it says so on ``out``, default stdout)."""
     region = template.region(config)
     backend = config.backend
     if backend.kind == BackendKind.SAGEMAKER:
@@ -87,11 +88,12 @@ def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoi
     # sign a request to it (replace the code the next job runs, stop a job).
     keys = (f"sweeper-{secrets.token_hex(4)}", secrets.token_urlsafe(32))
     settings = emulator_settings(config.emulator, state, region, credentials=(keys,))
+    emulator = ChildEmulator(settings)
     try:
-        embedded = EmbeddedEmulator(settings)
+        emulator.start()
     except StateInUse as exc:
         raise SweepError(str(exc)) from exc
-    with embedded as emulator:
+    with emulator:
         print(
             f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})",
             file=out or sys.stdout,

@@ -11,12 +11,12 @@ from sweeper.emulator.server import Emulator, EmulatorSettings
 
 
 class EmbeddedEmulator:
-    """An emulator on its own thread and event loop, for use inside another program.
+    """An emulator on its own thread and event loop, inside another program (tests, which
+    reach into its state; a sweep runs its own in a process: :mod:`.child`).
 
     ``with EmbeddedEmulator(settings) as emu: emu.endpoint_url`` — the thread stops,
-    and every job it ran is killed, when the block exits. Keeping the emulator off the
-    caller's loop means the orchestrator's pauses never delay the emulator and vice
-    versa, as with a real remote service.
+    and every job it ran is killed, when the block exits. Off the caller's loop, the
+    caller's pauses never delay the emulator, but the two share one interpreter lock.
     """
 
     def __init__(self, settings: EmulatorSettings) -> None:

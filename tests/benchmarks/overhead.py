@@ -13,8 +13,9 @@ emulator on loopback, through ``sweep.py``'s own entry point, and prints:
   it goes: inside the job beyond its d seconds (the emulator and the interpreter's
   start) and between jobs (a slot idle from one job's end to the next one's create:
   the orchestrator's detection, sampling and dispatch);
-* the CPU this process (the orchestrator, and the emulator's server on its own thread)
-  uses per trial, and its share of the wall: one core's worth is all it can use;
+* the CPU the orchestrator's process uses per trial, and its share of the wall (one
+  core's worth is all it can use); the emulator runs in a process of its own, as the
+  sweep's embedded default does;
 * SageMaker API calls per trial, counted by the emulator by operation: the training-job
   calls (the target) and, apart, the Experiments and Logs calls that record each run;
 * with ``--pruner median`` (or another), the FilterLogEvents calls per poll that read
@@ -40,13 +41,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import botocore.session
 import yaml
 
 ROOT = Path(__file__).parents[2]
 sys.path.insert(0, str(ROOT))
 
 from sweeper.cli import main  # noqa: E402
-from sweeper.emulator.embedded import EmbeddedEmulator  # noqa: E402
+from sweeper.emulator.child import ChildEmulator  # noqa: E402
 from sweeper.emulator.runner import RunnerSettings  # noqa: E402
 from sweeper.emulator.server import EmulatorSettings  # noqa: E402
 
@@ -72,7 +74,7 @@ def run(
 ) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as tmp,
-        EmbeddedEmulator(EmulatorSettings(RunnerSettings(root=Path(tmp) / "emulator"))) as emulator,
+        ChildEmulator(EmulatorSettings(RunnerSettings(root=Path(tmp) / "emulator"))) as emulator,
     ):
         root = Path(tmp)
         (root / "src").mkdir()
@@ -107,9 +109,9 @@ def run(
             raise SystemExit(f"the sweep did not complete:\n{out.getvalue()}")
         calls = emulator.calls
         runs = _mlflow_runs(root / ".sweeps" / "mlflow.db") if mlflow else 0
-        jobs = sorted(emulator.emulator.jobs.values(), key=lambda j: j.created)
-    created = [j.created for j in jobs]
-    ended = sorted(j.ended or 0.0 for j in jobs)
+        jobs = _job_times(emulator)
+    created = [c for c, _ in jobs]
+    ended = sorted(e for _, e in jobs)
     loop = ended[-1] - created[0]
     # The k-th job to start reuses the slot of the (k-P)-th job to end.
     gaps = [c - e for c, e in zip(created[parallel:], ended, strict=False)]
@@ -120,7 +122,7 @@ def run(
         "efficiency": trials * seconds / (parallel * wall),
         "loop_efficiency": trials * seconds / (parallel * loop),
         "overhead_ms": (parallel * wall - trials * seconds) / trials * 1000,
-        "in_job_ms": sum((j.ended or 0.0) - j.created - seconds for j in jobs) / trials * 1000,
+        "in_job_ms": sum(e - c - seconds for c, e in jobs) / trials * 1000,
         "gap_ms": sum(gaps) / len(gaps) * 1000,
         "calls_per_trial": sum(calls[op] for op in JOB_OPS) / trials,
         # Each finished trial's log is read once (one FilterLogEvents) for its run's
@@ -135,8 +137,27 @@ def run(
     }
 
 
+def _job_times(emulator: ChildEmulator) -> list[tuple[float, float]]:
+    """Each job's (creation, end) time, as the emulator recorded them, by creation."""
+    client = botocore.session.get_session().create_client(
+        "sagemaker",
+        endpoint_url=emulator.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+    names = [
+        s["TrainingJobName"]
+        for page in client.get_paginator("list_training_jobs").paginate()
+        for s in page["TrainingJobSummaries"]
+    ]
+    described = [client.describe_training_job(TrainingJobName=n) for n in names]
+    times = [(d["CreationTime"].timestamp(), d["TrainingEndTime"].timestamp()) for d in described]
+    return sorted(times)
+
+
 def _cpu() -> float:
-    """CPU seconds this process has used, every thread (the sweep and the emulator)."""
+    """CPU seconds this process (the sweep; the emulator has its own) has used."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
 
@@ -214,8 +235,8 @@ def main_() -> None:
         f"{r['create_per_trial']:.2f}, search {r['search_per_trial']:.2f})",
         f"                      {r['tracking_per_trial']:.2f}   Experiments runs and their metric"
         " series (logs), off the dispatch path but for a new trial's run",
-        f"process CPU           {r['cpu_ms']:.0f} ms per trial, {r['cpu_share']:.0%} of the wall"
-        " (the orchestrator and the emulator's server share this process; jobs excluded)",
+        f"sweep's CPU           {r['cpu_ms']:.0f} ms per trial, {r['cpu_share']:.0%} of the wall"
+        " (the orchestrator's process; the emulator and the jobs run in their own)",
         f"Logs calls per poll   {r['tail_per_poll']:.2f}   pruner {a.pruner}: running jobs' new"
         " values (target <= 1 per 100 running jobs)",
     ]

@@ -1,0 +1,121 @@
+"""The sweep's own emulator runs in a process of its own (sweeper.emulator.child): it
+serves like the in-process one, outside the sweep's terminal session, and when the
+sweep dies, even by SIGKILL, it ends its jobs and lets a rerun take its state."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from sweeper.emulator.child import ChildEmulator
+from sweeper.emulator.host import StateInUse
+from sweeper.emulator.runner import RunnerSettings
+from sweeper.emulator.server import EmulatorSettings
+from tests.helpers import (
+    ROOT,
+    boto3_client,
+    describe_until,
+    emulator_info,
+    job_request,
+    read_line,
+    s3_client,
+)
+
+PARENT = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from sweeper.emulator.child import ChildEmulator
+    from sweeper.emulator.runner import RunnerSettings
+    from sweeper.emulator.server import EmulatorSettings
+    settings = EmulatorSettings(RunnerSettings(root=Path(sys.argv[1]), stop_grace_seconds=5))
+    with ChildEmulator(settings) as emulator:
+        print(emulator.endpoint_url, emulator._proc.pid, flush=True)
+        time.sleep(600)
+    """
+)
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie not yet reaped counts as exited)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status
+
+
+def _wait_gone(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not _gone(pid):
+        assert time.monotonic() < deadline, f"process {pid} is still running"
+        time.sleep(0.05)
+
+
+def test_a_sweep_killed_by_sigkill_takes_its_emulator_and_jobs_down_and_a_rerun_goes_on(
+    tmp_path: Path,
+) -> None:
+    state, pidfile = tmp_path / "emulator", tmp_path / "job.pid"
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "probe.py").write_text(  # it ignores SIGTERM: only a kill ends it
+        f"import os, signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(state)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        url, child = read_line(parent, timeout=60).split()
+        # Outside the sweep's session: a Ctrl-C in its terminal does not reach it.
+        assert os.getsid(int(child)) != os.getsid(parent.pid)
+        s3_client(emulator_info(url)["s3_endpoint_url"]).create_bucket(Bucket="bucket")
+        sm = boto3_client(url)
+        sm.create_training_job(**job_request("held", code))
+        describe_until(sm, "held", lambda job: pidfile.exists() and pidfile.read_text() != "")
+        job = int(pidfile.read_text())
+        parent.send_signal(signal.SIGKILL)
+        # A rerun at once on the same state waits for the old child to let go of it.
+        with ChildEmulator(EmulatorSettings(RunnerSettings(root=state))) as again:
+            found = boto3_client(again.endpoint_url).describe_training_job(TrainingJobName="held")
+        _wait_gone(int(child), timeout=10)
+        _wait_gone(job, timeout=10)
+    finally:
+        parent.kill()
+        parent.wait(timeout=30)
+    # The old child died with the sweep: the job is recorded as cut short by it.
+    assert found["TrainingJobStatus"] == "Failed"
+    assert "the emulator restarted while the job was running" in found["FailureReason"]
+
+
+def test_a_second_emulator_on_the_same_state_waits_then_is_refused(tmp_path: Path) -> None:
+    settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emulator"))
+    with ChildEmulator(settings) as first:
+        assert first.calls["CreateTrainingJob"] == 0
+        with pytest.raises(StateInUse):
+            ChildEmulator(settings, state_wait_seconds=0.5).start()
+
+
+def test_a_sweep_that_exits_stops_its_emulator_which_ends_its_jobs(tmp_path: Path) -> None:
+    settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emulator", stop_grace_seconds=1))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "probe.py").write_text("import time\nprint('ready', flush=True)\ntime.sleep(600)\n")
+    with ChildEmulator(settings) as emulator:
+        s3_client(emulator_info(emulator.endpoint_url)["s3_endpoint_url"]).create_bucket(
+            Bucket="bucket"
+        )
+        sm = boto3_client(emulator.endpoint_url)
+        sm.create_training_job(**job_request("running", code))
+        describe_until(sm, "running", lambda job: job["SecondaryStatus"] == "Training")
+    with ChildEmulator(settings) as again:
+        found = boto3_client(again.endpoint_url).describe_training_job(TrainingJobName="running")
+    assert found["TrainingJobStatus"] == "Failed"
+    assert "the emulator shut down during the job" in found["FailureReason"]
