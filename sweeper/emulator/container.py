@@ -325,3 +325,16 @@ def aws_environment(
 
 def _json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def failure_reason(layout: Layout, code: int, tail: list[str], command: list[str]) -> str:
+    """A failed script's FailureReason: its failure file if it wrote one, else the
+    training toolkit's message with the last lines of stderr."""
+    if layout.failure_file.is_file():
+        text = layout.failure_file.read_text(encoding="utf-8", errors="replace")
+        return f"AlgorithmError: {text.strip()}"
+    message = " ".join(tail[-5:])[-600:]
+    return (
+        f"AlgorithmError: ExecuteUserScriptError:\nExitCode {code}\n"
+        f'ErrorMessage "{message}"\nCommand "{" ".join(command)}"'
+    )

@@ -141,7 +141,7 @@ class Runner:
             self._finish(job, "Failed", "Failed", "Training job failed", reason)
             return
         if isinstance(outcome, int) and outcome != 0:
-            reason = _failure_reason(layout, outcome, stderr_tail, launch.command)
+            reason = container.failure_reason(layout, outcome, stderr_tail, launch.command)
             self._finish(job, "Failed", "Failed", "Training job failed", reason)
             return
         job.advance("Uploading", "Uploading generated training model")
@@ -397,17 +397,3 @@ def _failure(exc: Exception) -> str:
 def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
-
-
-def _failure_reason(
-    layout: container.Layout, code: int, tail: list[str], command: list[str]
-) -> str:
-    """The failure file if the script wrote one, else the toolkit's message with stderr."""
-    if layout.failure_file.is_file():
-        text = layout.failure_file.read_text(encoding="utf-8", errors="replace")
-        return f"AlgorithmError: {text.strip()}"
-    message = " ".join(tail[-5:])[-600:]
-    return (
-        f"AlgorithmError: ExecuteUserScriptError:\nExitCode {code}\n"
-        f'ErrorMessage "{message}"\nCommand "{" ".join(command)}"'
-    )
