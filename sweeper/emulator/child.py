@@ -74,12 +74,12 @@ class ChildEmulator:
             pickle.dump((self.settings, self.state_wait_seconds), proc.stdin)
             proc.stdin.flush()
             line = proc.stdout.readline()
-        except BaseException:
-            self.close()
+        except BaseException:  # a Ctrl-C while it waits for the state: nothing runs yet
+            self._abandon()
             raise
         answer = json.loads(line) if line.strip() else {}
         if "endpoint_url" not in answer:
-            self.close()
+            self._abandon()
             if answer.get("kind") == "StateInUse":
                 raise StateInUse(answer["error"])
             if answer.get("kind") == "OSError":
@@ -107,6 +107,13 @@ class ChildEmulator:
         try:
             proc.wait(timeout=STOP_SECONDS)
         except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def _abandon(self) -> None:
+        """End a child that is not serving yet (its helpers save and reap on their own)."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
             proc.kill()
             proc.wait()
 
