@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper import config as config_mod
-from sweeper import report
+from sweeper import heap, report
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.config.tracking import arn_stand_in
 from sweeper.console import status_text
@@ -83,7 +83,8 @@ def _sweep_command(argv: list[str]) -> int:
         " send nothing",
     )
     args = parser.parse_args(argv)
-    config = config_mod.load(args.space)
+    with heap.long_lived():  # its checks parse SageMaker's model, which the clients reuse
+        config = config_mod.load(args.space)
     if args.dry_run:
         print(launch.dry_run(config))
         return 0

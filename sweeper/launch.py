@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from sweeper import heap
 from sweeper.aws import code, names, template
 from sweeper.aws.clients import open_client
 from sweeper.aws.logs import JobLogs, LogTail
@@ -46,7 +47,8 @@ from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy, first_params
 from sweeper.tracking import setup
 from sweeper.tracking.series import JobSeries
-from sweeper.types import OnExit, StopReason
+from sweeper.tracking.setup import Recorder
+from sweeper.types import OnExit, StopReason, SweepOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,103 +193,142 @@ async def upload(config: SweepConfig, ends: Endpoints, stack: AsyncExitStack) ->
     return plan
 
 
+@dataclass(frozen=True, slots=True)
+class _Started:
+    """What start-up made for the sweep's loop."""
+
+    study: SweepStudy
+    jobs: TrainingJobs
+    recorders: list[Recorder]
+    scheduler: Scheduler
+
+
+async def _start(
+    config: SweepConfig, ends: Endpoints, stack: AsyncExitStack, clock: RealClock
+) -> _Started:
+    """Open the study, upload the code, make the clients, recorders and scheduler; what
+    must be undone at exit goes on ``stack``."""
+    emulated = config.backend.kind == BackendKind.EMULATOR
+    setup.require_mlflow(config)
+    if (mlflow := setup.start_mlflow(config)) is not None:
+        stack.callback(mlflow.close)  # after the runs are ended
+    try:  # the study (a database, Optuna's migrations) opens while S3 answers
+        async with asyncio.TaskGroup() as tg:
+            opening = tg.create_task(
+                asyncio.to_thread(
+                    SweepStudy.open, config, lease_seconds=config.storage_lease_seconds
+                )
+            )
+            plan = await upload(config, ends, stack)
+            client = await ends.client(stack, "sagemaker")
+    except ExceptionGroup as group:  # a bad bucket, a database that does not answer
+        raise leaves(group)[0] from None
+    study = opening.result()
+    stack.callback(study.close)
+    reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
+    study.note = reporter.note
+    logs_client = await ends.client(stack, "logs")
+    logs = JobLogs(logs_client, RetryPolicy(sleep=clock.sleep))
+    recorders = await setup.recorders(
+        config,
+        study,
+        JobSeries(config.estimator.metric_definitions, logs),
+        plan.template.output_path,
+        reporter.note,
+        (client, await ends.client(stack, "sagemaker-metrics")),
+        mlflow,
+        ends.region,
+    )
+    jobs = TrainingJobs(client, RetryPolicy(sleep=clock.sleep))
+    scheduler = Scheduler(
+        Policy.of(config),
+        study,
+        jobs,
+        build_request=partial(build_request, plan.template),
+        job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
+        clock=clock,
+        reporter=reporter,
+        timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
+        hooks=recorders,
+        observers=[FailedLogKeeper(_log_keeper(config, logs), reporter), *recorders],
+        pools=EMULATOR_POOLS if emulated else SAGEMAKER_POOLS,
+        early=_early_stopping(config, logs_client, study, jobs, reporter, clock, emulated),
+    )
+    return _Started(study, jobs, recorders, scheduler)
+
+
 async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
     """Run (or resume) the sweep to its end; return the exit code."""
     clock = RealClock()
-    emulated = config.backend.kind == BackendKind.EMULATOR
     async with AsyncExitStack() as stack:
-        setup.require_mlflow(config)
-        if (mlflow := setup.start_mlflow(config)) is not None:
-            stack.callback(mlflow.close)  # after the runs are ended
-        try:  # the study (a database, Optuna's migrations) opens while S3 answers
-            async with asyncio.TaskGroup() as tg:
-                opening = tg.create_task(
-                    asyncio.to_thread(
-                        SweepStudy.open, config, lease_seconds=config.storage_lease_seconds
-                    )
-                )
-                plan = await upload(config, ends, stack)
-                client = await ends.client(stack, "sagemaker")
-        except ExceptionGroup as group:  # a bad bucket, a database that does not answer
-            raise leaves(group)[0] from None
-        study = opening.result()
-        stack.callback(study.close)
-        reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
-        study.note = reporter.note
-        logs_client = await ends.client(stack, "logs")
-        logs = JobLogs(logs_client, RetryPolicy(sleep=clock.sleep))
-        recorders = await setup.recorders(
-            config,
-            study,
-            JobSeries(config.estimator.metric_definitions, logs),
-            plan.template.output_path,
-            reporter.note,
-            (client, await ends.client(stack, "sagemaker-metrics")),
-            mlflow,
-            ends.region,
-        )
-        jobs = TrainingJobs(client, RetryPolicy(sleep=clock.sleep))
-        scheduler = Scheduler(
-            Policy.of(config),
-            study,
-            jobs,
-            build_request=partial(build_request, plan.template),
-            job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
-            clock=clock,
-            reporter=reporter,
-            timing=EMULATOR_TIMING if emulated else SAGEMAKER_TIMING,
-            hooks=recorders,
-            observers=[FailedLogKeeper(_log_keeper(config, logs), reporter), *recorders],
-            pools=EMULATOR_POOLS if emulated else SAGEMAKER_POOLS,
-            early=_early_stopping(config, logs_client, study, jobs, reporter, clock, emulated),
-        )
-        _handle_signals(scheduler, on_exit)
+        with heap.long_lived():  # what start-up makes lives as long as the sweep
+            started = await _start(config, ends, stack, clock)
+        _handle_signals(started.scheduler, on_exit)
         start = clock.now()
-        try:
-            async with asyncio.TaskGroup() as tg:  # runs are completed beside the sweep
-                for recorder in recorders:
-                    tg.create_task(recorder.drain())
-                try:
-                    outcome = await scheduler.run()
-                finally:
-                    for recorder in recorders:
-                        recorder.close()
-        except ExceptionGroup as group:  # the sweep's own error, as itself
-            found = leaves(group)
-            down = [e for e in found if isinstance(e, StorageUnavailable)]
-            if down:
-                print(storage_down_text(str(down[0]), ends.embedded, resume_command()))
-                return down[0].exit_code
-            raise next((e for e in found if isinstance(e, SweepError)), found[0]) from None
-        for recorder in recorders:
-            await recorder.finish(outcome.stop_reason == StopReason.INTERRUPTED)
-            print(recorder.summary())
-        if config.estimator.keep_alive_period_in_seconds:
-            settled = await settle_pools(study, jobs, config.estimator.keep_pools_after_sweep)
-            if settled is not None:
-                print(settled.summary())
-        counts, best = await study.counts(), await study.best()
-        print(
-            summary(
-                config.name,
-                config.objective.metric,
-                config.objective.direction,
-                counts,
-                best,
-                clock.now() - start,
-                outcome.stop_reason,
-                config.storage_url,
-            )
+        outcome = await _loop(started, ends)
+        if isinstance(outcome, int):
+            return outcome
+        return await _wrap_up(config, started, outcome, lambda: clock.now() - start, ends, on_exit)
+
+
+async def _loop(started: _Started, ends: Endpoints) -> SweepOutcome | int:
+    """The scheduler's run, with the recorders completing runs beside it; an exit code
+    instead when the study's storage stayed away."""
+    try:
+        async with asyncio.TaskGroup() as tg:  # runs are completed beside the sweep
+            for recorder in started.recorders:
+                tg.create_task(recorder.drain())
+            try:
+                return await started.scheduler.run()
+            finally:
+                for recorder in started.recorders:
+                    recorder.close()
+    except ExceptionGroup as group:  # the sweep's own error, as itself
+        found = leaves(group)
+        down = [e for e in found if isinstance(e, StorageUnavailable)]
+        if down:
+            print(storage_down_text(str(down[0]), ends.embedded, resume_command()))
+            return down[0].exit_code
+        raise next((e for e in found if isinstance(e, SweepError)), found[0]) from None
+
+
+async def _wrap_up(
+    config: SweepConfig,
+    started: _Started,
+    outcome: SweepOutcome,
+    elapsed: Callable[[], float],
+    ends: Endpoints,
+    on_exit: OnExit,
+) -> int:
+    """Finish the runs, settle the pools, print the summary; the exit code."""
+    for recorder in started.recorders:
+        await recorder.finish(outcome.stop_reason == StopReason.INTERRUPTED)
+        print(recorder.summary())
+    study = started.study
+    if config.estimator.keep_alive_period_in_seconds:
+        keep = config.estimator.keep_pools_after_sweep
+        if (settled := await settle_pools(study, started.jobs, keep)) is not None:
+            print(settled.summary())
+    counts, best = await study.counts(), await study.best()
+    objective = config.objective
+    print(
+        summary(
+            config.name,
+            objective.metric,
+            objective.direction,
+            counts,
+            best,
+            elapsed(),
+            outcome.stop_reason,
+            config.storage_url,
         )
-        if outcome.stop_reason == StopReason.INTERRUPTED:
-            text = interrupted_text(
-                len(outcome.in_flight), on_exit, ends.embedded, resume_command()
-            )
-            print(text)
-            return 130
-        if outcome.stop_reason == StopReason.CAPACITY:
-            return 1  # said above: which quota, and that a rerun goes on
-        return 0 if best is not None else 1
+    )
+    if outcome.stop_reason == StopReason.INTERRUPTED:
+        print(interrupted_text(len(outcome.in_flight), on_exit, ends.embedded, resume_command()))
+        return 130
+    if outcome.stop_reason == StopReason.CAPACITY:
+        return 1  # said above: which quota, and that a rerun goes on
+    return 0 if best is not None else 1
 
 
 def _early_stopping(

@@ -366,6 +366,7 @@ class Scheduler:
         await self._results.flush()
         await self._share()
         await self._prefetch(deadline)
+        await self._study.settle()  # once: a new database's upkeep, deferred from start-up
 
     async def _sleep_until(self, deadline: float) -> None:
         """Wait for ``deadline`` on the clock; an :meth:`interrupt` cuts one wait short."""

@@ -9,6 +9,7 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession, get_session
 
+from sweeper.aws import models
 from sweeper.aws.retry import BOTOCORE_RETRIES
 
 
@@ -39,5 +40,8 @@ async def open_client(
 def _session() -> AioSession:
     """The process's one session: its clients share what it loads once (endpoint and
     retry tables, each service's model) where a session per client would load them all
-    again (about 30 MB for a sweep's five clients)."""
-    return get_session()
+    again (about 30 MB for a sweep's five clients). Its model files come from
+    :func:`models.loader`, which the space file's checks have already used."""
+    session = get_session()
+    session.register_component("data_loader", models.loader())
+    return session

@@ -9,8 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import botocore.loaders
-
+from sweeper.aws import models
 from sweeper.config import fields
 from sweeper.config.model import Estimator, MetricDefinition
 from sweeper.errors import ConfigError
@@ -166,9 +165,9 @@ def check_hyperparameter(name: str, value: Any, where: str) -> None:
 
 @functools.cache
 def _instance_types() -> frozenset[str]:
-    """SageMaker's training instance types, from botocore's model (loaded once)."""
-    model = botocore.loaders.create_loader().load_service_model("sagemaker", "service-2")
-    return frozenset(model["shapes"]["TrainingInstanceType"]["enum"])
+    """SageMaker's training instance types, from botocore's model (the sweep's SageMaker
+    client then reuses that parse)."""
+    return models.sagemaker_enum("TrainingInstanceType")
 
 
 _S3_URI = re.compile(r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9](/.*)?$")

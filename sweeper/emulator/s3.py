@@ -100,6 +100,22 @@ def _client(endpoint: str, region: str, key: str, secret: str) -> Any:
     )
 
 
+def _warm(endpoint: str, region: str, key: str, secret: str) -> None:
+    """Moto builds each service's app at its first request (STS: about 0.1 s): made here,
+    once the URL is out, rather than by the sweep's first call (its account, for the
+    default bucket's name). Best effort."""
+    import botocore.session
+
+    with contextlib.suppress(Exception):
+        botocore.session.get_session().create_client(
+            "sts",
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+        ).get_caller_identity()
+
+
 def _speed_up_moto() -> None:
     """Two per-request costs of moto's server that a job's S3 calls feel (best effort):
     a new connection per request (HTTP/1.0), and a scan of moto's package directory
@@ -143,6 +159,7 @@ def main(argv: list[str]) -> None:
     store.load(client, region)
     try:
         print(url, flush=True)
+        threading.Thread(target=_warm, args=(url, region, key, secret), daemon=True).start()
         sys.stdin.buffer.read()  # until the emulator closes the pipe or dies
     finally:
         try:

@@ -69,6 +69,7 @@ from sweeper.study.storage import (
     memory_engine,
     open_storage,
     redacted,
+    stamp_schema,
     trial_count,
     uncached,
 )
@@ -125,6 +126,7 @@ class SweepStudy(TrialWrites, StudyAttributes):
         self._reported: dict[int, set[int]] = {}  # steps told to a running trial
         self._stash: list[Adopted] = []  # taken over while asking; for the next adopt()
         self._retry = STORAGE
+        self._settled = rdb is None
         self.note: Callable[[str], None] = lambda text: None
 
     @classmethod
@@ -225,6 +227,16 @@ class SweepStudy(TrialWrites, StudyAttributes):
                 f" {policy.within:.0f} s: {exc}"
             )
             raise self._down from exc
+
+    async def settle(self) -> None:
+        """The storage's deferred upkeep (a new database's schema stamp:
+        :func:`stamp_schema`), once, on the storage thread; for a sweep to call when its
+        first jobs are under way. Returns at once, without yielding, once done."""
+        if self._settled:
+            return
+        self._settled = True
+        assert self._rdb is not None
+        await self._run(stamp_schema, self._rdb)
 
     def _retrying(self, error: BaseException, wait: float) -> None:
         self.note(f"storage unavailable ({error}); retrying in {wait:.1f} s")

@@ -6,9 +6,13 @@ SQLite (the default) is tuned for a few writers on one machine; PostgreSQL
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sqlite3
+import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -45,7 +49,8 @@ def open_storage(url: str, read_only: bool = False) -> optuna.storages.RDBStorag
     orchestrator being killed (what resume relies on), only an OS crash may lose the
     last few, and each commit skips an fsync, which halves the cost of ask and tell.
     Optuna's schema-version check (about 0.35 s of loading migration scripts) is skipped
-    only for a database file this call creates: it guards files older Optunas made.
+    only for a database file this call creates: it guards files older Optunas made. Such
+    a file's schema stamp is deferred too (see :func:`stamp_schema`).
     Other databases check each pooled connection before use, so a database restart
     costs a reconnect, not an error.
 
@@ -104,6 +109,11 @@ def _connect(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.s
 
 def _rdb(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.storages.RDBStorage:
     try:
+        if skip and (deferring := _deferring_manager()) is not None:
+            with _swapped(deferring):
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, skip_compatibility_check=True
+                )
         return optuna.storages.RDBStorage(
             url, engine_kwargs=engine_kwargs, skip_compatibility_check=skip
         )
@@ -126,6 +136,60 @@ def _rdb(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.stora
             f"storage {redacted(url)} does not answer ({describe(exc)}); start the database"
             " or fix the URL, then run the same command again"
         ) from exc
+
+
+def stamp_schema(rdb: optuna.storages.RDBStorage) -> None:
+    """Write the schema revision (Alembic's) that :func:`open_storage` deferred for a
+    database file it created; nothing for any other storage, or once done.
+
+    Writing it imports Alembic and reads Optuna's migration scripts: about 0.35 s of one
+    core, a third of a sweep's start-up, so a sweep does it once its first jobs are under
+    way. The stamp is what ``optuna storage upgrade`` starts from; a file that never got
+    it (its sweep killed in its first seconds) gets it from the next process to open it,
+    as Optuna stamps any file that lacks it.
+    """
+    manager = getattr(rdb, "_version_manager", None)
+    if manager is not None and hasattr(manager, "stamp"):
+        manager.stamp()
+
+
+_SWAP = threading.Lock()  # one storage at a time is built with the deferring manager
+
+
+@functools.cache
+def _deferring_manager() -> type | None:
+    """Optuna's schema-version manager, stamping only when asked; None if this Optuna
+    has no such class (then nothing is deferred)."""
+    module = optuna.storages._rdb.storage
+    real = getattr(module, "_VersionManager", None)
+    if real is None or not hasattr(real, "_init_alembic"):
+        return None
+
+    class Deferring(real):  # type: ignore[valid-type, misc]
+        _stamped = False
+
+        def _init_alembic(self) -> None:  # at construction: not yet
+            pass
+
+        def stamp(self) -> None:
+            if not self._stamped:
+                super()._init_alembic()  # a no-op if another process stamped meanwhile
+                self._stamped = True
+
+    return Deferring
+
+
+@contextlib.contextmanager
+def _swapped(manager: type) -> Iterator[None]:
+    """Optuna's storages built in this block use ``manager`` for their schema version."""
+    module = optuna.storages._rdb.storage
+    with _SWAP:
+        real = module._VersionManager
+        setattr(module, "_VersionManager", manager)  # noqa: B010 (a private name)
+        try:
+            yield
+        finally:
+            setattr(module, "_VersionManager", real)  # noqa: B010
 
 
 # Local faults, by the words SQLite (and the OS) use: what is wrong, and what to do.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,9 @@ def test_a_small_sweep_runs_real_jobs_and_reports_the_best(tmp_path: Path) -> No
     assert len(re.findall(r"trial \d+\s+started", out)) == 6
     assert len(re.findall(r"trial \d+\s+finished\s+loss=", out)) == 6
     assert "Sweep quad: 6 trials (6 complete, 0 failed, 0 running)" in out
+    db = tmp_path / ".sweeps" / "quad.db"
+    with sqlite3.connect(db) as conn:  # the schema stamp, deferred from start-up, was written
+        assert len(conn.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
     trials = load(space, "quad")
     assert all(t.state == TrialState.COMPLETE for t in trials)
     for t in trials:  # every value is what the real run computed from its parameters

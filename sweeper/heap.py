@@ -1,0 +1,35 @@
+"""Start-up's objects kept out of the cyclic garbage collector's way.
+
+A sweep's process (and the emulator's) holds a few hundred thousand objects from its
+first second to its last: modules, botocore's service models (SageMaker's alone is
+about 3 MB of JSON), SQLAlchemy's and Optuna's metadata, moto's backends. Each full
+collection walks all of them, about 100 ms with the interpreter lock held, which stalls
+whatever the event loop was about to do (notice a job's end, create the next one). A
+sweep made four of them, one in its loop; they freed nothing that reference counting
+would not have.
+
+:func:`long_lived` wraps start-up: no cyclic collection during it (its objects are
+meant to live), and afterwards they are frozen (:func:`gc.freeze`) into a generation
+that later collections skip. Later collections still find cycles among what is made
+after; what start-up made stays for the life of the process, as it would anyway.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def long_lived() -> Iterator[None]:
+    """Collect no cycles for the block; then freeze what exists and collect as before
+    (if collection was on). Nestable; an exception in the block still restores it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()

@@ -1,0 +1,42 @@
+"""Start-up's objects are frozen out of later collections; collection comes back on."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from sweeper.heap import long_lived
+
+
+def test_start_up_collects_no_cycles_and_its_objects_are_then_frozen() -> None:
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    try:
+        with long_lived():
+            assert not gc.isenabled()
+            kept = [[i] for i in range(1000)]  # what start-up makes to keep
+        assert gc.isenabled()
+        assert gc.get_freeze_count() >= frozen + len(kept)
+    finally:
+        gc.unfreeze()
+
+
+def test_an_error_during_start_up_still_turns_collection_back_on() -> None:
+    try:
+        with pytest.raises(RuntimeError), long_lived():
+            raise RuntimeError("a bad bucket")
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+def test_a_process_that_had_collection_off_keeps_it_off() -> None:
+    gc.disable()
+    try:
+        with long_lived():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()
