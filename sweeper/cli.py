@@ -29,7 +29,7 @@ from sweeper.study import JOB_NAME, SweepStudy
 from sweeper.types import JobState, OnExit
 
 if TYPE_CHECKING:  # the AWS clients and the emulator load only for commands that use them
-    from sweeper import launch
+    from sweeper import backend
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sweep_command(argv: list[str]) -> int:
-    from sweeper import launch
+    from sweeper import backend, launch
 
     parser = argparse.ArgumentParser(
         prog="sweep.py",
@@ -88,7 +88,7 @@ def _sweep_command(argv: list[str]) -> int:
     if args.dry_run:
         print(launch.dry_run(config))
         return 0
-    with launch.endpoints(config) as ends:
+    with backend.endpoints(config) as ends:
         try:
             return asyncio.run(launch.run(config, ends, OnExit(args.on_exit)))
         except asyncio.CancelledError:
@@ -140,12 +140,12 @@ def _report_command(argv: list[str]) -> int:
     if args.html:
         print(f"wrote {args.html}", file=sys.stderr)
     if args.download_best:
-        from sweeper import launch
+        from sweeper import backend
 
         if doc["best"] is None:
             raise SweepError("--download-best: the sweep has no completed trial yet")
         job = doc["best"]["job"]
-        with launch.endpoints(config, out=sys.stderr) as ends:
+        with backend.endpoints(config, out=sys.stderr) as ends:
             files = asyncio.run(_download(ends, job, args.download_best))
         for path in files:
             print(f"wrote {path}", file=sys.stderr)
@@ -158,7 +158,7 @@ def _report_command(argv: list[str]) -> int:
     return 0
 
 
-async def _download(ends: launch.Endpoints, job: str, dest: Path) -> list[Path]:
+async def _download(ends: backend.Endpoints, job: str, dest: Path) -> list[Path]:
     from sweeper import artifacts
 
     async with AsyncExitStack() as stack:
@@ -167,7 +167,7 @@ async def _download(ends: launch.Endpoints, job: str, dest: Path) -> list[Path]:
 
 
 def _note_command(argv: list[str]) -> int:
-    from sweeper import launch
+    from sweeper import backend
     from sweeper.tracking import experiments as tracking
 
     parser = argparse.ArgumentParser(
@@ -193,7 +193,7 @@ def _note_command(argv: list[str]) -> int:
     print(f"noted on trial {args.trial}")
     if config.tracking.experiments:  # the study has it; the runs are copies, for their UIs
         try:
-            with launch.endpoints(config, out=sys.stderr) as ends:
+            with backend.endpoints(config, out=sys.stderr) as ends:
                 asyncio.run(_note_run(ends, run, args.text))
             print(f"noted on its run {run}")
         except SweepError as exc:
@@ -225,7 +225,7 @@ def _note_mlflow_run(config: SweepConfig, trial: int, text: str) -> None:
         print(f"noted on its MLflow run {run}")
 
 
-async def _note_run(ends: launch.Endpoints, run: str, text: str) -> None:
+async def _note_run(ends: backend.Endpoints, run: str, text: str) -> None:
     from sweeper.aws.retry import RetryPolicy
     from sweeper.tracking import experiments as tracking
 
@@ -248,7 +248,7 @@ def _status_command(argv: list[str]) -> int:
 
 
 async def _status(config: SweepConfig) -> int:
-    from sweeper import launch
+    from sweeper import backend
     from sweeper.aws import template
     from sweeper.aws.retry import RetryPolicy
     from sweeper.aws.training import TrainingJobs
@@ -264,7 +264,7 @@ async def _status(config: SweepConfig) -> int:
             named += [str(t.user_attrs[JOB_NAME]) for t in trials if JOB_NAME in t.user_attrs]
         embedded = config.backend.kind == BackendKind.EMULATOR and not config.backend.endpoint_url
         if named and not embedded:
-            ends = launch.Endpoints(
+            ends = backend.Endpoints(
                 template.region(config),
                 config.backend.endpoint_url,
                 credentials=None
@@ -281,7 +281,7 @@ async def _status(config: SweepConfig) -> int:
 
 
 def _emulator_command(argv: list[str]) -> int:
-    from sweeper import launch
+    from sweeper import backend
     from sweeper.aws import template
     from sweeper.emulator.host import StateInUse, require_loopback
     from sweeper.emulator.server import Emulator
@@ -323,7 +323,7 @@ def _emulator_command(argv: list[str]) -> int:
     if args.mlflow and importlib.util.find_spec("mlflow") is None:
         raise ConfigError("--mlflow: MLflow is not installed (pip install 'sweeper[mlflow]')")
     state = (args.state or Path(tempfile.mkdtemp(prefix="sweeper-emulator-"))).resolve()
-    settings = launch.emulator_settings(
+    settings = backend.emulator_settings(
         options,
         state,
         args.region,

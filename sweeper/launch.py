@@ -1,4 +1,5 @@
-"""Starting a sweep: which endpoints, which clients, what to upload, then the scheduler.
+"""Starting a sweep: which clients, what to upload, then the scheduler (where the
+services are: :mod:`sweeper.backend`).
 
 The composition root's working half (``cli`` parses commands and calls in here).
 """
@@ -7,38 +8,29 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AsyncExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Any, TextIO
-
-import aiohttp
+from typing import Any
 
 from sweeper import heap
 from sweeper.aws import code, names, template
-from sweeper.aws.clients import open_client
 from sweeper.aws.logs import JobLogs, LogTail
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.s3 import S3
 from sweeper.aws.training import JobOptions, TrainingJobs, build_request
+from sweeper.backend import Endpoints
 from sweeper.capacity import EMULATOR_POOLS, SAGEMAKER_POOLS, settle_pools
 from sweeper.clock import RealClock
-from sweeper.config import BackendKind, EmulatorOptions, PrunerKind, SweepConfig
+from sweeper.config import BackendKind, PrunerKind, SweepConfig
 from sweeper.console import ConsoleReporter, interrupted_text, storage_down_text, summary
 from sweeper.decisions import Policy
-from sweeper.emulator.child import ChildEmulator
-from sweeper.emulator.host import StateInUse
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmulatorSettings
-from sweeper.emulator.spot import SpotSettings
-from sweeper.errors import ConfigError, StorageUnavailable, SweepError, leaves
+from sweeper.errors import StorageUnavailable, SweepError, leaves
 from sweeper.metrics import MetricReader
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.pruning import EarlyStopping
@@ -49,108 +41,6 @@ from sweeper.tracking import setup
 from sweeper.tracking.series import JobSeries
 from sweeper.tracking.setup import Recorder
 from sweeper.types import OnExit, StopReason, SweepOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoints:
-    """Where each service is (None: AWS's own), in which region, with which keys
-    (None: the standard AWS credential chain)."""
-
-    region: str
-    sagemaker: str | None = None
-    s3: str | None = None
-    credentials: tuple[str, str] | None = None
-    embedded: bool = False  # the sweep's own emulator, gone when the sweep exits
-
-    async def client(self, stack: AsyncExitStack, service: str) -> Any:
-        """A client for ``service`` (``sagemaker``, ``logs``, ``s3``, ``sts``) on ``stack``."""
-        url = self.s3 if service in ("s3", "sts") else self.sagemaker
-        return await open_client(
-            stack, service, region=self.region, endpoint_url=url, credentials=self.credentials
-        )
-
-
-@contextmanager
-def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoints]:
-    """The sweep's endpoints; the sweep's own (embedded) emulator runs for the block, in a
-    child process (:mod:`sweeper.emulator.child`), unless the space file names SageMaker
-    or a standalone emulator (it says so on ``out``, default stdout)."""
-    region = template.region(config)
-    backend = config.backend
-    if backend.kind == BackendKind.SAGEMAKER:
-        yield Endpoints(region, backend.endpoint_url, backend.s3_endpoint_url)
-        return
-    keys = template.EMULATOR_CREDENTIALS
-    if backend.endpoint_url:
-        s3 = backend.s3_endpoint_url or asyncio.run(_announced_s3(backend.endpoint_url))
-        yield Endpoints(region, backend.endpoint_url, s3, keys)
-        return
-    state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
-    # Keys of its own, known to this process only: no other program on the machine can
-    # sign a request to it (replace the code the next job runs, stop a job).
-    keys = (f"sweeper-{secrets.token_hex(4)}", secrets.token_urlsafe(32))
-    settings = emulator_settings(config.emulator, state, region, credentials=(keys,))
-    emulator = ChildEmulator(settings)
-    try:
-        emulator.start()
-    except StateInUse as exc:
-        raise SweepError(str(exc)) from exc
-    with emulator:
-        print(
-            f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})",
-            file=out or sys.stdout,
-            flush=True,
-        )
-        yield Endpoints(region, emulator.endpoint_url, emulator.s3_endpoint_url, keys, True)
-
-
-async def _announced_s3(url: str) -> str:
-    """A standalone emulator's S3 endpoint, from its ``/_emulator/info``."""
-    try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.get(f"{url.rstrip('/')}/_emulator/info") as response,
-        ):
-            info = await response.json()
-        return str(info["s3_endpoint_url"])
-    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
-        raise ConfigError(
-            f"backend.endpoint_url: no emulator answers at {url} ({exc}); start one with"
-            " `python sweep.py emulator`, or set backend.s3_endpoint_url"
-        ) from exc
-
-
-def emulator_settings(
-    options: EmulatorOptions, state: Path, region: str, **server: Any
-) -> EmulatorSettings:
-    """The emulator's settings from the space file's ``emulator:`` section (or flags)."""
-    runner = RunnerSettings(
-        root=state,
-        region=region,
-        account=template.EMULATOR_ACCOUNT,
-        cold_start_seconds=options.cold_start_seconds,
-        warm_start_seconds=options.warm_start_seconds,
-        instance_quota=options.instance_quota,
-        warm_pool_quota=options.warm_pool_quota,
-        pool_available_delay_seconds=options.pool_available_delay_seconds,
-        internal_error_on_log=options.internal_error_on_log,
-        spot=SpotSettings(
-            interruption_rate=options.spot_interruption_rate,
-            interruption_after_seconds=options.spot_interruption_after_seconds,
-            interrupt_on_log=options.spot_interrupt_on_log,
-            restart_delay_seconds=options.spot_restart_delay_seconds,
-            discount=options.spot_discount,
-            seed=options.seed,
-        ),
-    )
-    return EmulatorSettings(
-        runner,
-        seed=options.seed,
-        throttle_rate=options.throttle_rate,
-        trial_component_quota=options.trial_component_quota,
-        internal_failure_rate=options.internal_failure_rate,
-        **server,
-    )
 
 
 def dry_run(config: SweepConfig) -> str:

@@ -1,0 +1,128 @@
+"""Where the sweep's services are: SageMaker (AWS's or an endpoint the space file
+names), a standalone emulator, or the sweep's own emulator in a child process for the
+length of the sweep; and that emulator's settings from the space file."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import AsyncExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+from sweeper.aws import template
+from sweeper.aws.clients import open_client
+from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
+from sweeper.emulator.child import ChildEmulator
+from sweeper.emulator.host import StateInUse
+from sweeper.emulator.runner import RunnerSettings
+from sweeper.emulator.server import EmulatorSettings
+from sweeper.emulator.spot import SpotSettings
+from sweeper.errors import ConfigError, SweepError
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """Where each service is (None: AWS's own), in which region, with which keys
+    (None: the standard AWS credential chain)."""
+
+    region: str
+    sagemaker: str | None = None
+    s3: str | None = None
+    credentials: tuple[str, str] | None = None
+    embedded: bool = False  # the sweep's own emulator, gone when the sweep exits
+
+    async def client(self, stack: AsyncExitStack, service: str) -> Any:
+        """A client for ``service`` (``sagemaker``, ``logs``, ``s3``, ``sts``) on ``stack``."""
+        url = self.s3 if service in ("s3", "sts") else self.sagemaker
+        return await open_client(
+            stack, service, region=self.region, endpoint_url=url, credentials=self.credentials
+        )
+
+
+@contextmanager
+def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoints]:
+    """The sweep's endpoints; the sweep's own (embedded) emulator runs for the block, in a
+    child process (:mod:`sweeper.emulator.child`), unless the space file names SageMaker
+    or a standalone emulator (it says so on ``out``, default stdout)."""
+    region = template.region(config)
+    backend = config.backend
+    if backend.kind == BackendKind.SAGEMAKER:
+        yield Endpoints(region, backend.endpoint_url, backend.s3_endpoint_url)
+        return
+    keys = template.EMULATOR_CREDENTIALS
+    if backend.endpoint_url:
+        s3 = backend.s3_endpoint_url or asyncio.run(_announced_s3(backend.endpoint_url))
+        yield Endpoints(region, backend.endpoint_url, s3, keys)
+        return
+    state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
+    # Keys of its own, known to this process only: no other program on the machine can
+    # sign a request to it (replace the code the next job runs, stop a job).
+    keys = (f"sweeper-{secrets.token_hex(4)}", secrets.token_urlsafe(32))
+    settings = emulator_settings(config.emulator, state, region, credentials=(keys,))
+    emulator = ChildEmulator(settings)
+    try:
+        emulator.start()
+    except StateInUse as exc:
+        raise SweepError(str(exc)) from exc
+    with emulator:
+        print(
+            f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})",
+            file=out or sys.stdout,
+            flush=True,
+        )
+        yield Endpoints(region, emulator.endpoint_url, emulator.s3_endpoint_url, keys, True)
+
+
+async def _announced_s3(url: str) -> str:
+    """A standalone emulator's S3 endpoint, from its ``/_emulator/info``."""
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(f"{url.rstrip('/')}/_emulator/info") as response,
+        ):
+            info = await response.json()
+        return str(info["s3_endpoint_url"])
+    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"backend.endpoint_url: no emulator answers at {url} ({exc}); start one with"
+            " `python sweep.py emulator`, or set backend.s3_endpoint_url"
+        ) from exc
+
+
+def emulator_settings(
+    options: EmulatorOptions, state: Path, region: str, **server: Any
+) -> EmulatorSettings:
+    """The emulator's settings from the space file's ``emulator:`` section (or flags)."""
+    runner = RunnerSettings(
+        root=state,
+        region=region,
+        account=template.EMULATOR_ACCOUNT,
+        cold_start_seconds=options.cold_start_seconds,
+        warm_start_seconds=options.warm_start_seconds,
+        instance_quota=options.instance_quota,
+        warm_pool_quota=options.warm_pool_quota,
+        pool_available_delay_seconds=options.pool_available_delay_seconds,
+        internal_error_on_log=options.internal_error_on_log,
+        spot=SpotSettings(
+            interruption_rate=options.spot_interruption_rate,
+            interruption_after_seconds=options.spot_interruption_after_seconds,
+            interrupt_on_log=options.spot_interrupt_on_log,
+            restart_delay_seconds=options.spot_restart_delay_seconds,
+            discount=options.spot_discount,
+            seed=options.seed,
+        ),
+    )
+    return EmulatorSettings(
+        runner,
+        seed=options.seed,
+        throttle_rate=options.throttle_rate,
+        trial_component_quota=options.trial_component_quota,
+        internal_failure_rate=options.internal_failure_rate,
+        **server,
+    )
