@@ -29,14 +29,17 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
+from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sweeper.emulator.host import StateInUse
-from sweeper.emulator.server import Emulator, EmulatorSettings
+from sweeper.emulator.s3 import S3Server
 from sweeper.errors import leaves
+
+if TYPE_CHECKING:  # the child imports the server only once its S3 child is booting
+    from sweeper.emulator.server import Emulator, EmulatorSettings
 
 STOP_SECONDS = 150.0  # the child's own stop: jobs' grace, then S3 written back
 STATE_WAIT_SECONDS = 60.0  # for an earlier child to let go of the same state
@@ -70,7 +73,10 @@ class ChildEmulator:
             start_new_session=True,  # Ctrl-C is the sweep's to handle
         )
         assert proc.stdin is not None and proc.stdout is not None
+        runner = self.settings.runner
+        s3 = {"root": str(runner.root), "region": runner.region}
         try:
+            proc.stdin.write(json.dumps(s3 | {"keys": self.settings.credentials}).encode() + b"\n")
             pickle.dump((self.settings, self.state_wait_seconds), proc.stdin)
             proc.stdin.flush()
             line = proc.stdout.readline()
@@ -120,6 +126,8 @@ class ChildEmulator:
     @property
     def calls(self) -> Counter[str]:
         """Requests the child received so far, by operation (``/_emulator/stats``)."""
+        import urllib.request
+
         url = f"{self.endpoint_url}/_emulator/stats"
         with urllib.request.urlopen(url, timeout=10) as response:
             return Counter(json.load(response)["calls"])
@@ -135,13 +143,15 @@ def _say(out: IO[bytes], answer: dict[str, Any]) -> None:
     out.flush()
 
 
-def _open(settings: EmulatorSettings, wait: float) -> Emulator:
+def _open(settings: EmulatorSettings, wait: float, s3: S3Server) -> Emulator:
     """The emulator on ``settings``, once an earlier one has let go of its state (within
     ``wait`` seconds)."""
+    from sweeper.emulator.server import Emulator
+
     deadline = time.monotonic() + wait
     while True:
         try:
-            return Emulator(settings)
+            return Emulator(settings, s3)
         except StateInUse:
             if time.monotonic() > deadline:
                 raise
@@ -150,16 +160,23 @@ def _open(settings: EmulatorSettings, wait: float) -> Emulator:
 
 def main() -> None:
     """The child: settings from the pipe, serve, say where, stop when the pipe ends or
-    on SIGTERM."""
+    on SIGTERM. The pipe's first line is its S3 child's part (directory, region, keys):
+    that child is spawned before anything else, so that its imports (moto's, about half
+    a second) run beside this process's own and its loading of the state."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    first = json.loads(stdin.readline())  # S3's part: it boots while this process imports
+    s3 = S3Server(Path(first["root"]), first["region"], tuple(map(tuple, first["keys"])))
+    s3.spawn()
     settings, wait = pickle.load(stdin)
     try:
-        emulator = _open(settings, wait)
+        emulator = _open(settings, wait, s3)
     except StateInUse as exc:
+        s3.abandon()
         _say(stdout, {"error": str(exc), "kind": "StateInUse"})
         return
     except OSError as exc:  # a read-only or full disk: the sweep says so in one line
+        s3.abandon()
         _say(stdout, {"error": str(exc), "kind": "OSError", "os": _os_error(exc)})
         return
 

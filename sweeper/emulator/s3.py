@@ -27,63 +27,84 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-from sweeper.emulator.s3_gate import Gate
-from sweeper.emulator.s3_store import Store
-
 _STOP_SECONDS = 120.0  # time given to write the objects back
 
 
 class S3Server:
-    """Starts and stops the child. ``endpoint_url`` is set once :meth:`start` returns."""
+    """Starts and stops the child. ``endpoint_url`` is set once :meth:`start` returns.
+
+    :meth:`spawn` only starts the process (moto's imports take about half a second), so
+    that the emulator's child process can have it booting while it imports and loads
+    its own state; :meth:`start` spawns it if need be and waits for it to serve."""
 
     def __init__(self, root: Path, region: str, credentials: tuple[tuple[str, str], ...]) -> None:
         self.root = root
         self.region = region
         self._credentials = credentials
         self.endpoint_url = ""
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
-    async def start(self) -> str:
-        """Start the server; return its endpoint once it serves every stored object."""
-        self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sweeper.emulator.s3",
-            str(self.root),
-            self.region,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
+    def spawn(self) -> None:
+        """Start the child and hand it the keys; return at once. Idempotent."""
+        if self._proc is not None:
+            return
+        self._proc = proc = subprocess.Popen(
+            [sys.executable, "-m", "sweeper.emulator.s3", str(self.root), self.region],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             start_new_session=True,  # a kill of the emulator's process group leaves it to save
         )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        self._proc.stdin.write(json.dumps(self._credentials).encode() + b"\n")
-        line = (await self._proc.stdout.readline()).decode().strip()
+        assert proc.stdin is not None
+        proc.stdin.write(json.dumps(self._credentials).encode() + b"\n")
+        proc.stdin.flush()
+
+    async def start(self) -> str:
+        """Spawn the child unless done; return its endpoint once it serves every stored
+        object."""
+        self.spawn()
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None
+        line = (await asyncio.to_thread(proc.stdout.readline)).decode().strip()
+        if line.startswith("["):  # it could not open its directory
+            await asyncio.to_thread(proc.wait)
+            raise OSError(*json.loads(line))
         if not line.startswith("http://"):
-            await self._proc.wait()
-            raise RuntimeError(
-                f"the emulator's S3 server did not start (exit {self._proc.returncode})"
-            )
+            code = await asyncio.to_thread(proc.wait)
+            raise RuntimeError(f"the emulator's S3 server did not start (exit {code})")
         self.endpoint_url = line
         return line
 
     async def stop(self) -> None:
         """Close the pipe: the child writes its objects to disk and exits."""
+        await asyncio.to_thread(self.close)
+
+    def close(self) -> None:
+        """:meth:`stop`, blocking. Idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.returncode is not None:
+        if proc is None or proc.poll() is not None:
             return
         assert proc.stdin is not None
-        proc.stdin.close()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
         try:
-            async with asyncio.timeout(_STOP_SECONDS):
-                await proc.wait()
-        except TimeoutError:
+            proc.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            await proc.wait()
+            proc.wait()
+
+    def abandon(self) -> None:
+        """End a child nobody was told the address of (its emulator did not start): no
+        object can have changed, so there is nothing to save."""
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            proc.kill()
+            proc.wait()
 
 
 def _client(endpoint: str, region: str, key: str, secret: str) -> Any:
@@ -132,10 +153,17 @@ def _speed_up_moto() -> None:
 def main(argv: list[str]) -> None:
     """The child: read the keys from the pipe, serve on a free loopback port, print the
     URL, save on EOF or SIGTERM."""
+    from sweeper.emulator.s3_gate import Gate  # the child's own: werkzeug, moto
+    from sweeper.emulator.s3_store import Store
+
     root, region = Path(argv[0]), argv[1]
     secrets = {key: secret for key, secret in json.loads(sys.stdin.buffer.readline())}
-    root.mkdir(parents=True, exist_ok=True)
-    lock = (root / "s3.lock").open("w")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        lock = (root / "s3.lock").open("w")
+    except OSError as exc:  # a read-only or full disk: the emulator says so, once
+        print(json.dumps([exc.errno, exc.strerror, str(exc.filename)]), flush=True)
+        sys.exit(74)  # EX_IOERR
     fcntl.flock(lock, fcntl.LOCK_EX)  # an earlier child may still be saving
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the emulator decides when we stop
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

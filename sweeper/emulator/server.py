@@ -78,7 +78,9 @@ class EmulatorSettings:
 class Emulator:
     """The SageMaker-compatible service. All state lives on its event loop."""
 
-    def __init__(self, settings: EmulatorSettings) -> None:
+    def __init__(self, settings: EmulatorSettings, s3: S3Server | None = None) -> None:
+        """Take the state directory (StateInUse if another emulator has it) and load it;
+        ``s3``: its S3 child, if already spawned (else made here, started by :meth:`serve`)."""
         require_loopback(settings.host)
         self._lock = lock_state(settings.runner.root)  # before reading any of it
         self.settings = settings
@@ -94,7 +96,7 @@ class Emulator:
             s.root, s.region, s.account, component_quota=settings.trial_component_quota
         )
         self._runner.on_finish = self._job_finished
-        self.s3 = S3Server(s.root, s.region, settings.credentials)
+        self.s3 = s3 or S3Server(s.root, s.region, settings.credentials)
         session = botocore.session.get_session()
         self._models = {
             "SageMaker": session.get_service_model("sagemaker"),

@@ -101,6 +101,25 @@ def test_a_second_emulator_on_the_same_state_waits_then_is_refused(tmp_path: Pat
         assert first.calls["CreateTrainingJob"] == 0
         with pytest.raises(StateInUse):
             ChildEmulator(settings, state_wait_seconds=0.5).start()
+        # The refused one's S3 child (spawned first, to boot beside it) is gone with it.
+        assert len(_s3_children(tmp_path / "emulator")) == 1
+
+
+def _s3_children(root: Path) -> list[int]:
+    """The live S3 children serving ``root``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a process, or gone
+            continue
+        if (
+            b"sweeper.emulator.s3" in argv
+            and str(root).encode() in argv
+            and not _gone(int(proc.name))
+        ):
+            found.append(int(proc.name))
+    return found
 
 
 def test_a_sweep_that_exits_stops_its_emulator_which_ends_its_jobs(tmp_path: Path) -> None:
