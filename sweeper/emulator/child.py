@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from sweeper.emulator.host import StateInUse
+from sweeper.emulator.host import StateInUse, module_argv
 from sweeper.emulator.s3 import S3Server
 from sweeper.errors import leaves
 
@@ -67,7 +67,7 @@ class ChildEmulator:
     def start(self) -> ChildEmulator:
         """Start the child; return once it serves (its endpoints are set)."""
         proc = self._proc = subprocess.Popen(
-            [sys.executable, "-m", "sweeper.emulator.child"],
+            module_argv("sweeper.emulator.child"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C is the sweep's to handle

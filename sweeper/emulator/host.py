@@ -1,5 +1,6 @@
 """The emulator process's terms with its host: it binds to loopback only, holds its state
-directory alone, and may open as many files as the system allows."""
+directory alone, may open as many files as the system allows, and runs its helper
+processes from its own copy of this package."""
 
 from __future__ import annotations
 
@@ -7,8 +8,23 @@ import contextlib
 import fcntl
 import ipaddress
 import resource
+import sys
 from pathlib import Path
 from typing import IO
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+
+
+def module_argv(module: str, *args: str) -> list[str]:
+    """The command that runs ``module`` as ``python -m module args...`` would, but from
+    the same copy of this package as the caller: ``-m`` searches the working directory
+    and then the environment, which may hold another (an older install beside a
+    checkout run as ``python path/to/sweep.py`` from elsewhere)."""
+    code = (
+        f"import runpy, sys; sys.path.insert(0, {_PACKAGE_ROOT!r}); "
+        f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
+    )
+    return [sys.executable, "-c", code, *args]
 
 
 def require_loopback(host: str) -> None:

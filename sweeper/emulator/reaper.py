@@ -25,6 +25,8 @@ import signal
 import sys
 from pathlib import Path
 
+from sweeper.emulator.host import module_argv
+
 TOKEN_VARIABLE = "SWEEPER_EMULATOR_RUN"
 
 
@@ -37,10 +39,7 @@ class Reaper:
 
     async def start(self) -> None:
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "sweeper.emulator.reaper",
-            self.token,
+            *module_argv("sweeper.emulator.reaper", self.token),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.DEVNULL,
             start_new_session=True,

@@ -33,6 +33,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from sweeper.emulator.host import module_argv
+
 _STOP_SECONDS = 120.0  # time given to write the objects back
 
 
@@ -55,7 +57,7 @@ class S3Server:
         if self._proc is not None:
             return
         self._proc = proc = subprocess.Popen(
-            [sys.executable, "-m", "sweeper.emulator.s3", str(self.root), self.region],
+            module_argv("sweeper.emulator.s3", str(self.root), self.region),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # a kill of the emulator's process group leaves it to save

@@ -110,11 +110,11 @@ def _s3_children(root: Path) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            argv = (proc / "cmdline").read_bytes()
         except OSError:  # not a process, or gone
             continue
         if (
-            b"sweeper.emulator.s3" in argv
+            b"'sweeper.emulator.s3'" in argv
             and str(root).encode() in argv
             and not _gone(int(proc.name))
         ):
@@ -138,3 +138,17 @@ def test_a_sweep_that_exits_stops_its_emulator_which_ends_its_jobs(tmp_path: Pat
         found = boto3_client(again.endpoint_url).describe_training_job(TrainingJobName="running")
     assert found["TrainingJobStatus"] == "Failed"
     assert "the emulator shut down during the job" in found["FailureReason"]
+
+
+def test_the_emulator_and_its_helpers_run_the_callers_copy_of_sweeper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another copy where `python -m` would look first: the working directory (or an
+    # older install, when a checkout's sweep.py is run from elsewhere).
+    (tmp_path / "sweeper").mkdir()
+    (tmp_path / "sweeper" / "__init__.py").write_text("raise ImportError('the wrong copy')\n")
+    monkeypatch.chdir(tmp_path)
+    settings = EmulatorSettings(RunnerSettings(root=tmp_path / "emulator"))
+    with ChildEmulator(settings) as emulator:  # its S3 and reaper children too
+        s3_client(emulator.s3_endpoint_url).create_bucket(Bucket="bucket")
+        assert emulator_info(emulator.endpoint_url)["s3_endpoint_url"] == emulator.s3_endpoint_url
