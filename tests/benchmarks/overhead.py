@@ -20,6 +20,9 @@ emulator on loopback, through ``sweep.py``'s own entry point, and prints:
   calls (the target) and, apart, the Experiments and Logs calls that record each run;
 * with ``--pruner median`` (or another), the FilterLogEvents calls per poll that read
   the running jobs' values for the pruner (target: one per 100 running jobs);
+* with ``--first-job``, start-up as a user sees it instead: ``python sweep.py`` run as a
+  process on a fresh directory, its own (embedded) emulator included, until its first
+  trial is reported started (imports, the emulator's boot, the study, the upload);
 * with ``--mlflow``, the same sweep again with every trial an MLflow run too (a SQLite
   store, ``tracking: {mlflow: {}}``), alternating off and on ``--repeat`` times: the
   median sweep-loop efficiency of each, their difference (target: within 0.02), and the
@@ -36,10 +39,12 @@ import io
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import botocore.session
 import yaml
@@ -81,24 +86,7 @@ def run(
         (root / "src" / "sleep.py").write_text(SCRIPT)
         space = root / "space.yaml"
         space.write_text(
-            yaml.safe_dump(
-                {
-                    "name": "overhead",
-                    "objective": {"metric": "loss", "direction": "minimize"},
-                    "budget": {"max_trials": trials, "max_parallel": parallel, "max_failures": 1},
-                    "sampler": {"kind": "tpe", "seed": 0},
-                    "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
-                    "estimator": {
-                        "entry_point": "sleep.py",
-                        "source_dir": "src",
-                        "hyperparameters": {"seconds": seconds},
-                        "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}],
-                    },
-                    "backend": {"kind": "emulator", "endpoint_url": emulator.endpoint_url},
-                    "pruner": {"kind": pruner},
-                    "tracking": {"mlflow": {}} if mlflow else {},
-                }
-            )
+            yaml.safe_dump(_space(trials, parallel, seconds, pruner, mlflow, emulator.endpoint_url))
         )
         out = io.StringIO()
         start, start_epoch, cpu = time.perf_counter(), time.time(), _cpu()
@@ -137,6 +125,35 @@ def run(
     }
 
 
+def _space(
+    trials: int,
+    parallel: int,
+    seconds: float,
+    pruner: str,
+    mlflow: bool,
+    endpoint_url: str | None = None,
+) -> dict[str, Any]:
+    """The benchmark's space file: on the emulator at ``endpoint_url``, or (None) on the
+    sweep's own."""
+    backend = {"kind": "emulator"} | ({"endpoint_url": endpoint_url} if endpoint_url else {})
+    return {
+        "name": "overhead",
+        "objective": {"metric": "loss", "direction": "minimize"},
+        "budget": {"max_trials": trials, "max_parallel": parallel, "max_failures": 1},
+        "sampler": {"kind": "tpe", "seed": 0},
+        "space": {"x": {"type": "float", "low": 0.0, "high": 1.0}},
+        "estimator": {
+            "entry_point": "sleep.py",
+            "source_dir": "src",
+            "hyperparameters": {"seconds": seconds},
+            "metric_definitions": [{"name": "loss", "regex": "loss=([0-9.]+)"}],
+        },
+        "backend": backend,
+        "pruner": {"kind": pruner},
+        "tracking": {"mlflow": {}} if mlflow else {},
+    }
+
+
 def _job_times(emulator: ChildEmulator) -> list[tuple[float, float]]:
     """Each job's (creation, end) time, as the emulator recorded them, by creation."""
     client = botocore.session.get_session().create_client(
@@ -169,6 +186,34 @@ def _mlflow_runs(store: Path) -> int:
     client = MlflowClient(f"sqlite:///{store}")
     experiments = [e.experiment_id for e in client.search_experiments()]
     return len(client.search_runs(experiments, max_results=1000))
+
+
+def first_job(repeat: int) -> list[float]:
+    """Seconds from ``python sweep.py space.yaml`` (a fresh directory, the embedded
+    emulator) to its first "started" line, ``repeat`` times."""
+    seconds = []
+    for _ in range(repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            (root / "src").mkdir()
+            (root / "src" / "sleep.py").write_text(SCRIPT)
+            (root / "space.yaml").write_text(yaml.safe_dump(_space(2, 2, 0.1, "none", False)))
+            start = time.perf_counter()
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "sweep.py"), "space.yaml"],
+                cwd=root,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdout is not None
+            started = next(
+                (time.perf_counter() for line in proc.stdout if " started " in line), None
+            )
+            proc.communicate()
+            if proc.returncode != 0 or started is None:
+                raise SystemExit(f"the sweep failed (exit {proc.returncode})")
+            seconds.append(started - start)
+    return seconds
 
 
 def compare_mlflow(a: argparse.Namespace) -> None:
@@ -208,7 +253,21 @@ def main_() -> None:
     parser.add_argument("--pruner", default="none", help="e.g. median: read values each poll")
     parser.add_argument("--mlflow", action="store_true", help="compare MLflow runs off and on")
     parser.add_argument("--repeat", type=int, default=3, help="sweeps each way with --mlflow")
+    parser.add_argument(
+        "--first-job", action="store_true", help="time python sweep.py to its first job"
+    )
     a = parser.parse_args()
+    if a.first_job:
+        before = os.getloadavg()[0]
+        times = first_job(a.repeat)
+        print(
+            f"first job started    {statistics.median(times):.2f} s median after"
+            f" `python sweep.py space.yaml` ({', '.join(f'{t:.2f}' for t in times)}; imports,"
+            " the embedded emulator's boot, the study, the upload)\n"
+            f"machine: {os.cpu_count()} cores, 1-min load {before:.2f} before,"
+            f" {os.getloadavg()[0]:.2f} after"
+        )
+        return
     if a.mlflow:
         before = os.getloadavg()[0]
         compare_mlflow(a)
