@@ -7,22 +7,17 @@ from __future__ import annotations
 import asyncio
 import secrets
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import aiohttp
-
 from sweeper.aws import template
-from sweeper.aws.clients import open_client
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.emulator.child import ChildEmulator
 from sweeper.emulator.host import StateInUse
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmulatorSettings
-from sweeper.emulator.spot import SpotSettings
+from sweeper.emulator.settings import EmulatorSettings, RunnerSettings, SpotSettings
 from sweeper.errors import ConfigError, SweepError
 
 
@@ -39,6 +34,8 @@ class Endpoints:
 
     async def client(self, stack: AsyncExitStack, service: str) -> Any:
         """A client for ``service`` (``sagemaker``, ``logs``, ``s3``, ``sts``) on ``stack``."""
+        from sweeper.aws.clients import open_client  # aiobotocore: after the emulator's start
+
         url = self.s3 if service in ("s3", "sts") else self.sagemaker
         return await open_client(
             stack, service, region=self.region, endpoint_url=url, credentials=self.credentials
@@ -46,17 +43,24 @@ class Endpoints:
 
 
 @contextmanager
-def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoints]:
+def endpoints(
+    config: SweepConfig, out: TextIO | None = None, meanwhile: Callable[[], object] = lambda: None
+) -> Iterator[Endpoints]:
     """The sweep's endpoints; the sweep's own (embedded) emulator runs for the block, in a
     child process (:mod:`sweeper.emulator.child`), unless the space file names SageMaker
-    or a standalone emulator (it says so on ``out``, default stdout)."""
+    or a standalone emulator (it says so on ``out``, default stdout).
+
+    ``meanwhile`` runs while that emulator boots (about a second): the caller's own
+    imports, say; on any other backend, before the block."""
     region = template.region(config)
     backend = config.backend
     if backend.kind == BackendKind.SAGEMAKER:
+        meanwhile()
         yield Endpoints(region, backend.endpoint_url, backend.s3_endpoint_url)
         return
     keys = template.EMULATOR_CREDENTIALS
     if backend.endpoint_url:
+        meanwhile()
         s3 = backend.s3_endpoint_url or asyncio.run(_announced_s3(backend.endpoint_url))
         yield Endpoints(region, backend.endpoint_url, s3, keys)
         return
@@ -66,10 +70,15 @@ def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoi
     keys = (f"sweeper-{secrets.token_hex(4)}", secrets.token_urlsafe(32))
     settings = emulator_settings(config.emulator, state, region, credentials=(keys,))
     emulator = ChildEmulator(settings)
+    emulator.spawn()
     try:
-        emulator.start()
+        meanwhile()
+        emulator.wait()
     except StateInUse as exc:
         raise SweepError(str(exc)) from exc
+    except BaseException:
+        emulator.close()
+        raise
     with emulator:
         print(
             f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})",
@@ -81,6 +90,8 @@ def endpoints(config: SweepConfig, out: TextIO | None = None) -> Iterator[Endpoi
 
 async def _announced_s3(url: str) -> str:
     """A standalone emulator's S3 endpoint, from its ``/_emulator/info``."""
+    import aiohttp
+
     try:
         async with (
             aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,

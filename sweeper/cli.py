@@ -20,15 +20,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper import config as config_mod
-from sweeper import heap, report
+from sweeper import heap
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.config.tracking import arn_stand_in
-from sweeper.console import status_text
 from sweeper.errors import ConfigError, SweepError, local_fault
-from sweeper.study import JOB_NAME, SweepStudy
 from sweeper.types import JobState, OnExit
 
-if TYPE_CHECKING:  # the AWS clients and the emulator load only for commands that use them
+if TYPE_CHECKING:  # the AWS clients, the emulator and Optuna load only where used (a
+    # sweep starts its emulator first: :func:`_sweep_command`)
     from sweeper import backend
 
 
@@ -59,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sweep_command(argv: list[str]) -> int:
-    from sweeper import backend, launch
+    from sweeper import backend  # light: the emulator's settings and child
 
     parser = argparse.ArgumentParser(
         prog="sweep.py",
@@ -86,9 +85,13 @@ def _sweep_command(argv: list[str]) -> int:
     with heap.long_lived():  # its checks parse SageMaker's model, which the clients reuse
         config = config_mod.load(args.space)
     if args.dry_run:
+        from sweeper import launch
+
         print(launch.dry_run(config))
         return 0
-    with backend.endpoints(config) as ends:
+    with backend.endpoints(config, meanwhile=_import_launch) as ends:
+        from sweeper import launch  # imported while the emulator booted
+
         try:
             return asyncio.run(launch.run(config, ends, OnExit(args.on_exit)))
         except asyncio.CancelledError:
@@ -98,6 +101,12 @@ def _sweep_command(argv: list[str]) -> int:
                 file=sys.stderr,
             )
             return 130
+
+
+def _import_launch() -> None:
+    """Import :mod:`sweeper.launch` and what it needs (Optuna, SQLAlchemy, aiobotocore:
+    about 0.7 s), for :func:`backend.endpoints` to do while the emulator boots."""
+    import sweeper.launch  # noqa: F401
 
 
 def _report_command(argv: list[str]) -> int:
@@ -119,6 +128,8 @@ def _report_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
+    from sweeper import report
+    from sweeper.study import SweepStudy
 
     async def load() -> dict[str, Any]:
         study = SweepStudy.open(config, create=False, read_only=True)
@@ -180,6 +191,7 @@ def _note_command(argv: list[str]) -> int:
     parser.add_argument("text", help="the comment (replaces an earlier one)")
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
+    from sweeper.study import SweepStudy
 
     async def note() -> str:
         study = SweepStudy.open(config, create=False)
@@ -252,6 +264,8 @@ async def _status(config: SweepConfig) -> int:
     from sweeper.aws import template
     from sweeper.aws.retry import RetryPolicy
     from sweeper.aws.training import TrainingJobs
+    from sweeper.console import status_text
+    from sweeper.study import JOB_NAME, SweepStudy
 
     study = SweepStudy.open(config, create=False, read_only=True)
     try:

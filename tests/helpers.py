@@ -28,8 +28,7 @@ import yaml
 from aiobotocore.session import get_session
 
 from sweeper.emulator.embedded import EmbeddedEmulator
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmulatorSettings
+from sweeper.emulator.settings import EmulatorSettings, RunnerSettings
 
 # A training script whose objective is a known function of its hyperparameters, so a
 # test can check every reported value against the parameters that produced it.

@@ -39,7 +39,8 @@ from sweeper.emulator.s3 import S3Server
 from sweeper.errors import leaves
 
 if TYPE_CHECKING:  # the child imports the server only once its S3 child is booting
-    from sweeper.emulator.server import Emulator, EmulatorSettings
+    from sweeper.emulator.server import Emulator
+from sweeper.emulator.settings import EmulatorSettings
 
 STOP_SECONDS = 150.0  # the child's own stop: jobs' grace, then S3 written back
 STATE_WAIT_SECONDS = 60.0  # for an earlier child to let go of the same state
@@ -66,19 +67,35 @@ class ChildEmulator:
 
     def start(self) -> ChildEmulator:
         """Start the child; return once it serves (its endpoints are set)."""
+        self.spawn()
+        return self.wait()
+
+    def spawn(self) -> None:
+        """Start the child and hand it its settings; return at once (it boots in about
+        a second, which the caller may spend on its own imports), then :meth:`wait`."""
         proc = self._proc = subprocess.Popen(
             module_argv("sweeper.emulator.child"),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # Ctrl-C is the sweep's to handle
         )
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None
         runner = self.settings.runner
         s3 = {"root": str(runner.root), "region": runner.region}
         try:
             proc.stdin.write(json.dumps(s3 | {"keys": self.settings.credentials}).encode() + b"\n")
             pickle.dump((self.settings, self.state_wait_seconds), proc.stdin)
             proc.stdin.flush()
+        except BaseException:
+            self._abandon()
+            raise
+
+    def wait(self) -> ChildEmulator:
+        """Return once the spawned child serves (its endpoints are set); raise what kept
+        it from serving (StateInUse, OSError), having ended it."""
+        proc = self._proc
+        assert proc is not None and proc.stdout is not None, "spawn() first"
+        try:
             line = proc.stdout.readline()
         except BaseException:  # a Ctrl-C while it waits for the state: nothing runs yet
             self._abandon()

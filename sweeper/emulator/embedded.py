@@ -7,7 +7,8 @@ import threading
 from collections import Counter
 from types import TracebackType
 
-from sweeper.emulator.server import Emulator, EmulatorSettings
+from sweeper.emulator.server import Emulator
+from sweeper.emulator.settings import EmulatorSettings
 
 
 class EmbeddedEmulator:

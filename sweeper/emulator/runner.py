@@ -23,8 +23,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from sweeper.clock import first_of
 from sweeper.emulator import container, pools, spot
@@ -34,6 +32,7 @@ from sweeper.emulator.logs import LogStore, Stream
 from sweeper.emulator.metric_series import MetricSeries
 from sweeper.emulator.mlflow_runs import MlflowRun
 from sweeper.emulator.reaper import TOKEN_VARIABLE, Reaper
+from sweeper.emulator.settings import RunnerSettings
 from sweeper.emulator.transfer import Code, Transfer, lay_out
 from sweeper.emulator.watch import Watch
 from sweeper.errors import leaves
@@ -43,23 +42,6 @@ INTERRUPTED = "Interrupted"
 INSTANCE_FAILED = "InstanceFailed"
 MAX_WAIT = "MaxWaitTimeExceeded"
 BAD_REGEX = "BadRegex"  # a user regex passed its time bound on a line
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerSettings:
-    """How the emulator runs jobs. Delays are real seconds on the emulator's side."""
-
-    root: Path
-    region: str = "us-east-1"
-    account: str = "123456789012"
-    cold_start_seconds: float = 0.0
-    warm_start_seconds: float = 0.0
-    instance_quota: int | None = None  # concurrent instances per instance type
-    warm_pool_quota: int | None = None  # warm-pool instances per instance type
-    stop_grace_seconds: float = 120.0  # SageMaker's SIGTERM → SIGKILL grace
-    pool_available_delay_seconds: float = 1.0  # a warm pool is Available this long after
-    internal_error_on_log: str | None = None  # a regex: the instance fails (once per job)
-    spot: spot.SpotSettings = field(default_factory=spot.SpotSettings)
 
 
 class ScriptFailure(Exception):

@@ -25,7 +25,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from functools import partial
 from typing import Any
 
@@ -52,27 +52,14 @@ from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore
 from sweeper.emulator.metric_series import MetricSeries
 from sweeper.emulator.reaper import Reaper
-from sweeper.emulator.runner import Runner, RunnerSettings
+from sweeper.emulator.runner import Runner
 from sweeper.emulator.s3 import S3Server
+from sweeper.emulator.settings import EmulatorSettings
 from sweeper.emulator.transfer import Transfer
 from sweeper.patterns import Pattern
 
 JSON, REST = wire.Protocol.JSON_11, wire.Protocol.REST_JSON
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class EmulatorSettings:
-    runner: RunnerSettings
-    host: str = "127.0.0.1"
-    port: int = 0  # 0: any free port
-    credentials: tuple[tuple[str, str], ...] = (("test", "test"),)  # (access key, secret)
-    trial_component_quota: int | None = 50  # user trial components per trial (None: no limit)
-    throttle_rate: float = 0.0  # share of calls answered ThrottlingException
-    internal_failure_rate: float = 0.0  # share of calls answered InternalFailure (500)
-    seed: int | None = None
-    # SageMaker MLflow ARN -> the local tracking URI standing for it (MlflowConfig)
-    mlflow: tuple[tuple[str, str], ...] = ()
 
 
 class Emulator:

@@ -14,20 +14,10 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass
 from typing import Any
 
 from sweeper.emulator.errors import validation
-
-
-@dataclass(frozen=True, slots=True)
-class SpotSettings:
-    interruption_rate: float = 0.0
-    interruption_after_seconds: float = 1.0
-    interrupt_on_log: str | None = None  # a regex; deterministic interruptions for tests
-    restart_delay_seconds: float = 0.0  # new spot capacity after an interruption (MaxWait runs)
-    discount: float = 0.7  # billable = training * (1 - discount)
-    seed: int | None = None
+from sweeper.emulator.settings import SpotSettings
 
 
 class Spot:

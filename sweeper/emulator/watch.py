@@ -8,7 +8,7 @@ import contextlib
 from dataclasses import dataclass
 
 from sweeper.emulator.jobs import Job
-from sweeper.emulator.spot import SpotSettings
+from sweeper.emulator.settings import SpotSettings
 from sweeper.patterns import Pattern
 
 

@@ -54,8 +54,7 @@ sys.path.insert(0, str(ROOT))
 
 from sweeper.cli import main  # noqa: E402
 from sweeper.emulator.child import ChildEmulator  # noqa: E402
-from sweeper.emulator.runner import RunnerSettings  # noqa: E402
-from sweeper.emulator.server import EmulatorSettings  # noqa: E402
+from sweeper.emulator.settings import EmulatorSettings, RunnerSettings  # noqa: E402
 
 SCRIPT = """\
 import sys, time

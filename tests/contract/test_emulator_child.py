@@ -16,8 +16,7 @@ import pytest
 
 from sweeper.emulator.child import ChildEmulator
 from sweeper.emulator.host import StateInUse
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmulatorSettings
+from sweeper.emulator.settings import EmulatorSettings, RunnerSettings
 from tests.helpers import (
     ROOT,
     boto3_client,
@@ -33,8 +32,8 @@ PARENT = textwrap.dedent(
     import sys, time
     from pathlib import Path
     from sweeper.emulator.child import ChildEmulator
-    from sweeper.emulator.runner import RunnerSettings
-    from sweeper.emulator.server import EmulatorSettings
+    from sweeper.emulator.settings import RunnerSettings
+    from sweeper.emulator.settings import EmulatorSettings
     settings = EmulatorSettings(RunnerSettings(root=Path(sys.argv[1]), stop_grace_seconds=5))
     with ChildEmulator(settings) as emulator:
         print(emulator.endpoint_url, emulator._proc.pid, flush=True)

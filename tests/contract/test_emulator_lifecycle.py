@@ -14,8 +14,7 @@ from sweeper.aws.clients import open_client
 from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.training import TrainingJobs
 from sweeper.emulator.embedded import EmbeddedEmulator
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmulatorSettings
+from sweeper.emulator.settings import EmulatorSettings, RunnerSettings
 from sweeper.errors import BackendError
 from sweeper.types import JobStatus
 from tests.helpers import job_request, s3_tar_names, wait_for_job, wait_for_log

@@ -14,8 +14,7 @@ import pytest
 
 from sweeper.aws.clients import open_client
 from sweeper.emulator.embedded import EmbeddedEmulator
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmulatorSettings
+from sweeper.emulator.settings import EmulatorSettings, RunnerSettings
 from tests.helpers import (
     PROBE,
     ROOT,

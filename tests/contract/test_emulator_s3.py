@@ -7,9 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from sweeper.emulator.embedded import EmbeddedEmulator
-from sweeper.emulator.runner import RunnerSettings
 from sweeper.emulator.s3_store import STORE
-from sweeper.emulator.server import EmulatorSettings
+from sweeper.emulator.settings import EmulatorSettings, RunnerSettings
 from tests.helpers import emulator_info, s3_client, standalone_emulator, start_emulator_process
 
 # Keys that cannot all be files of one tree: a key that is also a prefix, a segment

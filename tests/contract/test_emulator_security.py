@@ -14,8 +14,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from sweeper.emulator.embedded import EmbeddedEmulator
-from sweeper.emulator.runner import RunnerSettings
-from sweeper.emulator.server import EmulatorSettings
+from sweeper.emulator.settings import EmulatorSettings, RunnerSettings
 from tests.helpers import boto3_client, job_request, wait_for_job
 
 

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sweeper.emulator.embedded import EmbeddedEmulator
-from sweeper.emulator.spot import SpotSettings
+from sweeper.emulator.settings import SpotSettings
 from tests.helpers import (
     ROOT,
     aio_client,
