@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper import config as config_mod
-from sweeper import heap
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.config.tracking import arn_stand_in
 from sweeper.errors import ConfigError, SweepError, local_fault
@@ -82,8 +81,7 @@ def _sweep_command(argv: list[str]) -> int:
         " send nothing",
     )
     args = parser.parse_args(argv)
-    with heap.long_lived():  # its checks parse SageMaker's model, which the clients reuse
-        config = config_mod.load(args.space)
+    config = config_mod.load(args.space)
     if args.dry_run:
         from sweeper import launch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -39,4 +40,25 @@ def test_a_process_that_had_collection_off_keeps_it_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+        gc.unfreeze()
+
+
+class Node:
+    """Something a cycle can be made of, and a weak reference can watch."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_what_an_earlier_sweep_left_in_a_cycle_is_collected_not_frozen() -> None:
+    try:
+        with long_lived():  # a first sweep's start-up
+            pass
+        cycle = Node()
+        gone = weakref.ref(cycle)
+        del cycle  # garbage only a cyclic collection frees
+        with long_lived():  # the next sweep's, in the same process
+            pass
+        assert gone() is None
+    finally:
         gc.unfreeze()
