@@ -20,7 +20,6 @@ let go of the state directory.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import pickle
@@ -34,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from sweeper.emulator.host import StateInUse, module_argv
+from sweeper.emulator.host import StateInUse, end_child, module_argv
 from sweeper.emulator.s3 import S3Server
 from sweeper.errors import leaves
 
@@ -121,17 +120,8 @@ class ChildEmulator:
         """Close the pipe and wait for the child to stop (it ends its jobs and saves its
         state). Idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(OSError):
-            assert proc.stdin is not None
-            proc.stdin.write(STOP)
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            end_child(proc, STOP_SECONDS, STOP)
 
     def _abandon(self) -> None:
         """End a child that is not serving yet (its helpers save and reap on their own)."""

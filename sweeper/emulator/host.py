@@ -1,6 +1,6 @@
 """The emulator process's terms with its host: it binds to loopback only, holds its state
-directory alone, may open as many files as the system allows, and runs its helper
-processes from its own copy of this package."""
+directory alone, may open as many files as the system allows, runs its helper processes
+from its own copy of this package, and ends them by closing their pipe."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import contextlib
 import fcntl
 import ipaddress
 import resource
+import subprocess
 import sys
 from pathlib import Path
 from typing import IO
@@ -25,6 +26,20 @@ def module_argv(module: str, *args: str) -> list[str]:
         f"runpy.run_module({module!r}, run_name='__main__', alter_sys=True)"
     )
     return [sys.executable, "-c", code, *args]
+
+
+def end_child(proc: subprocess.Popen[bytes], timeout: float, last_words: bytes = b"") -> None:
+    """Say ``last_words`` to a child that watches its standard input, close that pipe
+    (its cue to stop and save) and wait for it to exit; kill it after ``timeout``."""
+    with contextlib.suppress(OSError):  # it may be gone already
+        assert proc.stdin is not None
+        proc.stdin.write(last_words)
+        proc.stdin.close()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def require_loopback(host: str) -> None:

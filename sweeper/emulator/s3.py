@@ -33,7 +33,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sweeper.emulator.host import module_argv
+from sweeper.emulator.host import end_child, module_argv
 
 _STOP_SECONDS = 120.0  # time given to write the objects back
 
@@ -89,16 +89,8 @@ class S3Server:
     def close(self) -> None:
         """:meth:`stop`, blocking. Idempotent."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        assert proc.stdin is not None
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=_STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            end_child(proc, _STOP_SECONDS)
 
     def abandon(self) -> None:
         """End a child nobody was told the address of (its emulator did not start): no
