@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import sqlite3
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Collection, Container, Iterator
 from pathlib import Path
 
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
+from optuna.trial import FrozenTrial, TrialState
 
 from sweeper.errors import ConfigError, StorageFault
+from sweeper.study.reader import read_trial, read_trials
 
 # What a dropped connection, a database restart or a locked SQLite file raise.
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
@@ -107,16 +110,54 @@ def _connect(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.s
     return _rdb(url, engine_kwargs, skip)
 
 
+class _CoreReads(optuna.storages.RDBStorage):
+    """Optuna's RDB storage, reading trials with :func:`read_trials` (six Core queries)
+    instead of its ORM: the same trials, in about a fifth of the time. Optuna's cache
+    re-reads every unfinished trial two or three times per ask, which made that read
+    most of what an ask and a tell cost."""
+
+    def _get_trials(
+        self,
+        study_id: int,
+        states: Container[TrialState] | None,
+        included_trial_ids: Collection[int],
+        trial_id_greater_than: int,
+    ) -> list[FrozenTrial]:
+        return read_trials(self.engine, study_id, states, included_trial_ids, trial_id_greater_than)
+
+    def get_trial(self, trial_id: int) -> FrozenTrial:
+        return read_trial(self.engine, trial_id)
+
+
+@functools.cache
+def _storage_class() -> type[optuna.storages.RDBStorage]:
+    """:class:`_CoreReads`, or Optuna's own class if the readers :class:`_CoreReads`
+    replaces (one private) are not those it knows (another Optuna): then its ORM reads."""
+    known = {
+        "_get_trials": [
+            "self",
+            "study_id",
+            "states",
+            "included_trial_ids",
+            "trial_id_greater_than",
+        ],
+        "get_trial": ["self", "trial_id"],
+    }
+    for name, parameters in known.items():
+        reader = getattr(optuna.storages.RDBStorage, name, None)
+        if reader is None or list(inspect.signature(reader).parameters) != parameters:
+            return optuna.storages.RDBStorage
+    return _CoreReads
+
+
 def _rdb(url: str, engine_kwargs: dict[str, object], skip: bool) -> optuna.storages.RDBStorage:
     try:
         if skip and (deferring := _deferring_manager()) is not None:
             with _swapped(deferring):
-                return optuna.storages.RDBStorage(
+                return _storage_class()(
                     url, engine_kwargs=engine_kwargs, skip_compatibility_check=True
                 )
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs=engine_kwargs, skip_compatibility_check=skip
-        )
+        return _storage_class()(url, engine_kwargs=engine_kwargs, skip_compatibility_check=skip)
     except ImportError as exc:
         scheme = url.split("://", 1)[0]
         hint = (
