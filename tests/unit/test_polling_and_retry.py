@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -7,7 +8,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from sweeper.aws.retry import RetryPolicy, classify
 from sweeper.errors import BackendError, CapacityError, TransientError
-from sweeper.polling import PollPlanner, PollTiming
+from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING, PollPlanner, PollTiming
 
 TIMING = PollTiming(min_interval=0.05, max_interval=2.0, ratio=0.25)
 
@@ -17,6 +18,25 @@ def test_before_any_completion_polls_back_off_with_the_youngest_age() -> None:
     assert planner.delay([0.0]) == 0.05  # clamped to the minimum
     assert planner.delay([4.0, 1.0]) == 0.25  # a quarter of the youngest age
     assert planner.delay([100.0]) == 2.0  # clamped to the maximum
+
+
+@pytest.mark.parametrize("timing", [EMULATOR_TIMING, SAGEMAKER_TIMING])
+@pytest.mark.parametrize("duration", [1.0, 60.0, 1800.0])
+def test_the_first_jobs_are_seen_within_a_tenth_of_their_run_in_few_polls(
+    timing: PollTiming, duration: float
+) -> None:
+    """Before any job has ended there is nothing to expect: the planner's polls, followed
+    on a fake clock, find a job that ends at ``duration`` at most a tenth of it late
+    (or one minimum interval, or at most the maximum), in logarithmically many polls
+    (then one per maximum interval)."""
+    planner, now, polls = PollPlanner(timing), 0.0, 0
+    while now < duration:
+        now += planner.delay([now])
+        polls += 1
+    late = min(0.1 * duration, timing.max_interval)  # the slowest poll rate is the cap
+    assert now - duration <= max(late, timing.min_interval) + 1e-9
+    backing_off = math.log(max(duration, timing.min_interval) / timing.min_interval) / math.log(1.1)
+    assert polls <= backing_off + duration / timing.max_interval + 12
 
 
 def test_after_completions_polls_at_the_expected_end_then_back_off() -> None:
