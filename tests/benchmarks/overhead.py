@@ -110,7 +110,7 @@ def run(
         "loop_efficiency": trials * seconds / (parallel * loop),
         "overhead_ms": (parallel * wall - trials * seconds) / trials * 1000,
         "in_job_ms": sum(e - c - seconds for c, e in jobs) / trials * 1000,
-        "gap_ms": sum(gaps) / len(gaps) * 1000,
+        "gap_ms": sum(gaps) / len(gaps) * 1000 if gaps else 0.0,  # none if K <= P
         "calls_per_trial": sum(calls[op] for op in JOB_OPS) / trials,
         # Each finished trial's log is read once (one FilterLogEvents) for its run's
         # metric series; the pruner's reads of running jobs are the rest.
