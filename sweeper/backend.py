@@ -4,10 +4,12 @@ length of the sweep; and that emulator's settings from the space file."""
 
 from __future__ import annotations
 
-import asyncio
+import json
 import secrets
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +62,12 @@ def endpoints(
         return
     keys = template.EMULATOR_CREDENTIALS
     if backend.endpoint_url:
-        meanwhile()
-        s3 = backend.s3_endpoint_url or asyncio.run(_announced_s3(backend.endpoint_url))
+        s3 = backend.s3_endpoint_url
+        with ThreadPoolExecutor(1, thread_name_prefix="emulator-info") as asking:
+            info = None if s3 else asking.submit(_announced_s3, backend.endpoint_url)
+            meanwhile()  # while the emulator answers
+            if info is not None:
+                s3 = info.result()
         yield Endpoints(region, backend.endpoint_url, s3, keys)
         return
     state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
@@ -88,18 +94,13 @@ def endpoints(
         yield Endpoints(region, emulator.endpoint_url, emulator.s3_endpoint_url, keys, True)
 
 
-async def _announced_s3(url: str) -> str:
-    """A standalone emulator's S3 endpoint, from its ``/_emulator/info``."""
-    import aiohttp
-
+def _announced_s3(url: str) -> str:
+    """A standalone emulator's S3 endpoint, from its ``/_emulator/info`` (blocking)."""
     try:
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.get(f"{url.rstrip('/')}/_emulator/info") as response,
-        ):
-            info = await response.json()
+        with urllib.request.urlopen(f"{url.rstrip('/')}/_emulator/info", timeout=10) as answer:
+            info = json.load(answer)
         return str(info["s3_endpoint_url"])
-    except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
+    except (OSError, KeyError, TypeError, ValueError) as exc:  # URLError, HTTPError: OSError
         raise ConfigError(
             f"backend.endpoint_url: no emulator answers at {url} ({exc}); start one with"
             " `python sweep.py emulator`, or set backend.s3_endpoint_url"

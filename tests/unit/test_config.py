@@ -12,7 +12,7 @@ from sweeper import config
 from sweeper.cli import main
 from sweeper.config import ParamType, SamplerKind
 from sweeper.study import make_pruner
-from tests.helpers import space_doc, write_sweep
+from tests.helpers import free_port, space_doc, write_sweep
 
 
 def _with(path: str, value: Any) -> dict[str, Any]:
@@ -216,3 +216,17 @@ def test_a_pruner_section_gives_optuna_s_pruner_with_its_options(tmp_path: Path)
     assert isinstance(made, optuna.pruners.PatientPruner)
     assert isinstance(made._wrapped_pruner, optuna.pruners.MedianPruner)
     assert isinstance(make_pruner(config.load(write_sweep(tmp_path))), optuna.pruners.NopPruner)
+
+
+def test_an_emulator_endpoint_where_none_answers_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The standalone emulator's S3 endpoint is asked for while the sweep imports; a port
+    where nothing listens is the space file's error, said once."""
+    url = f"http://127.0.0.1:{free_port()}"
+    path = write_sweep(tmp_path, space_doc(backend={"kind": "emulator", "endpoint_url": url}))
+    assert main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"backend.endpoint_url: no emulator answers at {url}" in err
+    assert "python sweep.py emulator" in err
