@@ -18,9 +18,9 @@ from typing import Any, TextIO
 from sweeper.aws import template
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.emulator.child import ChildEmulator
-from sweeper.emulator.host import StateInUse
+from sweeper.emulator.host import EmulatorFailed, StateInUse
 from sweeper.emulator.settings import EmulatorSettings, RunnerSettings, SpotSettings
-from sweeper.errors import ConfigError, SweepError
+from sweeper.errors import ConfigError, SweepError, local_fault
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,16 @@ def endpoints(
         emulator.wait()
     except StateInUse as exc:
         raise SweepError(str(exc)) from exc
+    except EmulatorFailed as exc:
+        raise SweepError(f"the sweep's emulator did not start: {exc}") from exc
+    except OSError as exc:
+        if local_fault(exc) is not None:
+            raise  # a full disk, a read-only directory: said as such
+        raise SweepError(
+            f"the sweep's emulator cannot use its directory {state} ({exc}); move it aside"
+            " (its jobs' records and S3 objects are in it) or repair it, then run the same"
+            " command again"
+        ) from exc
     except BaseException:
         emulator.close()
         raise

@@ -31,9 +31,9 @@ import time
 from collections import Counter
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
-from sweeper.emulator.host import StateInUse, end_child, module_argv
+from sweeper.emulator.host import EmulatorFailed, StateInUse, end_child, module_argv
 from sweeper.emulator.s3 import S3Server
 from sweeper.errors import leaves
 
@@ -91,7 +91,7 @@ class ChildEmulator:
 
     def wait(self) -> ChildEmulator:
         """Return once the spawned child serves (its endpoints are set); raise what kept
-        it from serving (StateInUse, OSError), having ended it."""
+        it from serving (StateInUse, OSError, EmulatorFailed), having ended it."""
         proc = self._proc
         assert proc is not None and proc.stdout is not None, "spawn() first"
         try:
@@ -106,7 +106,7 @@ class ChildEmulator:
                 raise StateInUse(answer["error"])
             if answer.get("kind") == "OSError":
                 raise OSError(*answer["os"])
-            raise RuntimeError(answer.get("error") or "the emulator did not start")
+            raise EmulatorFailed(answer.get("error") or "it exited before it said where it serves")
         self.endpoint_url = answer["endpoint_url"]
         self.s3_endpoint_url = answer["s3_endpoint_url"]
         return self
@@ -187,6 +187,8 @@ def main() -> None:
         _say(stdout, {"error": str(exc), "kind": "OSError", "os": _os_error(exc)})
         return
 
+    said = threading.Event()  # where it serves, or why it could not
+
     async def serve() -> None:
         loop, stop = asyncio.get_running_loop(), asyncio.Event()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
@@ -196,18 +198,29 @@ def main() -> None:
                 os._exit(EXIT_ORPHANED)
             loop.call_soon_threadsafe(stop.set)
 
-        threading.Thread(target=wait_for_eof, daemon=True).start()
-
         def started(url: str) -> None:
             _say(stdout, {"endpoint_url": url, "s3_endpoint_url": emulator.s3.endpoint_url})
+            said.set()
+            threading.Thread(target=wait_for_eof, daemon=True).start()
 
         await emulator.serve(started, stop)
 
     try:
         asyncio.run(serve())
-    except Exception as exc:  # at its stop (a full disk): one line, the sweep said the rest
-        print(f"emulator: stopped on an error: {leaves(exc)[0]}", file=sys.stderr, flush=True)
-        sys.exit(1)
+    except Exception as exc:
+        _failed(leaves(exc)[0], said.is_set(), stdout)
+
+
+def _failed(cause: BaseException, served: bool, out: IO[bytes]) -> NoReturn:
+    """End the child on ``cause``. Before it said where it serves (its S3 child's
+    directory), the sweep is told why, and says it; after (a full disk at its stop), one
+    line on stderr. Not through the interpreter's exit: a thread may still read the pipe."""
+    if not served:
+        os_error = _os_error(cause) if isinstance(cause, OSError) else None
+        _say(out, {"error": str(cause), "kind": "OSError" if os_error else "", "os": os_error})
+    else:
+        print(f"emulator: stopped on an error: {cause}", file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 if __name__ == "__main__":

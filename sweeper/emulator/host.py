@@ -56,6 +56,10 @@ class StateInUse(RuntimeError):
     """Another emulator (another process) serves this state directory."""
 
 
+class EmulatorFailed(RuntimeError):
+    """An emulator's process ended before it served; the message is its own reason."""
+
+
 def lock_state(root: Path) -> IO[str]:
     """Hold ``<root>/emulator.lock`` for this emulator's life: two emulators on one state
     would each take the other's running jobs for crashed ones."""

@@ -24,7 +24,9 @@ from tests.helpers import (
     emulator_info,
     job_request,
     read_line,
+    run_sweep,
     s3_client,
+    write_sweep,
 )
 
 PARENT = textwrap.dedent(
@@ -151,3 +153,21 @@ def test_the_emulator_and_its_helpers_run_the_callers_copy_of_sweeper(
     with ChildEmulator(settings) as emulator:  # its S3 and reaper children too
         s3_client(emulator.s3_endpoint_url).create_bucket(Bucket="bucket")
         assert emulator_info(emulator.endpoint_url)["s3_endpoint_url"] == emulator.s3_endpoint_url
+
+
+def test_an_s3_directory_the_emulator_cannot_use_is_one_line_from_the_sweep(
+    tmp_path: Path,
+) -> None:
+    """The S3 child fails once the emulator holds its state (its lock is a directory):
+    the caller gets the OSError itself, no process is left, and the sweep says it in
+    one line: no traceback, from either process."""
+    state = tmp_path / ".sweeps" / "quad" / "emulator"
+    (state / "s3.lock").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        ChildEmulator(EmulatorSettings(RunnerSettings(root=state))).start()
+    assert _s3_children(state) == []
+    result = run_sweep(str(write_sweep(tmp_path)))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the sweep's emulator cannot use its directory")
+    assert "s3.lock" in result.stderr and "move it aside" in result.stderr
+    assert "Traceback" not in result.stderr and "Fatal Python error" not in result.stderr
