@@ -15,11 +15,8 @@ import os
 import shutil
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-from packaging.requirements import InvalidRequirement, Requirement
 
 from sweeper.emulator import opt_ml
 from sweeper.emulator.errors import validation
@@ -173,30 +170,6 @@ def _entrypoint_launch(job: dict[str, Any], arn: str, layout: Layout, region: st
     env.update(_platform(job, arn, region))
     env.update(job.get("Environment", {}))
     return Launch(argv, env, layout.code, command)
-
-
-def unmet_requirements(code: Path) -> list[str] | None:
-    """The lines of ``requirements.txt`` this interpreter does not satisfy (or cannot
-    check: options, URLs), or None if there is no such file."""
-    path = code / "requirements.txt"
-    if not path.is_file():
-        return None
-    unmet: list[str] = []
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        line = raw.split(" #", 1)[0].strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            req = Requirement(line)
-            applies = req.marker is None or req.marker.evaluate()
-            satisfied = not applies or req.specifier.contains(
-                metadata.version(req.name), prereleases=True
-            )
-        except (InvalidRequirement, metadata.PackageNotFoundError):
-            satisfied = False
-        if not satisfied:
-            unmet.append(line)
-    return unmet
 
 
 def _channels(job: dict[str, Any]) -> dict[str, Any]:

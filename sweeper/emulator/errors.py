@@ -16,6 +16,10 @@ class AwsError(Exception):
         return {"__type": self.code, "message": self.message, "Message": self.message}
 
 
+class ScriptFailure(Exception):
+    """A job failed because of what the user sent (its FailureReason is the message)."""
+
+
 def validation(message: str) -> AwsError:
     return AwsError("ValidationException", message)
 

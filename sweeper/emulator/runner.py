@@ -18,15 +18,14 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from sweeper.clock import first_of
-from sweeper.emulator import container, pools, spot
-from sweeper.emulator.errors import AwsError
+from sweeper.emulator import container, pools, requirements, spot
+from sweeper.emulator.errors import AwsError, ScriptFailure
 from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore, Stream
 from sweeper.emulator.metric_series import MetricSeries
@@ -42,10 +41,6 @@ INTERRUPTED = "Interrupted"
 INSTANCE_FAILED = "InstanceFailed"
 MAX_WAIT = "MaxWaitTimeExceeded"
 BAD_REGEX = "BadRegex"  # a user regex passed its time bound on a line
-
-
-class ScriptFailure(Exception):
-    """The job failed because of what the user sent (its FailureReason is the message)."""
 
 
 class Runner:
@@ -161,7 +156,7 @@ class Runner:
                 await transfer.fetch_prefix(uri, layout.data / channel["ChannelName"])
         if checkpoints:
             await transfer.fetch_prefix(checkpoints.rstrip("/") + "/", layout.checkpoints)
-        await self._install_requirements(unmet, stream, layout)
+        await requirements.install(unmet, self.logs, stream, layout.code, self._mark)
         return launch
 
     def _lay_out(
@@ -171,40 +166,7 @@ class Runner:
         ``requirements.txt`` this interpreter does not meet (None: no such file)."""
         lay_out(code, layout.code)
         launch = container.prepare(job.request, job.arn, layout, self.settings.region)
-        return launch, container.unmet_requirements(layout.code)
-
-    async def _install_requirements(
-        self, unmet: list[str] | None, stream: Stream, layout: container.Layout
-    ) -> None:
-        """``pip install -r requirements.txt`` as the training toolkit does, unless this
-        interpreter already satisfies every line (``unmet`` is empty: nothing is
-        downloaded) or there is no such file (None)."""
-        if unmet is None:
-            return
-        if not unmet:
-            self.logs.append(stream, "requirements.txt: already satisfied, nothing to install")
-            return
-        argv = [sys.executable, "-m", "pip", "install", "-r", "requirements.txt"]
-        self.logs.append(stream, f"Installing requirements: {' '.join(argv[1:])}")
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=layout.code,
-            env=dict(os.environ) | self._mark,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        assert proc.stdout is not None
-        tail: deque[str] = deque(maxlen=5)
-        while line := await proc.stdout.readline():
-            text = line.decode("utf-8", errors="replace").rstrip("\n")
-            self.logs.append(stream, text)
-            tail.append(text)
-        if await proc.wait() != 0:
-            raise ScriptFailure(
-                f"AlgorithmError: InstallRequirementsError:\nExitCode {proc.returncode}\n"
-                f'ErrorMessage "{" ".join(tail)[-600:]}"\nCommand "{" ".join(argv[1:])}"'
-            )
+        return launch, requirements.unmet(layout.code)
 
     def _finish(
         self, job: Job, status: str, secondary: str, message: str, reason: str | None = None
