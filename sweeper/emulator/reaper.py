@@ -27,7 +27,8 @@ from pathlib import Path
 
 from sweeper.emulator.host import module_argv
 
-TOKEN_VARIABLE = "SWEEPER_EMULATOR_RUN"
+TOKEN_VARIABLE = "SWEEPER_EMULATOR_RUN"  # this emulator's: every job's processes
+CONTAINER_VARIABLE = "SWEEPER_EMULATOR_CONTAINER"  # one container run's processes
 
 
 class Reaper:
@@ -69,9 +70,9 @@ class Reaper:
                 self._proc.stdin.write(line.encode())
 
 
-def _marked(token: str) -> list[int]:
-    """Processes whose environment carries ``token`` (Linux; none elsewhere)."""
-    mark = f"{TOKEN_VARIABLE}={token}".encode()
+def _marked(variable: str, value: str) -> list[int]:
+    """Processes whose environment holds ``variable=value`` (Linux; none elsewhere)."""
+    mark = f"{variable}={value}".encode()
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         with contextlib.suppress(OSError):
@@ -80,18 +81,27 @@ def _marked(token: str) -> list[int]:
     return found
 
 
+def kill_marked(variable: str, value: str) -> int:
+    """SIGKILL every process whose environment holds ``variable=value`` (but this one),
+    until none is left (blocking: a scan of ``/proc``); how many were found."""
+    killed = 0
+    for _ in range(5):  # a process may have forked while its siblings were killed
+        marked = [pid for pid in _marked(variable, value) if pid != os.getpid()]
+        if not marked:
+            break
+        killed += len(marked)
+        for pid in marked:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+    return killed
+
+
 def reap(groups: set[int], token: str) -> None:
     """SIGKILL ``groups`` and the processes marked with ``token``, until none is left."""
     for pgid in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-    for _ in range(5):  # a process may have forked while its siblings were killed
-        marked = [pid for pid in _marked(token) if pid != os.getpid()]
-        if not marked:
-            return
-        for pid in marked:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+    kill_marked(TOKEN_VARIABLE, token)
 
 
 def main(token: str) -> None:

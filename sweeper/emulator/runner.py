@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import time
 from collections import deque
@@ -30,7 +31,8 @@ from sweeper.emulator.jobs import Job
 from sweeper.emulator.logs import LogStore, Stream
 from sweeper.emulator.metric_series import MetricSeries
 from sweeper.emulator.mlflow_runs import MlflowRun
-from sweeper.emulator.reaper import TOKEN_VARIABLE, Reaper
+from sweeper.emulator.process import JobProcess, spawn
+from sweeper.emulator.reaper import CONTAINER_VARIABLE, TOKEN_VARIABLE, Reaper, kill_marked
 from sweeper.emulator.settings import RunnerSettings
 from sweeper.emulator.transfer import Code, Transfer, lay_out
 from sweeper.emulator.watch import Watch
@@ -184,15 +186,10 @@ class Runner:
         watch = Watch.of(job, self.settings.spot, self.settings.internal_error_on_log)
         tail: deque[str] = deque(maxlen=20)
         started = time.time()
-        proc = await asyncio.create_subprocess_exec(
-            *launch.argv,
-            cwd=launch.cwd,
-            env=self.aws | _mlflow_env(job) | launch.env | self._mark,  # Environment overrides
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own process group, so a stop reaches its children
-        )
+        container = {CONTAINER_VARIABLE: secrets.token_hex(8)}  # this run's processes
+        # Environment overrides the job's own variables, never the emulator's marks.
+        env = self.aws | _mlflow_env(job) | launch.env | self._mark | container
+        proc = await spawn(launch.argv, launch.cwd, env)
         if self.reaper is not None:
             self.reaper.started(proc.pid)
         stopping = job.request["StoppingCondition"]
@@ -201,9 +198,12 @@ class Runner:
         outcome: int | str
         try:
             async with asyncio.TaskGroup() as tg:
-                assert proc.stdout is not None and proc.stderr is not None
-                tg.create_task(self._pump(proc.stdout, stream, watch, job, None))
-                tg.create_task(self._pump(proc.stderr, stream, watch, job, tail))
+                out, err = proc.proc.stdout, proc.proc.stderr
+                assert out is not None and err is not None
+                pumps = [
+                    tg.create_task(self._pump(out, stream, watch, job, None)),
+                    tg.create_task(self._pump(err, stream, watch, job, tail)),
+                ]
                 timer = None
                 if job.interruptible and watch.interrupt is None:
                     delay = self.settings.spot.interruption_after_seconds
@@ -211,8 +211,10 @@ class Runner:
                 outcome = await self._supervise(job, proc, runtime_end, wait_end, watch)
                 if timer is not None:
                     timer.cancel()
-        finally:
-            _signal_group(proc, signal.SIGKILL)  # the container is gone: all it started too
+                _signal_group(proc.pid, signal.SIGKILL)  # the container is gone: all it started too
+                await _drain(pumps, container[CONTAINER_VARIABLE], self.settings.drain_seconds)
+        finally:  # on any error too: nothing outlives the container
+            _signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
             if self.reaper is not None:
                 self.reaper.ended(proc.pid)
@@ -257,7 +259,7 @@ class Runner:
     async def _supervise(
         self,
         job: Job,
-        proc: asyncio.subprocess.Process,
+        proc: JobProcess,
         runtime_end: float,
         wait_end: float,
         watch: Watch,
@@ -274,31 +276,31 @@ class Runner:
                     job.fault.wait(),
                     watch.broken.wait(),
                 )
-                if proc.returncode is not None:
-                    return proc.returncode
+                if proc.exited.is_set():
+                    return await proc.wait()
         except TimeoutError:
             reason = MAX_WAIT if wait_end <= runtime_end else "MaxRuntimeExceeded"
         if watch.broken.is_set():
-            _signal_group(proc, signal.SIGKILL)
+            _signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
             return BAD_REGEX
         if job.fault.is_set() and not job.stop_requested.is_set():
-            _signal_group(proc, signal.SIGKILL)  # the instance is gone
+            _signal_group(proc.pid, signal.SIGKILL)  # the instance is gone
             await proc.wait()
             return INSTANCE_FAILED
         if job.interrupt.is_set() and not job.stop_requested.is_set():
             job.interrupt.clear()
             job.interruptible = False  # once per job
-            _signal_group(proc, signal.SIGKILL)  # the instance is gone
+            _signal_group(proc.pid, signal.SIGKILL)  # the instance is gone
             await proc.wait()
             return INTERRUPTED
         job.stopping()
-        _signal_group(proc, signal.SIGTERM)
+        _signal_group(proc.pid, signal.SIGTERM)
         try:
             async with asyncio.timeout(self.settings.stop_grace_seconds):
                 await proc.wait()
         except TimeoutError:
-            _signal_group(proc, signal.SIGKILL)
+            _signal_group(proc.pid, signal.SIGKILL)
             await proc.wait()
         return reason
 
@@ -315,6 +317,21 @@ async def _wait_start(job: Job, seconds: float) -> str | None:
     if job.stop_requested.is_set():
         return "Stopped"
     return MAX_WAIT if seconds >= left else None
+
+
+async def _drain(pumps: list[asyncio.Task[None]], container: str, grace: float) -> None:
+    """Let the pumps read what the container's processes left in its pipes, to their end.
+
+    Its entry point has exited and its process group is killed; a process that left the
+    group (a session of its own) and still holds the pipes is ended after ``grace``
+    seconds, as the container's end ends it on SageMaker, by the mark in its environment;
+    one that dropped the mark too is no longer read after another ``grace``."""
+    _, pending = await asyncio.wait(pumps, timeout=grace)
+    if pending:
+        await asyncio.to_thread(kill_marked, CONTAINER_VARIABLE, container)
+        _, pending = await asyncio.wait(pending, timeout=grace)
+    for pump in pending:
+        pump.cancel()
 
 
 async def _interrupt_later(job: Job, seconds: float) -> None:
@@ -338,6 +355,6 @@ def _failure(exc: Exception) -> str:
     return f"InternalServerError: {found[0]}"  # the platform's fault, never the script's
 
 
-def _signal_group(proc: asyncio.subprocess.Process, sig: int) -> None:
+def _signal_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+        os.killpg(pgid, sig)

@@ -33,6 +33,9 @@ class RunnerSettings:
     instance_quota: int | None = None  # concurrent instances per instance type
     warm_pool_quota: int | None = None  # warm-pool instances per instance type
     stop_grace_seconds: float = 120.0  # SageMaker's SIGTERM → SIGKILL grace
+    # Once a job's entry point has exited: how long a process it left outside its group
+    # may hold the job's output before it is killed with the container.
+    drain_seconds: float = 1.0
     pool_available_delay_seconds: float = 1.0  # a warm pool is Available this long after
     internal_error_on_log: str | None = None  # a regex: the instance fails (once per job)
     spot: SpotSettings = field(default_factory=SpotSettings)

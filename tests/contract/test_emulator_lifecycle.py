@@ -255,3 +255,37 @@ async def test_create_adopts_its_own_job_but_not_a_strangers(
     await jobs.create(job_request("mine-1", code_dir))  # the same request again: adopted
     with pytest.raises(BackendError, match="already exists with other hyperparameters"):
         await jobs.create(job_request("mine-1", code_dir, "fail"))
+
+
+LEAVER = """\
+import os, subprocess, sys
+sleep = [sys.executable, "-c", "import time; time.sleep(600)"]
+kept = subprocess.Popen(sleep)  # in the job's process group
+detached = subprocess.Popen(sleep, start_new_session=True)  # a session of its own
+open("pids", "w").write(f"{kept.pid} {detached.pid}")
+print("loss=0.5", flush=True)
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+
+
+async def test_a_job_ends_when_its_entry_point_exits_and_what_it_left_running_with_it(
+    sagemaker: Any, code_dir: Path
+) -> None:
+    """On SageMaker the container ends with its entry point: processes the script left
+    running (in its group, or in a session of their own, holding its output) neither keep
+    the job from completing nor outlive it."""
+    (code_dir / "probe.py").write_text(LEAVER)
+    await sagemaker.create_training_job(**job_request("leaver-1", code_dir))
+    job = await wait_for_job(sagemaker, "leaver-1")  # not after their 600 s
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["FinalMetricDataList"][0]["Value"] == 0.5
+    pids = (
+        code_dir.parent / "emulator" / "jobs" / "leaver-1" / "opt" / "ml" / "code" / "pids"
+    ).read_text()
+    assert all(_gone(int(pid)) for pid in pids.split())
