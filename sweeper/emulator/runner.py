@@ -214,8 +214,7 @@ class Runner:
                 _signal_group(proc.pid, signal.SIGKILL)  # the container is gone: all it started too
                 await _drain(pumps, container[CONTAINER_VARIABLE], self.settings.drain_seconds)
         finally:  # on any error too: nothing outlives the container
-            _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await _kill(proc)
             if self.reaper is not None:
                 self.reaper.ended(proc.pid)
             job.training_seconds += time.time() - started
@@ -281,18 +280,15 @@ class Runner:
         except TimeoutError:
             reason = MAX_WAIT if wait_end <= runtime_end else "MaxRuntimeExceeded"
         if watch.broken.is_set():
-            _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await _kill(proc)
             return BAD_REGEX
         if job.fault.is_set() and not job.stop_requested.is_set():
-            _signal_group(proc.pid, signal.SIGKILL)  # the instance is gone
-            await proc.wait()
+            await _kill(proc)  # the instance is gone
             return INSTANCE_FAILED
         if job.interrupt.is_set() and not job.stop_requested.is_set():
             job.interrupt.clear()
             job.interruptible = False  # once per job
-            _signal_group(proc.pid, signal.SIGKILL)  # the instance is gone
-            await proc.wait()
+            await _kill(proc)  # the instance is gone
             return INTERRUPTED
         job.stopping()
         _signal_group(proc.pid, signal.SIGTERM)
@@ -300,8 +296,7 @@ class Runner:
             async with asyncio.timeout(self.settings.stop_grace_seconds):
                 await proc.wait()
         except TimeoutError:
-            _signal_group(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await _kill(proc)
         return reason
 
 
@@ -353,6 +348,12 @@ def _failure(exc: Exception) -> str:
         if isinstance(leaf, ScriptFailure):
             return str(leaf)
     return f"InternalServerError: {found[0]}"  # the platform's fault, never the script's
+
+
+async def _kill(proc: JobProcess) -> None:
+    """SIGKILL the process's group; return once the process has exited."""
+    _signal_group(proc.pid, signal.SIGKILL)
+    await proc.wait()
 
 
 def _signal_group(pgid: int, sig: int) -> None:
