@@ -87,9 +87,19 @@ class Job:
 
     def advance(self, secondary: str, message: str, status: str | None = None) -> None:
         """Enter a secondary status (closing the previous one), optionally a primary one.
-        Once Stopping, only a new primary status (the end) is entered."""
+        Once Stopping, only a new primary status (the end) is entered.
+
+        Only a new primary status is written to disk: a job that was in progress when
+        the emulator stopped comes back Failed whatever its secondary status was, and a
+        write per transition (seven per job) cost the emulator's loop a few milliseconds
+        per job at its busiest moment, when one round of jobs ends and the next starts."""
         if self.status == "Stopping" and status is None:
             return
+        self._enter(secondary, message, status)
+        if status is not None:
+            self.save()
+
+    def _enter(self, secondary: str, message: str, status: str | None) -> None:
         now = time.time()
         if self.transitions:
             self.transitions[-1].setdefault("EndTime", now)
@@ -97,7 +107,6 @@ class Job:
         self.secondary = secondary
         self.status = status or self.status
         self.modified = now
-        self.save()
 
     def stopping(self) -> None:
         """Enter Stopping/Stopping, once (a StopTrainingJob shows at once, as on AWS)."""
@@ -105,8 +114,9 @@ class Job:
             self.advance("Stopping", "Stopping the training job", "Stopping")
 
     def finish(self, status: str, secondary: str, message: str, reason: str | None = None) -> None:
+        """Enter the end (``status``: Completed, Failed, Stopped) and write the record."""
         self.failure_reason = reason[:FAILURE_REASON_MAX] if reason else None
-        self.advance(secondary, message, status)
+        self._enter(secondary, message, status)
         self.transitions[-1]["EndTime"] = self.ended = self.modified
         self.save()
 

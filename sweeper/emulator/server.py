@@ -291,6 +291,7 @@ class Emulator:
         job.warm = pools.claim(job, self.jobs.values())
         job.interruptible = self._runner.spot.will_interrupt(request)
         job.modified = job.created
+        job.save()  # known after a restart from here on (as Failed, if it was running)
         self.jobs[name] = job
         assert self._tg is not None, "the emulator is not serving"
         self._tasks[name] = self._tg.create_task(self._runner.run(job), name=f"job:{name}")

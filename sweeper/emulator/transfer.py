@@ -124,11 +124,11 @@ class Transfer:
             archives = [
                 stack.enter_context(tempfile.SpooledTemporaryFile(_SPOOL_BYTES)) for _ in items
             ]
-            await asyncio.to_thread(_pack_all, [source for source, _ in items], archives)
+            bodies = await asyncio.to_thread(_pack_all, [source for source, _ in items], archives)
             async with asyncio.TaskGroup() as tg:
-                for archive, (_, uri) in zip(archives, items, strict=True):
+                for body, (_, uri) in zip(bodies, items, strict=True):
                     bucket, key = split(uri)
-                    tg.create_task(self._put(archive, bucket, key, uri))
+                    tg.create_task(self._put(body, bucket, key, uri))
 
     async def _objects(self, bucket: str, prefix: str, uri: str) -> Any:
         paginator = self._s3.get_paginator("list_objects_v2")
@@ -160,7 +160,7 @@ class Transfer:
         with path.open("rb") as body:
             await self._put(body, bucket, key, uri)
 
-    async def _put(self, body: IO[bytes], bucket: str, key: str, uri: str) -> None:
+    async def _put(self, body: IO[bytes] | bytes, bucket: str, key: str, uri: str) -> None:
         await self._call(uri, self._s3.put_object(Bucket=bucket, Key=key, Body=body))
 
     @staticmethod
@@ -225,9 +225,17 @@ def _extract(archive: Path | io.BytesIO, dest: Path, name: str) -> None:
         raise validation(f"the code archive {name} cannot be extracted: {exc}") from exc
 
 
-def _pack_all(sources: Sequence[Path], archives: Sequence[IO[bytes]]) -> None:
+def _pack_all(sources: Sequence[Path], archives: Sequence[IO[bytes]]) -> list[IO[bytes] | bytes]:
+    """Pack each source into its archive; each body to send: the bytes of a small one
+    (an HTTP client asks a file for its ``fileno``, which would move a spooled one to
+    disk), the file of a large one."""
+    bodies: list[IO[bytes] | bytes] = []
     for source, archive in zip(sources, archives, strict=True):
         _pack(source, archive)
+        small = archive.seek(0, io.SEEK_END) <= _SPOOL_BYTES
+        archive.seek(0)
+        bodies.append(archive.read() if small else archive)
+    return bodies
 
 
 def _pack(source: Path, archive: IO[bytes]) -> None:
