@@ -87,6 +87,11 @@ class Results:
     def add(self, outcomes: Iterable[Outcome]) -> None:
         self._queue += outcomes
 
+    @property
+    def pending(self) -> int:
+        """How many outcomes wait to be written."""
+        return len(self._queue)
+
     async def record(self, outcome: Outcome) -> None:
         """Add one outcome and write everything queued."""
         self._queue.append(outcome)

@@ -260,14 +260,18 @@ class Scheduler:
         return record
 
     async def _prefetch(self, deadline: float) -> None:
-        """Pre-ask a trial per job expected to end before the next poll, or before an ask
-        started now would be done, or within a tenth of a job's duration after either
-        (ends cluster). An ask that runs past the poll's deadline delays that poll; left
-        for the refill, it would delay the refill by as long."""
+        """Pre-ask a trial per job expected to end before the next poll is over by as long
+        as the asks that may be needed (one per job in flight without a trial ready) take,
+        and a tenth of a job's duration (ends cluster): in the long wait after a refill,
+        rather than in the short waits between the polls that look for a round's ends,
+        where an ask (tens of milliseconds) would delay seeing them. An ask that runs
+        past the poll's deadline delays that poll; left for the refill, it would delay
+        the refill by as long."""
         t, expected = self._t, self._planner.expected
         if expected is None:
             return
-        horizon = max(deadline, self._clock.now() + t.ask_seconds) + 0.1 * expected
+        asks = max(1, len(t.inflight) - len(t.ready) - len(t.pending))
+        horizon = max(deadline, self._clock.now()) + asks * t.ask_seconds + 0.1 * expected
         due = sum(horizon - f.launched_at >= expected for f in t.inflight.values())
         while (
             len(t.ready) + len(t.pending) < due and self._room() > 0 and self._stop_reason() is None
@@ -357,16 +361,38 @@ class Scheduler:
 
         The moments after a refill are the busiest (new processes, or on SageMaker new
         requests); storage work waits a tenth of a job's expected duration, within the
-        wait for the next poll anyway.
+        wait for the next poll anyway. Nor does it run into a poll that is due for a job's
+        end (the rest of a round's jobs, ending a few milliseconds apart): it waits for
+        the longer wait once they are seen, a tenth of a job's duration at most.
         """
         expected = self._planner.expected
         if expected is not None:
             now = self._clock.now()
             await self._sleep_until(now + min(0.1 * expected, (deadline - now) / 2))
+            if self._poll_first(deadline, 0.1 * expected):
+                return
+        start, pending = self._clock.now(), self._results.pending
         await self._results.flush()
+        if pending:
+            self._t.write_seconds = (self._clock.now() - start) / pending
         await self._share()
         await self._prefetch(deadline)
         await self._study.settle()  # once: a new database's upkeep, deferred from start-up
+
+    def _poll_first(self, deadline: float, patience: float) -> bool:
+        """Whether the writes would run past the next poll, so that they should wait: not
+        if that deadline is the lease's, nor once they have waited ``patience`` seconds."""
+        t, now = self._t, self._clock.now()
+        writes = t.write_seconds * self._results.pending
+        if now + writes <= deadline or self._sharing.due <= deadline:
+            t.writes_deferred_at = None
+            return False
+        if t.writes_deferred_at is None:
+            t.writes_deferred_at = now
+        if now - t.writes_deferred_at < patience:
+            return True
+        t.writes_deferred_at = None
+        return False
 
     async def _sleep_until(self, deadline: float) -> None:
         """Wait for ``deadline`` on the clock; an :meth:`interrupt` cuts one wait short."""
