@@ -151,7 +151,9 @@ async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
     """Run (or resume) the sweep to its end; return the exit code."""
     clock = RealClock()
     async with AsyncExitStack() as stack:
-        with heap.long_lived():  # what start-up makes lives as long as the sweep
+        # What start-up makes lives as long as the sweep; the command's earlier steps
+        # (the space file's checks, the imports) have collected what came before.
+        with heap.long_lived(collect_first=False):
             started = await _start(config, ends, stack, clock)
         _handle_signals(started.scheduler, on_exit)
         start = clock.now()

@@ -62,3 +62,43 @@ def test_what_an_earlier_sweep_left_in_a_cycle_is_collected_not_frozen() -> None
         assert gone() is None
     finally:
         gc.unfreeze()
+
+
+def test_an_error_during_start_up_freezes_nothing() -> None:
+    """A space file refused in a process that goes on (a test, a fuzzer): what the error
+    holds in cycles (its traceback's frames) must stay collectable."""
+    frozen = gc.get_freeze_count()
+
+    def refuse() -> None:
+        with long_lived():
+            kept = [[i] for i in range(1000)]
+            raise RuntimeError(f"a bad space file ({len(kept)})")
+
+    with pytest.raises(RuntimeError):
+        refuse()
+    assert gc.get_freeze_count() == frozen
+    assert gc.isenabled()
+
+
+def test_a_block_right_after_another_collects_nothing_first() -> None:
+    """Start-up in steps (the space file's checks, the imports, the study): only the
+    first step collects what an earlier sweep in the process left."""
+    collections: list[str] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 2:  # a full one, as gc.collect()
+            collections.append(phase)
+
+    gc.callbacks.append(count)
+    try:
+        with long_lived():  # a first step: nothing frozen before, nothing to collect
+            pass
+        with long_lived():  # a later sweep's first step
+            pass
+        assert len(collections) == 1
+        with long_lived(collect_first=False):  # its next step
+            pass
+        assert len(collections) == 1
+    finally:
+        gc.callbacks.remove(count)
+        gc.unfreeze()
