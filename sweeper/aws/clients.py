@@ -31,6 +31,10 @@ async def open_client(
     kwargs: dict[str, Any] = {"region_name": region, "config": config}
     if endpoint_url:
         kwargs["endpoint_url"] = endpoint_url
+    if endpoint_url and endpoint_url.lower().startswith("http://"):
+        # No TLS to verify (the emulator on loopback): no CA bundle to load and parse,
+        # which each client otherwise does before its first request (tens of ms).
+        kwargs["verify"] = False
     if credentials:
         kwargs["aws_access_key_id"], kwargs["aws_secret_access_key"] = credentials
     return await stack.enter_async_context(_session().create_client(service, **kwargs))

@@ -143,6 +143,7 @@ class Emulator:
                     region_name=self.settings.runner.region,
                     aws_access_key_id=key,
                     aws_secret_access_key=secret,
+                    verify=False,  # plain HTTP on loopback: no CA bundle to load
                     config=AioConfig(
                         s3={"addressing_style": "path"},
                         max_pool_connections=32,
