@@ -3,10 +3,12 @@ longer than a poll's precision never delay seeing a job's end."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sweeper.clock import VirtualClock
+from sweeper.study import SweepStudy
 from tests.unit.test_scheduler import FakeBackend, make_scheduler
 
 PRECISION = 0.05 * 10.0  # how late an overdue 10 s job may be seen (PollTiming.precision)
@@ -41,13 +43,23 @@ class SlowObserver:
         await self.clock.sleep(self.seconds)
 
 
-def _gaps(backend: FakeBackend, parallel: int, skip_rounds: int) -> list[float]:
-    """For each job after the first ``skip_rounds`` rounds, the time from the end that
-    freed its slot to its creation."""
+async def _sweep(
+    tmp_path: Path, spread: float, trials: int, slow: Callable[[VirtualClock], dict[str, Any]]
+) -> tuple[list[float], SweepStudy]:
+    """Four jobs at a time of 10 s plus up to ``spread``, with the slow parts ``slow``
+    makes (``hooks`` or ``observers``); each gap after the first two rounds, from the
+    end that freed a slot to the slot's next job's creation."""
+    clock = VirtualClock()
+    backend = FakeBackend(clock, duration=lambda x: 10.0 + x * spread)
+    scheduler, study, _ = make_scheduler(
+        tmp_path, backend, clock, max_trials=trials, max_parallel=4, **slow(clock)
+    )
+    outcome = await scheduler.run()
+    assert outcome.completed == trials
     jobs = sorted(backend.jobs.values(), key=lambda j: j.created)
     ends = sorted(j.ends for j in jobs)
-    gaps = [j.created - e for j, e in zip(jobs[parallel:], ends, strict=False)]
-    return gaps[(skip_rounds - 1) * parallel :]
+    gaps = [j.created - e for j, e in zip(jobs[4:], ends, strict=False)]
+    return gaps[4:], study
 
 
 async def test_the_asks_for_a_round_are_made_before_its_jobs_are_due(tmp_path: Path) -> None:
@@ -55,19 +67,9 @@ async def test_the_asks_for_a_round_are_made_before_its_jobs_are_due(tmp_path: P
     other: made in the long wait after a round starts rather than between the polls that
     look for its ends, so that no end is seen more than an ask late (beyond the polls'
     precision). Asking only an ask ahead of the first end saw some two asks late."""
-    clock = VirtualClock()
-    backend = FakeBackend(clock, duration=lambda x: 10.0 + x / 2)
-    scheduler, study, _ = make_scheduler(
-        tmp_path,
-        backend,
-        clock,
-        hooks=(SlowAsks(clock, 0.5, first_round=4),),
-        max_trials=24,
-        max_parallel=4,
+    gaps, study = await _sweep(
+        tmp_path, 0.5, 24, lambda clock: {"hooks": (SlowAsks(clock, 0.5, first_round=4),)}
     )
-    outcome = await scheduler.run()
-    assert outcome.completed == 24
-    gaps = _gaps(backend, 4, skip_rounds=2)
     assert max(gaps) <= PRECISION + 0.5, gaps
     study.close()
 
@@ -76,19 +78,9 @@ async def test_writing_results_waits_until_the_rest_of_a_round_is_seen(tmp_path:
     """Each result takes a second to write; jobs end a few tenths of a second apart. The
     writes wait for the wait after the round (a tenth of a job at most), so no end is
     seen a write late."""
-    clock = VirtualClock()
-    backend = FakeBackend(clock, duration=lambda x: 10.0 + x / 4)
-    scheduler, study, _ = make_scheduler(
-        tmp_path,
-        backend,
-        clock,
-        observers=(SlowObserver(clock, 1.0),),
-        max_trials=20,
-        max_parallel=4,
+    gaps, study = await _sweep(
+        tmp_path, 0.25, 20, lambda clock: {"observers": (SlowObserver(clock, 1.0),)}
     )
-    outcome = await scheduler.run()
-    assert outcome.completed == 20
     assert len([t for t in await study.trials() if t.value is not None]) == 20  # all written
-    gaps = _gaps(backend, 4, skip_rounds=2)
     assert max(gaps) <= PRECISION + 1e-6, gaps
     study.close()
