@@ -43,9 +43,6 @@ class Tally:
     inflight: dict[str, InFlight] = field(default_factory=dict)
     pending: deque[TrialRecord] = field(default_factory=deque)  # existing trials to (re)launch
     ready: deque[TrialRecord] = field(default_factory=deque)  # pre-asked trials
-    ask_seconds: float = 0.0  # the last ask's duration, to judge if a pre-ask fits a wait
-    write_seconds: float = 0.0  # a result's last write, to judge if writes fit a wait
-    writes_deferred_at: float | None = None  # when writes first gave way to a poll due
     capacity_wait: bool = False  # a quota refused a create: launch again once a job ends
     capacity_retry_at: float | None = None  # ... or, with none in flight, at this time
 

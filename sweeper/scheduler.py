@@ -10,14 +10,12 @@ clock; tests run the loop on virtual time.
 
 After a poll, finished jobs are first *judged* in memory (the tallies that stop
 conditions read are updated at once), then the freed slots are refilled, and the
-results are written to the study a moment later, inside the wait for the next poll,
-once the jobs just started are under way: a slot never waits on storage, and storage
-work does not compete with the busiest moment of a round. A crash in between leaves
-those trials RUNNING with their job names recorded, which is what resume reconciles.
-
-While it waits, the loop also *pre-asks* the trials the next poll will probably need,
-so a freed slot waits only for CreateTrainingJob. Pre-asked trials count toward the
-budget; if the sweep stops early they are closed as PRUNED ("not launched").
+results are written to the study a moment later, in a wait for a later poll once the
+jobs just started are under way (:mod:`sweeper.pacing`): a slot never waits on storage.
+A crash in between leaves those trials RUNNING with their job names recorded, which is
+what resume reconciles. While it waits, the loop also *pre-asks* the trials the next
+polls will probably need, so a freed slot waits only for CreateTrainingJob. Pre-asked
+trials count toward the budget; if the sweep stops early they are closed as PRUNED.
 
 What a finished job means for its trial, and when to stop dispatching, are decided by
 the pure functions of :mod:`sweeper.decisions`; a retry (or a spot trial's on-demand
@@ -25,9 +23,8 @@ fallback) runs under the next attempt's job name. Jobs are created by
 :class:`~sweeper.creation.JobCreator`, which works around the warm-pool and spot quotas;
 any other quota refusal (``ResourceLimitExceeded``) is never a failure: the trial waits,
 and dispatching resumes when a job in flight ends or, with none, after a growing wait
-(:class:`~sweeper.capacity.QuotaWait`). The slot of a
-job whose warm pool is on its way is held for it (:class:`~sweeper.capacity.PoolGate`),
-so the replacement starts on that pool instead of beside it.
+(:class:`~sweeper.capacity.QuotaWait`). The slot of a job whose warm pool is on its way
+is held for it (:class:`~sweeper.capacity.PoolGate`), so the replacement starts on it.
 """
 
 from __future__ import annotations
@@ -50,6 +47,7 @@ from sweeper.creation import JobCreator, RequestBuilder
 from sweeper.decisions import Policy
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.judging import InFlight, Judge, Tally
+from sweeper.pacing import Pacing
 from sweeper.polling import PollPlanner, PollTiming
 from sweeper.pruning import EarlyStopping
 from sweeper.recording import Observer, RequestHook, Results
@@ -98,6 +96,7 @@ class Scheduler:
         self._on_exit = OnExit.LEAVE
         self._wake = asyncio.Event()
         self._statuses: dict[str, str] = {}  # job -> secondary status at the last poll
+        self._pace = Pacing()
 
     @property
     def interrupted(self) -> bool:
@@ -256,23 +255,20 @@ class Scheduler:
             return None
         for hook in self._hooks:  # pre-asked trials get their run during the wait
             await hook.prepare(record)
-        self._t.ask_seconds = self._clock.now() - start
+        self._pace.ask_seconds = self._clock.now() - start
         return record
 
     async def _prefetch(self, deadline: float) -> None:
-        """Pre-ask a trial per job expected to end before the next poll is over by as long
-        as the asks that may be needed (one per job in flight without a trial ready) take,
-        and a tenth of a job's duration (ends cluster): in the long wait after a refill,
-        rather than in the short waits between the polls that look for a round's ends,
-        where an ask (tens of milliseconds) would delay seeing them. An ask that runs
-        past the poll's deadline delays that poll; left for the refill, it would delay
-        the refill by as long."""
+        """Pre-ask the trials the jobs in flight will need (:meth:`Pacing.asks_due`), in
+        the long wait after a refill rather than between the polls that look for a round's
+        ends. An ask that runs past the poll's deadline delays that poll; left for the
+        refill, it would delay the refill by as long."""
         t, expected = self._t, self._planner.expected
         if expected is None:
             return
-        asks = max(1, len(t.inflight) - len(t.ready) - len(t.pending))
-        horizon = max(deadline, self._clock.now()) + asks * t.ask_seconds + 0.1 * expected
-        due = sum(horizon - f.launched_at >= expected for f in t.inflight.values())
+        launched = [f.launched_at for f in t.inflight.values()]
+        have = len(t.ready) + len(t.pending)
+        due = self._pace.asks_due(self._clock.now(), deadline, expected, launched, have)
         while (
             len(t.ready) + len(t.pending) < due and self._room() > 0 and self._stop_reason() is None
         ):
@@ -361,38 +357,24 @@ class Scheduler:
 
         The moments after a refill are the busiest (new processes, or on SageMaker new
         requests); storage work waits a tenth of a job's expected duration, within the
-        wait for the next poll anyway. Nor does it run into a poll that is due for a job's
-        end (the rest of a round's jobs, ending a few milliseconds apart): it waits for
-        the longer wait once they are seen, a tenth of a job's duration at most.
+        wait for the next poll anyway, and gives way to a poll due for a job's end
+        (:meth:`Pacing.writes_wait`), never to the lease's renewal.
         """
         expected = self._planner.expected
         if expected is not None:
             now = self._clock.now()
             await self._sleep_until(now + min(0.1 * expected, (deadline - now) / 2))
-            if self._poll_first(deadline, 0.1 * expected):
+            pending, patience = self._results.pending, 0.1 * expected
+            if deadline < self._sharing.due and self._pace.writes_wait(
+                self._clock.now(), deadline, pending, patience
+            ):
                 return
         start, pending = self._clock.now(), self._results.pending
         await self._results.flush()
-        if pending:
-            self._t.write_seconds = (self._clock.now() - start) / pending
+        self._pace.wrote(self._clock.now() - start, pending)
         await self._share()
         await self._prefetch(deadline)
         await self._study.settle()  # once: a new database's upkeep, deferred from start-up
-
-    def _poll_first(self, deadline: float, patience: float) -> bool:
-        """Whether the writes would run past the next poll, so that they should wait: not
-        if that deadline is the lease's, nor once they have waited ``patience`` seconds."""
-        t, now = self._t, self._clock.now()
-        writes = t.write_seconds * self._results.pending
-        if now + writes <= deadline or self._sharing.due <= deadline:
-            t.writes_deferred_at = None
-            return False
-        if t.writes_deferred_at is None:
-            t.writes_deferred_at = now
-        if now - t.writes_deferred_at < patience:
-            return True
-        t.writes_deferred_at = None
-        return False
 
     async def _sleep_until(self, deadline: float) -> None:
         """Wait for ``deadline`` on the clock; an :meth:`interrupt` cuts one wait short."""
