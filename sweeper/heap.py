@@ -11,8 +11,8 @@ would not have. During start-up's imports, collections took a fifth of their tim
 :func:`long_lived` wraps start-up's steps (the space file's checks, the imports, the
 study and clients): no cyclic collection during them (their objects are meant to
 live), and afterwards they are frozen (:func:`gc.freeze`) into a generation that later
-collections skip. Later collections still find cycles among what is made
-after; what start-up made stays for the life of the process, as it would anyway.
+collections skip. Later collections still find cycles among what is made after; what
+start-up made stays for the life of the process, as it would anyway.
 """
 
 from __future__ import annotations
