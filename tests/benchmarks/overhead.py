@@ -9,10 +9,13 @@ emulator on loopback, through ``sweep.py``'s own entry point, and prints:
 * efficiency = K*d / (P*wall): the share of slot time spent inside training scripts,
   for the whole command (wall from start to exit) and for the sweep loop alone (from
   the first CreateTrainingJob to the last job's end: start-up excluded);
+* start-up (from the call to the first CreateTrainingJob) and, timed apart in a fresh
+  process, how much of it is importing what the sweep needs;
 * per-trial overhead in ms: slot time lost per trial, (P*wall - K*d) / K, and where
-  it goes: inside the job beyond its d seconds (the emulator and the interpreter's
-  start) and between jobs (a slot idle from one job's end to the next one's create:
-  the orchestrator's detection, sampling and dispatch);
+  it goes: inside the job beyond its d seconds (split by the job's secondary statuses:
+  set-up and code, the process's start and exit, the archives uploaded) and between
+  jobs (a slot idle from one job's end to the next one's create: the orchestrator's
+  detection, sampling and dispatch);
 * the CPU the orchestrator's process uses per trial, and its share of the wall (one
   core's worth is all it can use); the emulator runs in a process of its own, as the
   sweep's embedded default does;
@@ -43,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -97,8 +101,8 @@ def run(
         calls = emulator.calls
         runs = _mlflow_runs(root / ".sweeps" / "mlflow.db") if mlflow else 0
         jobs = _job_times(emulator)
-    created = [c for c, _ in jobs]
-    ended = sorted(e for _, e in jobs)
+    created = [j.created for j in jobs]
+    ended = sorted(j.ended for j in jobs)
     loop = ended[-1] - created[0]
     # The k-th job to start reuses the slot of the (k-P)-th job to end.
     gaps = [c - e for c, e in zip(created[parallel:], ended, strict=False)]
@@ -109,7 +113,10 @@ def run(
         "efficiency": trials * seconds / (parallel * wall),
         "loop_efficiency": trials * seconds / (parallel * loop),
         "overhead_ms": (parallel * wall - trials * seconds) / trials * 1000,
-        "in_job_ms": sum(e - c - seconds for c, e in jobs) / trials * 1000,
+        "in_job_ms": sum(j.ended - j.created - seconds for j in jobs) / trials * 1000,
+        "prepare_ms": statistics.mean(j.prepare for j in jobs) * 1000,
+        "run_ms": statistics.mean(j.run - seconds for j in jobs) * 1000,
+        "upload_ms": statistics.mean(j.upload for j in jobs) * 1000,
         "gap_ms": sum(gaps) / len(gaps) * 1000 if gaps else 0.0,  # none if K <= P
         "calls_per_trial": sum(calls[op] for op in JOB_OPS) / trials,
         # Each finished trial's log is read once (one FilterLogEvents) for its run's
@@ -153,8 +160,20 @@ def _space(
     }
 
 
-def _job_times(emulator: ChildEmulator) -> list[tuple[float, float]]:
-    """Each job's (creation, end) time, as the emulator recorded them, by creation."""
+@dataclass(frozen=True)
+class JobTimes:
+    """One job's times as the emulator recorded them (epoch seconds), and the phases of
+    its time beyond the script's own from its secondary statuses (seconds)."""
+
+    created: float
+    ended: float
+    prepare: float  # created -> Training: set-up, the code fetched and laid out
+    run: float  # Training -> Uploading: the process, start to exit (d of it the script's)
+    upload: float  # Uploading -> end: model and output archives packed and stored
+
+
+def _job_times(emulator: ChildEmulator) -> list[JobTimes]:
+    """Each job's times, by creation."""
     client = botocore.session.get_session().create_client(
         "sagemaker",
         endpoint_url=emulator.endpoint_url,
@@ -167,9 +186,39 @@ def _job_times(emulator: ChildEmulator) -> list[tuple[float, float]]:
         for page in client.get_paginator("list_training_jobs").paginate()
         for s in page["TrainingJobSummaries"]
     ]
-    described = [client.describe_training_job(TrainingJobName=n) for n in names]
-    times = [(d["CreationTime"].timestamp(), d["TrainingEndTime"].timestamp()) for d in described]
-    return sorted(times)
+    times = [_times(client.describe_training_job(TrainingJobName=n)) for n in names]
+    return sorted(times, key=lambda j: j.created)
+
+
+def _times(described: dict[str, Any]) -> JobTimes:
+    starts = {
+        t["Status"]: t["StartTime"].timestamp() for t in described["SecondaryStatusTransitions"]
+    }
+    created = described["CreationTime"].timestamp()
+    ended = described["TrainingEndTime"].timestamp()
+    return JobTimes(
+        created,
+        ended,
+        prepare=starts["Training"] - created,
+        run=starts["Uploading"] - starts["Training"],
+        upload=ended - starts["Uploading"],
+    )
+
+
+def import_seconds() -> float:
+    """Seconds :func:`sweeper.cli._import_launch` takes (Optuna, SQLAlchemy, aiobotocore and
+    the sweep's own modules) in a fresh process that has imported what this one had before
+    its sweep started: the share of start-up that is importing."""
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[1]);"
+        " import botocore.session, yaml, sweeper.cli, sweeper.emulator.child;"
+        " t = time.perf_counter(); sweeper.cli._import_launch();"
+        " print(time.perf_counter() - t)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, check=True
+    )
+    return float(out.stdout)
 
 
 def _cpu() -> float:
@@ -276,6 +325,7 @@ def main_() -> None:
         )
         return
     before = os.getloadavg()[0]
+    imports = import_seconds()
     r = run(a.trials, a.parallel, a.seconds, a.pruner)
     ceiling = a.trials * a.seconds / (a.trials * a.seconds + a.parallel * r["startup"])
     lines = [
@@ -283,12 +333,17 @@ def main_() -> None:
         f"cores, 1-min load {before:.2f} before, {os.getloadavg()[0]:.2f} after (the sweep's own)",
         f"wall                  {r['wall']:.2f} s  (one-time start-up {r['startup']:.2f} s, "
         f"sweep loop {r['loop']:.2f} s)",
+        f"start-up              {imports:.2f} s of it importing (Optuna, SQLAlchemy, aiobotocore;"
+        " timed apart in a fresh process)",
         f"efficiency            {r['loop_efficiency']:.3f}   sweep loop (target >= 0.90)",
         f"                      {r['efficiency']:.3f}   whole command, start-up included",
         f"                      {ceiling:.3f}   the whole command's ceiling with this start-up"
         " and no other overhead: K*d / (K*d + P*start-up)",
         f"overhead per trial    {r['overhead_ms']:.0f} ms  (inside the job beyond d "
         f"{r['in_job_ms']:.0f} ms; slot idle between jobs {r['gap_ms']:.0f} ms)",
+        f"inside the job        {r['prepare_ms']:.0f} ms set-up and code, {r['run_ms']:.0f} ms"
+        f" the process beyond d (start, exit), {r['upload_ms']:.0f} ms model and output"
+        " archives (the emulator's secondary statuses)",
         f"API calls per trial   {r['calls_per_trial']:.2f}   training jobs (target <= 4; create "
         f"{r['create_per_trial']:.2f}, search {r['search_per_trial']:.2f})",
         f"                      {r['tracking_per_trial']:.2f}   Experiments runs and their metric"
