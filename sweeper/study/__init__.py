@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
@@ -69,6 +70,7 @@ from sweeper.study.storage import (
     memory_engine,
     open_storage,
     redacted,
+    release,
     stamp_schema,
     trial_count,
     uncached,
@@ -201,7 +203,18 @@ class SweepStudy(TrialWrites, StudyAttributes):
         return self._leases.renew_every
 
     def close(self) -> None:
+        """Let the storage thread finish, then close every connection to the database.
+
+        The last connection to close a SQLite study folds its write-ahead log
+        (``<name>.db-wal``, where every commit of a sweep lands first) into the ``.db``
+        file and removes it, so that the file alone holds the whole study, to copy,
+        share or open elsewhere. Never raises; a second call does nothing more."""
+        if self._rdb is not None:
+            with contextlib.suppress(RuntimeError):  # closed already: no thread to ask
+                self._executor.submit(release, self._rdb).result()  # the thread's session
         self._executor.shutdown(wait=True)
+        if self._rdb is not None:
+            release(self._rdb)  # the caller's thread's session, if it read through Optuna
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn`` on the storage thread; wait out an outage (:data:`STORAGE`)."""

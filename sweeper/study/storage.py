@@ -83,6 +83,15 @@ def open_storage(url: str, read_only: bool = False) -> optuna.storages.RDBStorag
     return _connect(url, {"creator": connect}, skip=new)
 
 
+def release(rdb: optuna.storages.RDBStorage) -> None:
+    """Close the calling thread's session on ``rdb`` and every connection its pool holds
+    (the last connection to close a SQLite file folds the write-ahead log into it and
+    removes it). Never raises: a database that is away has nothing left to close."""
+    with contextlib.suppress(sqlalchemy.exc.SQLAlchemyError, sqlite3.Error):
+        rdb.remove_session()
+        rdb.engine.dispose()
+
+
 def _read_only(path: Path) -> sqlite3.Connection:
     """A connection that never writes: shared locks where SQLite can make them, else the
     file as it is (``immutable``: a read-only disk holds no writer either)."""

@@ -43,6 +43,7 @@ def test_a_small_sweep_runs_real_jobs_and_reports_the_best(tmp_path: Path) -> No
     assert len(re.findall(r"trial \d+\s+finished\s+loss=", out)) == 6
     assert "Sweep quad: 6 trials (6 complete, 0 failed, 0 running)" in out
     db = tmp_path / ".sweeps" / "quad.db"
+    assert not db.with_name("quad.db-wal").exists()  # the file alone holds the study
     with sqlite3.connect(db) as conn:  # the schema stamp, deferred from start-up, was written
         assert len(conn.execute("SELECT version_num FROM alembic_version").fetchall()) == 1
     trials = load(space, "quad")
