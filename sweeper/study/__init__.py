@@ -126,6 +126,7 @@ class SweepStudy(TrialWrites, StudyAttributes):
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="study")
         self._live: dict[int, optuna.Trial] = {}
         self._reported: dict[int, set[int]] = {}  # steps told to a running trial
+        self.told = 0  # trials closed here (see TrialWrites)
         self._stash: list[Adopted] = []  # taken over while asking; for the next adopt()
         self._retry = STORAGE
         self._settled = rdb is None

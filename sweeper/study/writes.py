@@ -25,10 +25,11 @@ CLOSED_ELSEWHERE = optuna.exceptions.UpdateFinishedTrialError
 
 class TrialWrites:
     """A sweep's writes to its running trials. Needs ``_study``, ``_live``, ``_reported``,
-    ``_leases``, ``_rdb``, ``owner`` and ``_run``."""
+    ``told``, ``_leases``, ``_rdb``, ``owner`` and ``_run``."""
 
     _study: optuna.Study
     _live: dict[int, optuna.Trial]
+    told: int  # trials this orchestrator has closed: their values may now guide the pruner
     _reported: dict[int, set[int]]
     _leases: Leases
     _rdb: optuna.storages.RDBStorage | None
@@ -117,6 +118,7 @@ class TrialWrites:
         try:
             set_user_attrs(trial, attrs, self._rdb)
             self._study.tell(trial, value, state=state, skip_if_finished=True)
+            self.told += 1
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another orchestrator closed it: its word stands
         del self._live[number]

@@ -6,6 +6,7 @@ a trial far from x = 0.3 is visibly worse from its first values on.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from optuna.trial import TrialState
@@ -84,4 +85,40 @@ async def test_a_crash_between_stop_and_tell_resumes_to_the_same_state(tmp_path:
     assert stopped not in backend.creates[creates:]  # not run again
     assert sum(c.startswith(f"quad-{number}-") for c in backend.creates) == 1
     assert (await study.counts()).dispatched == 12
+    study.close()
+
+
+@dataclass
+class QuietAfterThree(FakeBackend):
+    """Two jobs by creation: the first learns (loss 0.1, five values) and ends at 10 s;
+    the second is hopeless (loss 5), prints three values in its first seconds, then
+    nothing until it ends at 100 s."""
+
+    def lines(self, name: str, after: float, until: float) -> list[str]:
+        job, first = self.jobs[name], name == self.creates[0]
+        at = [job.created + 1.0 + step for step in range(5 if first else 3)]
+        loss = 0.1 if first else 5.0
+        return [f"loss={loss + 0.01 * i}" for i, t in enumerate(at) if after < t <= until]
+
+
+async def test_a_quiet_hopeless_trial_is_stopped_once_a_finished_trial_shows_it(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock()
+    ends = iter([10.0, 100.0])
+    backend = QuietAfterThree(clock, duration=lambda x: next(ends))
+    pruner = {"kind": "median", "n_startup_trials": 1, "n_warmup_steps": 0}
+    scheduler, study, _ = make_scheduler(
+        tmp_path, backend, clock, pruner=pruner, max_trials=2, max_parallel=2
+    )
+    await scheduler.run()
+    # Its three values came while no trial had finished: nothing to judge them against.
+    quiet = backend.jobs[backend.creates[1]]
+    assert backend.stops == [backend.creates[1]]  # judged again once the first was told
+    assert 10.0 < quiet.ends < 20.0 and quiet.outcome == JobStatus.STOPPED
+    states = {t.user_attrs["job_name"]: t.state for t in await study.trials()}
+    assert states == {
+        backend.creates[0]: TrialState.COMPLETE,
+        backend.creates[1]: TrialState.PRUNED,
+    }
     study.close()
