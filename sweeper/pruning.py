@@ -103,11 +103,12 @@ class EarlyStopping:
         trials were closed since it last judged this one (nothing else changes its say)."""
         told, seen = self._study.told, self._latest.get(flight.job)
         if points:
-            self._latest[flight.job] = Latest(*points[-1], told)
+            step, value = points[-1]
         elif seen is None or seen.told == told:
             return False
         else:
-            self._latest[flight.job] = dataclasses.replace(seen, told=told)
+            step, value = seen.step, seen.value
+        self._latest[flight.job] = Latest(step, value, told)
         return await self._study.report(flight.trial.number, points)
 
     async def stop(self, flight: InFlight, step: int, value: float | None = None) -> InFlight:
@@ -117,6 +118,5 @@ class EarlyStopping:
             self._reporter.pruned(flight.trial.number, flight.job, step, value)
         await self._backend.stop(flight.job)
         self._metrics.forget(flight.job)
-        self._latest.pop(flight.job, None)
         trial = dataclasses.replace(flight.trial, pruned_at=step)
         return dataclasses.replace(flight, trial=trial)
