@@ -19,8 +19,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeper import blas, heap
 from sweeper import config as config_mod
-from sweeper import heap
 from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
 from sweeper.config.tracking import arn_stand_in
 from sweeper.errors import ConfigError, SweepError, local_fault
@@ -108,6 +108,7 @@ def _import_launch() -> None:
     about half a second), for :func:`backend.endpoints` to do while the emulator boots;
     with no cyclic collection meanwhile (a fifth of that time), as modules live on."""
     with heap.long_lived(collect_first=False):  # after the space file's block
+        blas.import_numpy()  # before Optuna does
         import sweeper.aws.clients
         import sweeper.launch  # noqa: F401
 
@@ -131,6 +132,7 @@ def _report_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
+    blas.import_numpy()
     from sweeper import report
     from sweeper.study import SweepStudy
 
@@ -194,6 +196,7 @@ def _note_command(argv: list[str]) -> int:
     parser.add_argument("text", help="the comment (replaces an earlier one)")
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
+    blas.import_numpy()
     from sweeper.study import SweepStudy
 
     async def note() -> str:
@@ -263,6 +266,7 @@ def _status_command(argv: list[str]) -> int:
 
 
 async def _status(config: SweepConfig) -> int:
+    blas.import_numpy()
     from sweeper import backend
     from sweeper.aws import template
     from sweeper.aws.retry import RetryPolicy

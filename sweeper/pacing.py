@@ -3,8 +3,8 @@
 A round's jobs end a few milliseconds apart; the polls that look for those ends come a
 poll's precision apart. An ask (tens of milliseconds: the sampler, the storage, a new
 trial's Experiments run) or a write made between them delays seeing the next end, and
-so the next job's start. So asks for a round are made in the long wait after it starts,
-and writes give way to a poll that is due, within bounds.
+so the next job's start. So asks for a round are made in the long wait after it starts
+(the first round's too), and writes give way to a poll that is due, within bounds.
 """
 
 from __future__ import annotations
@@ -23,13 +23,24 @@ class Pacing:
     writes_deferred_at: float | None = None  # when writes first gave way to a poll due
 
     def asks_due(
-        self, now: float, deadline: float, expected: float, launched: Sequence[float], have: int
+        self,
+        now: float,
+        deadline: float,
+        expected: float | None,
+        launched: Sequence[float],
+        have: int,
     ) -> int:
         """How many trials should be ready (pre-asked) now: one per job in flight (each
         ``launched`` at a time) expected (``expected`` seconds) to end before the next poll
         (``deadline``) is over by as long as the asks that may be needed take (one per job
-        without a trial among the ``have`` ready), and a tenth of a job (ends cluster)."""
+        without a trial among the ``have`` ready), and a tenth of a job (ends cluster).
+
+        Before any job has ended (``expected`` None) nothing tells when they will: one
+        per job in flight, once the wait for the next poll (which grows with the jobs'
+        age) can hold the asks, so that the first round's ends are refilled at once."""
         asks = max(1, len(launched) - have)
+        if expected is None:
+            return len(launched) if deadline - now >= asks * self.ask_seconds else have
         horizon = max(deadline, now) + asks * self.ask_seconds + 0.1 * expected
         return sum(horizon - at >= expected for at in launched)
 

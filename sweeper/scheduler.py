@@ -97,6 +97,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._statuses: dict[str, str] = {}  # job -> secondary status at the last poll
         self._pace = Pacing()
+        self._asking = asyncio.Lock()  # asks are timed alone (the storage takes one at a time)
 
     @property
     def interrupted(self) -> bool:
@@ -248,8 +249,9 @@ class Scheduler:
 
     async def _ask(self) -> TrialRecord | None:
         """A new trial, or None once the budget is spent (by any orchestrator)."""
-        start = self._clock.now()
-        record = await self._study.ask(self._job_name)
+        async with self._asking:
+            start = self._clock.now()
+            record = await self._study.ask(self._job_name)
         if record is None:
             self._t.trials_total = max(self._t.trials_total, self._study.trial_limit)
             return None
@@ -264,7 +266,7 @@ class Scheduler:
         ends. An ask that runs past the poll's deadline delays that poll; left for the
         refill, it would delay the refill by as long."""
         t, expected = self._t, self._planner.expected
-        if expected is None:
+        if expected is None and t.failed:  # jobs failing fast: no ends to be ready for
             return
         launched = [f.launched_at for f in t.inflight.values()]
         have = len(t.ready) + len(t.pending)

@@ -455,6 +455,32 @@ async def test_slow_asks_are_still_made_ahead_of_the_jobs_they_replace(tmp_path:
     study.close()
 
 
+async def test_the_first_round_is_refilled_with_trials_asked_while_it_ran(
+    tmp_path: Path,
+) -> None:
+    """Before any job has ended nothing says when one will, but the waits between the
+    first round's polls grow with its age: the trials its ends need are asked in one of
+    them, so each is replaced the moment a poll finds it ended, not an ask later."""
+    clock = VirtualClock()
+    backend = FakeBackend(clock, duration=lambda x: 10.0 + x)
+    polled_at: list[float] = []
+    poll = backend.poll
+
+    async def timed(names: Iterable[str]) -> dict[str, JobState]:
+        polled_at.append(clock.now())
+        return await poll(names)
+
+    backend.poll = timed  # type: ignore[method-assign]
+    scheduler, study, _ = make_scheduler(
+        tmp_path, backend, clock, hooks=(SlowRunMaker(clock, 0.4),), max_trials=6, max_parallel=3
+    )
+    outcome = await scheduler.run()
+    assert outcome.completed == 6
+    second_round = sorted(backend.jobs.values(), key=lambda j: j.created)[3:]
+    assert all(j.created in polled_at for j in second_round)
+    study.close()
+
+
 async def test_a_quota_makes_trials_wait_for_capacity_not_fail(tmp_path: Path) -> None:
     clock = VirtualClock()
     backend = FakeBackend(clock, quota=2)
