@@ -34,6 +34,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from sweeper.asking import Asker
 from sweeper.aws.training import JobBackend
 from sweeper.capacity import (
     EMULATOR_POOLS,
@@ -97,7 +98,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._statuses: dict[str, str] = {}  # job -> secondary status at the last poll
         self._pace = Pacing()
-        self._asking = asyncio.Lock()  # asks are timed alone (the storage takes one at a time)
+        self._asker = Asker(study, job_name, hooks, clock, self._t, self._pace)
 
     @property
     def interrupted(self) -> bool:
@@ -215,6 +216,10 @@ class Scheduler:
         """How many new trials the budget still allows."""
         return max(0, self._study.trial_limit - self._t.trials_total)
 
+    def _may_ask(self) -> bool:
+        """Whether a new trial may be asked now: the budget has room, no stop holds."""
+        return self._room() > 0 and self._stop_reason() is None
+
     def _launchable(self) -> int:
         """How many launches may start now (0 once a stop holds)."""
         t = self._t
@@ -247,42 +252,9 @@ class Scheduler:
         except ExceptionGroup as group:  # one launch's fatal error ends the sweep, as itself
             raise group.exceptions[0] from None
 
-    async def _ask(self) -> TrialRecord | None:
-        """A new trial, or None once the budget is spent (by any orchestrator)."""
-        async with self._asking:
-            start = self._clock.now()
-            record = await self._study.ask(self._job_name)
-        if record is None:
-            self._t.trials_total = max(self._t.trials_total, self._study.trial_limit)
-            return None
-        for hook in self._hooks:  # pre-asked trials get their run during the wait
-            await hook.prepare(record)
-        self._pace.ask_seconds = self._clock.now() - start
-        return record
-
-    async def _prefetch(self, deadline: float) -> None:
-        """Pre-ask the trials the jobs in flight will need (:meth:`Pacing.asks_due`), in
-        the long wait after a refill rather than between the polls that look for a round's
-        ends. An ask that runs past the poll's deadline delays that poll; left for the
-        refill, it would delay the refill by as long."""
-        t, expected = self._t, self._planner.expected
-        if expected is None and t.failed:  # jobs failing fast: no ends to be ready for
-            return
-        launched = [f.launched_at for f in t.inflight.values()]
-        have = len(t.ready) + len(t.pending)
-        due = self._pace.asks_due(self._clock.now(), deadline, expected, launched, have)
-        while (
-            len(t.ready) + len(t.pending) < due and self._room() > 0 and self._stop_reason() is None
-        ):
-            t.trials_total += 1
-            record = await self._ask()
-            if record is None:
-                break
-            t.ready.append(record)
-
     async def _launch(self, record: TrialRecord | None) -> None:
         """Create a trial's job; a record without a job name gets one recorded first."""
-        record = record or await self._ask()
+        record = record or await self._asker.ask()
         if record is None:
             return
         if record.job_name is None:
@@ -375,7 +347,7 @@ class Scheduler:
         await self._results.flush()
         self._pace.wrote(self._clock.now() - start, pending)
         await self._share()
-        await self._prefetch(deadline)
+        await self._asker.prefetch(deadline, self._planner.expected, self._may_ask)
         await self._study.settle()  # once: a new database's upkeep, deferred from start-up
 
     async def _sleep_until(self, deadline: float) -> None:
