@@ -132,14 +132,13 @@ def _warm(endpoint: str, region: str, key: str, secret: str) -> None:
 
 
 def _speed_up_moto() -> None:
-    """Two per-request costs of moto's server that a job's S3 calls feel (best effort):
-    a new connection per request (HTTP/1.0), and a scan of moto's package directory
-    to route each request (about 180 ``stat`` calls)."""
+    """A per-request cost of moto's server that a job's S3 calls feel (best effort): a
+    scan of moto's package directory to route each request (about 180 ``stat`` calls).
+    (Another stays: werkzeug's server closes every connection after its response, so
+    each request makes a new connection.)"""
     with contextlib.suppress(ImportError, AttributeError):
         import moto.backends
-        from moto.moto_server.werkzeug_app import MotoRequestHandler
 
-        MotoRequestHandler.protocol_version = "HTTP/1.1"
         modules = tuple(moto.backends.list_of_moto_modules())
         moto.backends.list_of_moto_modules = lambda: iter(modules)
 
