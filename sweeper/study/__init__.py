@@ -166,7 +166,7 @@ class SweepStudy(TrialWrites, StudyAttributes):
         cls, config: SweepConfig, url: str, create: bool, read_only: bool, lease_seconds: float
     ) -> SweepStudy:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        rdb = open_storage(url, read_only)
+        rdb = open_storage(url, read_only, idle_seconds=lease_seconds)
         if not create:
             try:
                 study = optuna.load_study(study_name=config.name, storage=rdb or url)

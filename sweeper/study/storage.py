@@ -45,7 +45,9 @@ def redacted(url: str) -> str:
         return url.split("://", 1)[0] + "://***"
 
 
-def open_storage(url: str, read_only: bool = False) -> optuna.storages.RDBStorage | None:
+def open_storage(
+    url: str, read_only: bool = False, idle_seconds: float | None = None
+) -> optuna.storages.RDBStorage | None:
     """Optuna storage for ``url`` ("" means in memory).
 
     SQLite runs in WAL mode with ``synchronous=NORMAL``: a commit survives the
@@ -55,7 +57,12 @@ def open_storage(url: str, read_only: bool = False) -> optuna.storages.RDBStorag
     only for a database file this call creates: it guards files older Optunas made. Such
     a file's schema stamp is deferred too (see :func:`stamp_schema`).
     Other databases check each pooled connection before use, so a database restart
-    costs a reconnect, not an error.
+    costs a reconnect, not an error. On PostgreSQL, ``idle_seconds`` bounds how long a
+    session may sit in a transaction between statements (the server ends it after that):
+    Optuna numbers a new trial under a lock on the study's row, so an orchestrator frozen
+    mid-ask (a paused VM) would otherwise stall every other one for as long as it stays
+    frozen. Its lease is the right bound: by then the others take it for dead anyway;
+    thawed, it finds its connection gone and retries, as after a database restart.
 
     ``read_only`` (SQLite): open the file for reading only, so that ``status`` and
     ``report`` work on a study in a read-only directory, or on a read-only disk (then
@@ -67,7 +74,11 @@ def open_storage(url: str, read_only: bool = False) -> optuna.storages.RDBStorag
     if not url:
         return None
     if not url.startswith("sqlite:///"):
-        return _connect(url, {"pool_pre_ping": True}, skip=False)
+        kwargs: dict[str, object] = {"pool_pre_ping": True}
+        if idle_seconds is not None and url.startswith("postgres"):
+            setting = f"idle_in_transaction_session_timeout={round(idle_seconds * 1000)}"
+            kwargs["connect_args"] = {"options": f"-c {setting}"}
+        return _connect(url, kwargs, skip=False)
     path = Path(url.removeprefix("sqlite:///"))
     if read_only:
         return _connect(url, {"creator": lambda: _read_only(path)}, skip=True)

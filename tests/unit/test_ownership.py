@@ -20,6 +20,7 @@ from sweeper.aws.retry import RetryPolicy
 from sweeper.errors import StorageUnavailable
 from sweeper.study import SweepStudy, ownership
 from sweeper.study.ownership import Leases, machine
+from sweeper.study.storage import open_storage
 from tests.helpers import space_doc, write_sweep
 
 
@@ -109,6 +110,30 @@ async def test_two_studies_on_one_file_ask_exactly_the_budget(tmp_path: Path, sa
     assert await one.ask(namer) is not None
     assert await two.ask(namer) is None
     one.close(), two.close()
+
+
+async def test_an_orchestrator_frozen_mid_ask_holds_the_others_up_for_its_lease_only(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """Optuna numbers a new trial under a lock on the study's row. Another orchestrator
+    frozen while it holds that lock (SIGSTOP, a paused VM) would stall this one's asks
+    for as long as it stays frozen; the server ends its session after the lease."""
+    doc = space_doc(budget={"max_trials": 5})
+    cfg = config.load(write_sweep(tmp_path, doc))
+    study = SweepStudy.open(cfg, storage=pg_url, lease_seconds=3)
+    frozen = open_storage(pg_url, idle_seconds=3)  # the other orchestrator's
+    assert frozen is not None
+    conn = frozen.engine.connect()
+    try:
+        await study.join()
+        conn.execute(sa.text("SELECT study_id FROM studies FOR UPDATE"))  # then silence
+        record = await asyncio.wait_for(study.ask(lambda n, a: f"quad-{n}-{a}"), timeout=60)
+        assert record is not None and record.number == 0
+        with pytest.raises(sqlalchemy.exc.DatabaseError, match="idle-in-transaction"):  # thawed
+            conn.execute(sa.text("SELECT 1"))
+    finally:
+        conn.close()  # a lock still held (the test failing) is let go before the close
+        study.close()
 
 
 async def test_a_storage_outage_is_retried_then_reported_once(tmp_path: Path) -> None:
