@@ -115,12 +115,15 @@ def _client(endpoint: str, region: str, key: str, secret: str) -> Any:
     )
 
 
-def _warm(endpoint: str, region: str, key: str, secret: str) -> None:
-    """Moto builds each service's app at its first request (STS: about 0.1 s): made here,
-    once the URL is out, rather than by the sweep's first call (its account, for the
-    default bucket's name). Best effort."""
+def _warm(client: Any, endpoint: str, region: str, key: str, secret: str) -> None:
+    """Moto builds each service's app at its first request (STS: about 0.1 s, S3 about
+    40 ms): made here, once the URL is out, rather than by the sweep's first calls (its
+    account, for the default bucket's name; the bucket). ``client`` is the child's own
+    S3 client. Best effort."""
     import botocore.session
 
+    with contextlib.suppress(Exception):
+        client.list_buckets()
     with contextlib.suppress(Exception):
         botocore.session.get_session().create_client(
             "sts",
@@ -180,7 +183,8 @@ def main(argv: list[str]) -> None:
     store.load(client, region)
     try:
         print(url, flush=True)
-        threading.Thread(target=_warm, args=(url, region, key, secret), daemon=True).start()
+        warm = threading.Thread(target=_warm, args=(client, url, region, key, secret), daemon=True)
+        warm.start()
         sys.stdin.buffer.read()  # until the emulator closes the pipe or dies
     finally:
         try:
