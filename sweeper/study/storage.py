@@ -76,8 +76,7 @@ def open_storage(
     if not url.startswith("sqlite:///"):
         kwargs: dict[str, object] = {"pool_pre_ping": True}
         if idle_seconds is not None and url.startswith("postgres"):
-            setting = f"idle_in_transaction_session_timeout={round(idle_seconds * 1000)}"
-            kwargs["connect_args"] = {"options": f"-c {setting}"}
+            kwargs["connect_args"] = {"options": _idle_bound(url, idle_seconds)}
         return _connect(url, kwargs, skip=False)
     path = Path(url.removeprefix("sqlite:///"))
     if read_only:
@@ -92,6 +91,14 @@ def open_storage(
         return conn
 
     return _connect(url, {"creator": connect}, skip=new)
+
+
+def _idle_bound(url: str, seconds: float) -> str:
+    """libpq's ``options`` for a PostgreSQL ``url``: those the URL gives, and the bound
+    on a session idle in a transaction."""
+    given = sqlalchemy.engine.make_url(url).query.get("options", "")
+    mine = f"-c idle_in_transaction_session_timeout={round(seconds * 1000)}"
+    return " ".join(filter(None, [*([given] if isinstance(given, str) else given), mine]))
 
 
 def release(rdb: optuna.storages.RDBStorage) -> None:

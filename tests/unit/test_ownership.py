@@ -136,6 +136,16 @@ async def test_an_orchestrator_frozen_mid_ask_holds_the_others_up_for_its_lease_
         study.close()
 
 
+def test_the_idle_bound_keeps_the_options_the_url_gives(pg_url: str) -> None:
+    rdb = open_storage(f"{pg_url}?options=-c%20statement_timeout%3D12345", idle_seconds=3)
+    assert rdb is not None
+    with rdb.engine.connect() as conn:
+        assert conn.execute(sa.text("SHOW statement_timeout")).scalar_one() == "12345ms"
+        idle = conn.execute(sa.text("SHOW idle_in_transaction_session_timeout")).scalar_one()
+        assert idle == "3s"
+    rdb.engine.dispose()
+
+
 async def test_a_storage_outage_is_retried_then_reported_once(tmp_path: Path) -> None:
     study = _study(tmp_path, 3)
     study._retry = RetryPolicy(attempts=100, initial=0.01, maximum=0.02, within=0.5)
