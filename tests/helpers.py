@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import io
 import json
 import os
@@ -20,12 +21,16 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import boto3
 import botocore.config
 import optuna
 import yaml
 from aiobotocore.session import get_session
+from botocore.auth import S3SigV4Auth, SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from sweeper.emulator.embedded import EmbeddedEmulator
 from sweeper.emulator.settings import EmulatorSettings, RunnerSettings
@@ -151,6 +156,25 @@ def s3_client(url: str) -> Any:
     """An unmodified boto3 S3 client for an emulator's S3 endpoint (path-style)."""
     config = botocore.config.Config(s3={"addressing_style": "path"})
     return boto3_client(url, "s3", config=config)
+
+
+def signed_headers(
+    method: str,
+    url: str,
+    service: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    when: dt.datetime | None = None,
+    secret: str = "test",
+) -> dict[str, str]:
+    """The headers of a raw request to an emulator endpoint signed with key ``test``
+    (SigV4, S3's variant for ``service`` "s3") at ``when`` (now by default)."""
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    kind = S3SigV4Auth if service == "s3" else SigV4Auth
+    when = when or dt.datetime.now(dt.UTC)
+    with mock.patch("botocore.auth.get_current_datetime", return_value=when):
+        kind(Credentials("test", secret), service, "us-east-1").add_auth(request)
+    return dict(request.headers.items())
 
 
 def s3_tar_names(s3: Any, uri: str) -> list[str]:

@@ -137,8 +137,7 @@ def _warm(client: Any, endpoint: str, region: str, key: str, secret: str) -> Non
 def _speed_up_moto() -> None:
     """A per-request cost of moto's server that a job's S3 calls feel (best effort): a
     scan of moto's package directory to route each request (about 180 ``stat`` calls).
-    (Another stays: werkzeug's server closes every connection after its response, so
-    each request makes a new connection.)"""
+    (Connections are kept between requests: :mod:`sweeper.emulator.s3_http`.)"""
     with contextlib.suppress(ImportError, AttributeError):
         import moto.backends
 
@@ -149,6 +148,7 @@ def _speed_up_moto() -> None:
 def main(argv: list[str]) -> None:
     """The child: read the keys from the pipe, serve on a free loopback port, print the
     URL, save on EOF or SIGTERM."""
+    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"  # read when moto is imported
     from sweeper.emulator.s3_gate import Gate  # the child's own: werkzeug, moto
     from sweeper.emulator.s3_store import Store
 
@@ -164,17 +164,14 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the emulator decides when we stop
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-    os.environ["MOTO_DISABLE_GLOBAL_CORS"] = "true"  # read when moto is imported
     _speed_up_moto()
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import make_server
 
+    from sweeper.emulator.s3_http import KeepAliveHandler
+
     app = Gate(DomainDispatcherApplication(create_backend_app), secrets)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=KeepAliveHandler)
     threading.Thread(target=server.serve_forever, name="s3", daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
     key, secret = next(iter(secrets.items()))

@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import IO, Any
 from xml.sax.saxutils import escape
 
+from moto.core.request import EnvironHeaders  # metadata names keep their underscores
 from multidict import CIMultiDict
-from werkzeug.datastructures import EnvironHeaders
 
 from sweeper.emulator import auth
 

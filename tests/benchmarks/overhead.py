@@ -8,6 +8,8 @@ emulator on loopback, through ``sweep.py``'s own entry point, in a process of it
 (``--repeat N``: N of them, and the figures of the median one), with the checkout's
 modules byte-compiled first as a user's first run leaves them, and prints:
 
+* the machine: its cores, its load before and after, and how fast one core is that
+  minute (a shared host's speed drifts by half within a day, load or not);
 * efficiency = K*d / (P*wall): the share of slot time spent inside training scripts,
   for the whole command (wall from start to exit) and for the sweep loop alone (from
   the first CreateTrainingJob to the last job's end: start-up excluded);
@@ -317,33 +319,53 @@ def main_() -> None:
     a = parser.parse_args()
     if not a.one:
         byte_compile()
+    if a.one:  # one sweep of a --repeat, in a process of its own: its figures as JSON
+        print(json.dumps(run(a.trials, a.parallel, a.seconds, a.pruner)))
+        return
+    before = Machine.now()
     if a.first_job:
-        before = os.getloadavg()[0]
         times = first_job(a.repeat or 3)
         print(
             f"first job started    {statistics.median(times):.2f} s median after"
             f" `python sweep.py space.yaml` ({', '.join(f'{t:.2f}' for t in times)}; imports,"
             " the embedded emulator's boot, the study, the upload)\n"
-            f"machine: {os.cpu_count()} cores, 1-min load {before:.2f} before,"
-            f" {os.getloadavg()[0]:.2f} after"
+            f"{before.line()}"
         )
         return
     if a.mlflow:
-        before = os.getloadavg()[0]
         compare_mlflow(a, a.repeat or 3)
-        print(
-            f"machine: {os.cpu_count()} cores, 1-min load {before:.2f} before, "
-            f"{os.getloadavg()[0]:.2f} after"
-        )
+        print(before.line())
         return
-    if a.one:  # one sweep of a --repeat, in a process of its own: its figures as JSON
-        print(json.dumps(run(a.trials, a.parallel, a.seconds, a.pruner)))
-        return
-    before = os.getloadavg()[0]
     imports = import_seconds()
     runs = [_fresh_run(a) for _ in range(a.repeat or 1)]
     r = sorted(runs, key=lambda x: x["efficiency"])[len(runs) // 2]  # the median sweep
     print("\n".join(_lines(a, r, imports, before, runs)))
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The machine as the figures depend on it, taken before the sweeps: its load, and
+    how fast one of its cores is that minute (on a shared host this varies by half
+    within a day, whatever the load: compare figures taken at like speeds)."""
+
+    load: float
+    core_ms: float  # best of 3: 10**7 integer additions in one Python loop
+
+    @classmethod
+    def now(cls) -> Machine:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            sum(range(10**7))
+            times.append(time.perf_counter() - start)
+        return cls(os.getloadavg()[0], min(times) * 1000)
+
+    def line(self, after: str = "") -> str:
+        return (
+            f"machine: {os.cpu_count()} cores, 1-min load {self.load:.2f} before, "
+            f"{os.getloadavg()[0]:.2f} after{after}; one core: {self.core_ms:.0f} ms for"
+            " sum(range(10**7)) (about 120 on this project's fastest hosts)"
+        )
 
 
 def byte_compile() -> None:
@@ -370,14 +392,14 @@ def _lines(
     a: argparse.Namespace,
     r: dict[str, float],
     imports: float,
-    before: float,
+    before: Machine,
     runs: list[dict[str, float]],
 ) -> list[str]:
     """The figures of sweep ``r`` (the median of ``runs``, each listed when more than one)."""
     ceiling = a.trials * a.seconds / (a.trials * a.seconds + a.parallel * r["startup"])
     lines = [
-        f"K={a.trials} trials, P={a.parallel}, d={a.seconds:g} s; machine: {os.cpu_count()} "
-        f"cores, 1-min load {before:.2f} before, {os.getloadavg()[0]:.2f} after (the sweep's own)",
+        f"K={a.trials} trials, P={a.parallel}, d={a.seconds:g} s; "
+        + before.line(" (the sweep's own)"),
     ]
     if len(runs) > 1:
         each = ", ".join(f"{x['efficiency']:.3f}" for x in runs)

@@ -17,12 +17,15 @@ from unittest import mock
 
 import aiohttp
 import pytest
-from botocore.auth import S3SigV4Auth, SigV4Auth
-from botocore.awsrequest import AWSRequest
 from botocore.config import Config
-from botocore.credentials import Credentials
 
-from tests.helpers import boto3_client, emulator_info, s3_client, standalone_emulator
+from tests.helpers import (
+    boto3_client,
+    emulator_info,
+    s3_client,
+    signed_headers,
+    standalone_emulator,
+)
 
 NOW = dt.datetime.now(dt.UTC)
 TARGET = {"X-Amz-Target": "SageMaker.ListTrainingJobs"}
@@ -42,23 +45,6 @@ def endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, s
         with urllib.request.urlopen(f"{url}/_emulator/stats", timeout=10) as response:
             pid = json.load(response)["pid"]
         yield url, s3_url, pid
-
-
-def _signed(
-    method: str,
-    url: str,
-    service: str,
-    body: bytes = b"",
-    headers: dict[str, str] | None = None,
-    when: dt.datetime = NOW,
-    secret: str = "test",
-) -> dict[str, str]:
-    """The headers of a request signed with key ``test`` at ``when``."""
-    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-    kind = S3SigV4Auth if service == "s3" else SigV4Auth
-    with mock.patch("botocore.auth.get_current_datetime", return_value=when):
-        kind(Credentials("test", secret), service, "us-east-1").add_auth(request)
-    return dict(request.headers.items())
 
 
 def _send(
@@ -101,13 +87,13 @@ def test_s3_refuses_what_its_keys_did_not_sign(
     evil = b"import os; os.system('steal')"
     headers: dict[str, str] = {}
     if name == "wrong secret":
-        headers = _signed("PUT", url, "s3", evil, secret="guess")
+        headers = signed_headers("PUT", url, "s3", evil, secret="guess")
     elif name == "two days ago":
-        headers = _signed("PUT", url, "s3", evil, when=NOW - dt.timedelta(days=2))
+        headers = signed_headers("PUT", url, "s3", evil, when=NOW - dt.timedelta(days=2))
     elif name == "a year ahead":
-        headers = _signed("PUT", url, "s3", evil, when=NOW + dt.timedelta(days=365))
+        headers = signed_headers("PUT", url, "s3", evil, when=NOW + dt.timedelta(days=365))
     elif name == "body swapped":
-        headers = _signed("PUT", url, "s3", b"harmless")
+        headers = signed_headers("PUT", url, "s3", b"harmless")
     status, _, body = _send("PUT", url, evil, headers)
     assert (status, _code(body)) == (400 if "Mismatch" in expected else 403, expected)
     assert _code_is_intact(s3_url)
@@ -121,12 +107,12 @@ def test_sagemaker_refuses_a_signature_out_of_the_15_minute_window(
     endpoints: tuple[str, str, int], when: dt.datetime, message: str
 ) -> None:
     url, _, _ = endpoints
-    headers = _signed("POST", f"{url}/", "sagemaker", b"{}", TARGET | JSON_TYPE, when=when)
+    headers = signed_headers("POST", f"{url}/", "sagemaker", b"{}", TARGET | JSON_TYPE, when=when)
     status, _, body = _send("POST", f"{url}/", b"{}", headers)
     assert status == 400
     assert json.loads(body)["__type"] == "InvalidSignatureException"
     assert message in json.loads(body)["message"]
-    fresh = _signed("POST", f"{url}/", "sagemaker", b"{}", TARGET | JSON_TYPE)
+    fresh = signed_headers("POST", f"{url}/", "sagemaker", b"{}", TARGET | JSON_TYPE)
     assert _send("POST", f"{url}/", b"{}", fresh)[0] == 200  # the same request, signed now
 
 
@@ -141,7 +127,7 @@ def test_no_cors_for_any_origin(endpoints: tuple[str, str, int]) -> None:
     status, headers, _ = _send("OPTIONS", url, headers=preflight)
     assert status == 403
     assert not any(h.lower().startswith("access-control-") for h in headers)
-    signed = _signed("GET", url, "s3", headers={"Origin": "http://evil.example"})
+    signed = signed_headers("GET", url, "s3", headers={"Origin": "http://evil.example"})
     status, headers, body = _send("GET", url, headers=signed)
     assert (status, body) == (200, b"the user's code")
     assert not any(h.lower().startswith("access-control-") for h in headers)
