@@ -2,13 +2,14 @@
 connection for as long as its client keeps it.
 
 Werkzeug's server closes every connection after its response, so each S3 call paid for
-a new connection, a new thread and a 10 ms wait for stray body bytes (about 0.6 ms of
+a new connection, a new thread and a 10 ms wait for stray body bytes (about 0.9 ms of
 the child's CPU per request, and the thread start waits for the interpreter lock when
 a wave of jobs uploads at once). Here a connection's thread serves request after
 request. What werkzeug guards against by closing (the next request line read as the
 end of a body the app left unread) is ruled out by keeping a connection only when the
-app read the whole body its ``Content-Length`` announced; a chunked body, or one left
-unread (a refused upload), closes the connection after the answer, as before.
+app read the whole body its ``Content-Length`` announced; a chunked body, a length
+that is not a number, or a body left unread (a refused upload) closes the connection
+after the answer, as werkzeug did.
 
 The environ is still moto's (:class:`MotoRequestHandler`: S3 metadata names with
 underscores keep their spelling), so requests reach the gate and moto unchanged.
@@ -75,11 +76,12 @@ class _CountedBody:
 
     @classmethod
     def wrap(cls, environ: dict[str, Any]) -> _CountedBody | None:
-        """Put a counted body in ``environ``; None for a chunked body (not counted)."""
-        if environ.get("wsgi.input_terminated"):
-            return None
+        """Put a counted body in ``environ``; None where its end is not known (chunked,
+        or a ``Content-Length`` that is not a number): not counted, never kept."""
         length = environ.get("CONTENT_LENGTH") or "0"
-        body = cls(environ["wsgi.input"], int(length) if length.isdigit() else 0)
+        if environ.get("wsgi.input_terminated") or not length.isdigit():
+            return None
+        body = cls(environ["wsgi.input"], int(length))
         environ["wsgi.input"] = body
         return body
 

@@ -1,6 +1,7 @@
 """The emulator's S3 keeps a client's connection from one request to the next (HTTP/1.1
 keep-alive), and closes it only when the next request could not be told apart from
-what is left of this one (a chunked body) or when the client asks. Each answer on a kept
+what is left of this one (a chunked body, a length that is not a number) or when the
+client asks. Each answer on a kept
 connection is framed exactly: a HEAD's announced length, a refused upload's body read
 and dropped, then the next request answered in turn. Requests reach moto as before:
 metadata names with underscores keep their spelling."""
@@ -102,6 +103,17 @@ def test_a_chunked_upload_is_stored_and_its_connection_closed(s3_url: str) -> No
     assert response.getheader("Connection") == "close"
     conn.close()
     assert s3_client(s3_url).get_object(Bucket="bucket", Key="chunked")["Body"].read() == body
+
+
+def test_a_body_of_no_readable_length_closes_its_connection(s3_url: str) -> None:
+    conn = _connect(s3_url)
+    conn.putrequest("PUT", "/bucket/unmeasured")
+    conn.putheader("Content-Length", "twelve")
+    conn.endheaders()
+    response = conn.getresponse()
+    response.read()
+    assert (response.status, response.getheader("Connection")) == (403, "close")
+    conn.close()
 
 
 def test_a_client_that_asks_for_close_gets_it(s3_url: str) -> None:
