@@ -220,6 +220,12 @@ class Scheduler:
         """Whether a new trial may be asked now: the budget has room, no stop holds."""
         return self._room() > 0 and self._stop_reason() is None
 
+    def _refills_ahead(self) -> bool:
+        """Whether a job's end may still start another: no stop holds, and a trial is
+        waiting or the budget has room."""
+        t = self._t
+        return self._stop_reason() is None and bool(t.pending or t.ready or self._room())
+
     def _launchable(self) -> int:
         """How many launches may start now (0 once a stop holds)."""
         t = self._t
@@ -332,10 +338,12 @@ class Scheduler:
         The moments after a refill are the busiest (new processes, or on SageMaker new
         requests); storage work waits a tenth of a job's expected duration, within the
         wait for the next poll anyway, and gives way to a poll due for a job's end
-        (:meth:`Pacing.writes_wait`), never to the lease's renewal.
+        (:meth:`Pacing.writes_wait`), never to the lease's renewal. Once no end can be
+        refilled (the budget is spent), seeing ends sooner gains nothing: results are
+        written as they come, and the sweep ends one write after its last job.
         """
         expected = self._planner.expected
-        if expected is not None:
+        if expected is not None and self._refills_ahead():
             now = self._clock.now()
             await self._sleep_until(now + min(0.1 * expected, (deadline - now) / 2))
             pending, patience = self._results.pending, 0.1 * expected

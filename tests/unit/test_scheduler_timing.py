@@ -84,3 +84,27 @@ async def test_writing_results_waits_until_the_rest_of_a_round_is_seen(tmp_path:
     assert len([t for t in await study.trials() if t.value is not None]) == 20  # all written
     assert max(gaps) <= PRECISION + 1e-6, gaps
     study.close()
+
+
+async def test_the_last_rounds_results_are_written_as_its_jobs_end(tmp_path: Path) -> None:
+    """Once the budget is spent no end can start a job, so its result need not wait for
+    the rest of the round to be seen: the sweep ends one write (and a poll's precision)
+    after its last job (1.6 s when the last round's writes waited for its ends to be
+    seen, a write per job), not a write per job of the last round after it."""
+    write = 0.4
+    clock = VirtualClock()
+    backend = FakeBackend(clock, duration=lambda x: 10.0 + x)
+    scheduler, study, _ = make_scheduler(
+        tmp_path,
+        backend,
+        clock,
+        max_trials=12,
+        max_parallel=4,
+        observers=(SlowObserver(clock, write),),
+    )
+    outcome = await scheduler.run()
+    assert outcome.completed == 12
+    last_end = max(j.ends for j in backend.jobs.values())
+    assert clock.now() - last_end <= write + PRECISION + 1e-6, clock.now() - last_end
+    assert len([t for t in await study.trials() if t.value is not None]) == 12
+    study.close()
