@@ -8,8 +8,9 @@ emulator on loopback, through ``sweep.py``'s own entry point, in a process of it
 (``--repeat N``: N of them, and the figures of the median one), with the checkout's
 modules byte-compiled first as a user's first run leaves them, and prints:
 
-* the machine: its cores, its load before and after, and how fast one core is that
-  minute (a shared host's speed drifts by half within a day, load or not);
+* the machine: its cores, its load before and after, the share of CPU time the
+  hypervisor gave other guests meanwhile (steal), and how fast one core is that minute
+  (a shared host's speed drifts by half within a day, load or not);
 * efficiency = K*d / (P*wall): the share of slot time spent inside training scripts,
   for the whole command (wall from start to exit) and for the sweep loop alone (from
   the first CreateTrainingJob to the last job's end: start-up excluded);
@@ -350,6 +351,7 @@ class Machine:
 
     load: float
     core_ms: float  # best of 3: 10**7 integer additions in one Python loop
+    ticks: tuple[int, int] | None  # CPU time stolen and in all, since boot (Linux)
 
     @classmethod
     def now(cls) -> Machine:
@@ -358,14 +360,31 @@ class Machine:
             start = time.perf_counter()
             sum(range(10**7))
             times.append(time.perf_counter() - start)
-        return cls(os.getloadavg()[0], min(times) * 1000)
+        return cls(os.getloadavg()[0], min(times) * 1000, _cpu_ticks())
 
     def line(self, after: str = "") -> str:
+        """The machine then, and since: the load, the CPU time the hypervisor gave other
+        guests (a quiet machine has none), one core's speed."""
+        stolen, ticks = "", _cpu_ticks()
+        if self.ticks is not None and ticks is not None and ticks[1] > self.ticks[1]:
+            share = (ticks[0] - self.ticks[0]) / (ticks[1] - self.ticks[1])
+            stolen = f", {share:.1%} of CPU time stolen by the host meanwhile"
         return (
             f"machine: {os.cpu_count()} cores, 1-min load {self.load:.2f} before, "
-            f"{os.getloadavg()[0]:.2f} after{after}; one core: {self.core_ms:.0f} ms for"
-            " sum(range(10**7)) (about 120 on this project's fastest hosts)"
+            f"{os.getloadavg()[0]:.2f} after{after}{stolen}; one core: {self.core_ms:.0f} ms"
+            " for sum(range(10**7)) (about 120 on this project's fastest hosts)"
         )
+
+
+def _cpu_ticks() -> tuple[int, int] | None:
+    """All cores' CPU time stolen by the hypervisor and in all (steal and the sum of
+    ``/proc/stat``'s first eight columns, in ticks), or None where there is no such file."""
+    try:
+        first = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return None
+    ticks = [int(f) for f in first[1:9]]
+    return ticks[7], sum(ticks)
 
 
 def byte_compile() -> None:
