@@ -4,13 +4,14 @@ length of the sweep; and that emulator's settings from the space file."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import sys
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -53,32 +54,82 @@ def endpoints(
     or a standalone emulator (it says so on ``out``, default stdout).
 
     ``meanwhile`` runs while that emulator boots (about a second): the caller's own
-    imports, say; on any other backend, before the block."""
+    imports, say; on any other backend, before the block. Blocks while the emulator
+    boots: inside a running event loop, use :func:`started`."""
+    if not _embedded(config):
+        yield _elsewhere(config, meanwhile)
+        return
+    emulator, keys = _spawn(config)
+    try:
+        meanwhile()
+        _wait(emulator)
+    except BaseException:
+        emulator.close()
+        raise
+    with emulator:
+        yield _announce(config, emulator, keys, out)
+
+
+@asynccontextmanager
+async def started(config: SweepConfig, out: TextIO | None = None) -> AsyncIterator[Endpoints]:
+    """:func:`endpoints` for a caller inside a running event loop: the emulator's boot
+    and a standalone emulator's question are awaited in a thread, never blocking the
+    loop (a notebook's, say)."""
+    if not _embedded(config):
+        yield await asyncio.to_thread(_elsewhere, config, lambda: None)
+        return
+    emulator, keys = _spawn(config)
+    try:
+        await asyncio.to_thread(_wait, emulator)
+    except BaseException:
+        emulator.close()
+        raise
+    try:
+        yield _announce(config, emulator, keys, out)
+    finally:
+        await asyncio.to_thread(emulator.close)
+
+
+def _embedded(config: SweepConfig) -> bool:
+    return config.backend.kind == BackendKind.EMULATOR and not config.backend.endpoint_url
+
+
+def _elsewhere(config: SweepConfig, meanwhile: Callable[[], object]) -> Endpoints:
+    """SageMaker's endpoints, or a standalone emulator's (its S3 asked for while
+    ``meanwhile`` runs)."""
     region = template.region(config)
     backend = config.backend
     if backend.kind == BackendKind.SAGEMAKER:
         meanwhile()
-        yield Endpoints(region, backend.endpoint_url, backend.s3_endpoint_url)
-        return
-    keys = template.EMULATOR_CREDENTIALS
-    if backend.endpoint_url:
-        s3 = backend.s3_endpoint_url
-        with ThreadPoolExecutor(1, thread_name_prefix="emulator-info") as asking:
-            info = None if s3 else asking.submit(_announced_s3, backend.endpoint_url)
-            meanwhile()  # while the emulator answers
-            if info is not None:
-                s3 = info.result()
-        yield Endpoints(region, backend.endpoint_url, s3, keys)
-        return
-    state = config.path.parent.resolve() / ".sweeps" / config.name / "emulator"
-    # Keys of its own, known to this process only: no other program on the machine can
-    # sign a request to it (replace the code the next job runs, stop a job).
+        return Endpoints(region, backend.endpoint_url, backend.s3_endpoint_url)
+    assert backend.endpoint_url is not None
+    s3 = backend.s3_endpoint_url
+    with ThreadPoolExecutor(1, thread_name_prefix="emulator-info") as asking:
+        info = None if s3 else asking.submit(_announced_s3, backend.endpoint_url)
+        meanwhile()  # while the emulator answers
+        if info is not None:
+            s3 = info.result()
+    return Endpoints(region, backend.endpoint_url, s3, template.EMULATOR_CREDENTIALS)
+
+
+def _spawn(config: SweepConfig) -> tuple[ChildEmulator, tuple[str, str]]:
+    """The sweep's own emulator, booting in its child process, and its keys: random,
+    known to this process only, so that no other program on the machine can sign a
+    request to it (replace the code the next job runs, stop a job)."""
     keys = (f"sweeper-{secrets.token_hex(4)}", secrets.token_urlsafe(32))
-    settings = emulator_settings(config.emulator, state, region, credentials=(keys,))
+    state = emulator_state(config)
+    settings = emulator_settings(
+        config.emulator, state, template.region(config), credentials=(keys,)
+    )
     emulator = ChildEmulator(settings)
     emulator.spawn()
+    return emulator, keys
+
+
+def _wait(emulator: ChildEmulator) -> None:
+    """Until the emulator serves; its failures said as the sweep's errors."""
+    state = emulator.settings.runner.root
     try:
-        meanwhile()
         emulator.wait()
     except StateInUse as exc:
         raise SweepError(str(exc)) from exc
@@ -92,16 +143,23 @@ def endpoints(
             " (its jobs' records and S3 objects are in it) or repair it, then run the same"
             " command again"
         ) from exc
-    except BaseException:
-        emulator.close()
-        raise
-    with emulator:
-        print(
-            f"SageMaker emulator on {emulator.endpoint_url} (jobs under {state})",
-            file=out or sys.stdout,
-            flush=True,
-        )
-        yield Endpoints(region, emulator.endpoint_url, emulator.s3_endpoint_url, keys, True)
+
+
+def _announce(
+    config: SweepConfig, emulator: ChildEmulator, keys: tuple[str, str], out: TextIO | None
+) -> Endpoints:
+    print(
+        f"SageMaker emulator on {emulator.endpoint_url} (jobs under {emulator_state(config)})",
+        file=out or sys.stdout,
+        flush=True,
+    )
+    region = template.region(config)
+    return Endpoints(region, emulator.endpoint_url, emulator.s3_endpoint_url, keys, True)
+
+
+def emulator_state(config: SweepConfig) -> Path:
+    """Where the sweep's own emulator keeps its jobs and S3 objects."""
+    return config.home / config.name / "emulator"
 
 
 def _announced_s3(url: str) -> str:

@@ -1,4 +1,6 @@
-"""Command line and composition root: the only place that wires the layers together.
+"""The command line: arguments, printing, exit codes and signals, over the composition
+root (:class:`sweeper.session.Session`) and the queries (:mod:`sweeper.queries`) that
+the Python API (:mod:`sweeper.api`) stands on too.
 
 ``python sweep.py space.yaml`` runs (or resumes) a sweep;
 ``python sweep.py emulator [--port N]`` serves a standalone emulator.
@@ -11,24 +13,24 @@ import asyncio
 import dataclasses
 import importlib.util
 import json
+import shlex
 import signal
 import sys
 import tempfile
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sweeper import blas, heap
 from sweeper import config as config_mod
-from sweeper.config import BackendKind, EmulatorOptions, SweepConfig
+from sweeper.config import EmulatorOptions
 from sweeper.config.tracking import arn_stand_in
 from sweeper.errors import ConfigError, SweepError, local_fault
-from sweeper.types import JobState, OnExit
+from sweeper.types import OnExit
 
 if TYPE_CHECKING:  # the AWS clients, the emulator and Optuna load only where used (a
     # sweep starts its emulator first: :func:`_sweep_command`)
-    from sweeper import backend
+    from sweeper.session import Session
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -63,8 +65,7 @@ def _sweep_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="sweep.py",
         description="Run (or resume) the hyperparameter sweep a space file describes.",
-        epilog="Other commands: 'sweep.py status SPACE', 'sweep.py report SPACE',"
-        " 'sweep.py emulator --help'.",
+        epilog=f"Other commands: {_OTHER_COMMANDS}.",
     )
     parser.add_argument("space", help="the space file (YAML)")
     parser.add_argument(
@@ -85,15 +86,15 @@ def _sweep_command(argv: list[str]) -> int:
     with heap.long_lived():  # the space file's checks read SageMaker's model: kept
         config = config_mod.load(args.space)
     if args.dry_run:
-        from sweeper import launch
+        from sweeper import session
 
-        print(launch.dry_run(config))
+        print(session.dry_run(config))
         return 0
-    with backend.endpoints(config, meanwhile=_import_launch) as ends:
-        from sweeper import launch  # imported while the emulator booted
+    with backend.endpoints(config, meanwhile=_import_session) as ends:
+        from sweeper.session import Session  # imported while the emulator booted
 
         try:
-            return asyncio.run(launch.run(config, ends, OnExit(args.on_exit)))
+            return asyncio.run(_run(Session(config, ends), OnExit(args.on_exit)))
         except asyncio.CancelledError:
             print(
                 "exited at once: results already recorded are safe; running the same command"
@@ -103,14 +104,58 @@ def _sweep_command(argv: list[str]) -> int:
             return 130
 
 
-def _import_launch() -> None:
-    """Import :mod:`sweeper.launch` and what it needs (Optuna, SQLAlchemy, aiobotocore:
+async def _run(session: Session, on_exit: OnExit) -> int:
+    """The sweep under the command's signal handling; its summary and exit code."""
+    from sweeper.console import exit_code, result_text
+
+    _handle_signals(session, on_exit)
+    result = await session.run()
+    print(result_text(session.config, result, session.ends.embedded, resume_command()))
+    return exit_code(result)
+
+
+_OTHER_COMMANDS = (
+    "'sweep.py status SPACE', 'sweep.py report SPACE', 'sweep.py note SPACE TRIAL TEXT',"
+    " 'sweep.py emulator' (each with --help)"
+)
+
+
+def _handle_signals(session: Session, on_exit: OnExit) -> None:
+    """First SIGINT/SIGTERM: stop dispatching (``on_exit`` decides the rest); second: exit."""
+    from sweeper.console import ON_EXIT_TEXT
+
+    loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
+
+    def on_signal(name: str) -> None:
+        if session.interrupted:
+            print(f"\n{name} again: exiting at once", file=sys.stderr, flush=True)
+            if main_task is not None:
+                main_task.cancel()
+            return
+        print(
+            f"\n{name}: starting no new trials, {ON_EXIT_TEXT[on_exit]} (again to exit at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        session.interrupt(on_exit)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+
+
+def resume_command() -> str:
+    """The exact command line that started this process, to run again to resume."""
+    return shlex.join(list(sys.orig_argv))
+
+
+def _import_session() -> None:
+    """Import :mod:`sweeper.session` and what it needs (Optuna, SQLAlchemy, aiobotocore:
     about half a second), for :func:`backend.endpoints` to do while the emulator boots;
     with no cyclic collection meanwhile (a fifth of that time), as modules live on."""
     with heap.long_lived(collect_first=False):  # after the space file's block
         blas.import_numpy()  # before Optuna does
         import sweeper.aws.clients
-        import sweeper.launch  # noqa: F401
+        import sweeper.session  # noqa: F401
 
 
 def _report_command(argv: list[str]) -> int:
@@ -132,37 +177,18 @@ def _report_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
-    blas.import_numpy()
-    from sweeper import report
-    from sweeper.study import SweepStudy
+    from sweeper import backend, queries, report
 
-    async def load() -> dict[str, Any]:
-        study = SweepStudy.open(config, create=False, read_only=True)
-        try:
-            trials = await study.trials()
-            importances = await study.importances(trials)
-            notes, runs = await study.notes(), await study.runs()
-            pools = await study.warm_pools()
-            doc = report.build(config, trials, importances, args.top, notes, runs, pools)
-            if args.html:
-                from sweeper import report_html  # plotly loads only when asked for
-
-                args.html.write_text(report_html.render(doc, study.study), encoding="utf-8")
-        finally:
-            study.close()
-        return doc
-
-    doc = asyncio.run(load())
+    doc = asyncio.run(queries.report_document(config, args.top, args.html))
     if args.html:
         print(f"wrote {args.html}", file=sys.stderr)
     if args.download_best:
-        from sweeper import backend
-
-        if doc["best"] is None:
-            raise SweepError("--download-best: the sweep has no completed trial yet")
-        job = doc["best"]["job"]
+        try:
+            job = queries.best_job(doc)
+        except SweepError as exc:
+            raise SweepError(f"--download-best: {exc}") from None
         with backend.endpoints(config, out=sys.stderr) as ends:
-            files = asyncio.run(_download(ends, job, args.download_best))
+            files = asyncio.run(queries.download(ends, job, args.download_best))
         for path in files:
             print(f"wrote {path}", file=sys.stderr)
     if args.json:
@@ -174,17 +200,8 @@ def _report_command(argv: list[str]) -> int:
     return 0
 
 
-async def _download(ends: backend.Endpoints, job: str, dest: Path) -> list[Path]:
-    from sweeper import artifacts
-
-    async with AsyncExitStack() as stack:
-        clients = [await ends.client(stack, s) for s in ("sagemaker", "s3", "logs")]
-        return await artifacts.download(job, dest, *clients)
-
-
 def _note_command(argv: list[str]) -> int:
-    from sweeper import backend
-    from sweeper.tracking import experiments as tracking
+    from sweeper import backend, queries
 
     parser = argparse.ArgumentParser(
         prog="sweep.py note",
@@ -196,108 +213,31 @@ def _note_command(argv: list[str]) -> int:
     parser.add_argument("text", help="the comment (replaces an earlier one)")
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
-    blas.import_numpy()
-    from sweeper.study import SweepStudy
-
-    async def note() -> str:
-        study = SweepStudy.open(config, create=False)
-        try:
-            await study.add_note(args.trial, args.text)
-            return tracking.run_of(config, args.trial, (await study.runs()).get(args.trial))
-        finally:
-            study.close()
-
-    run = asyncio.run(note())
+    run = asyncio.run(queries.add_note(config, args.trial, args.text))
     print(f"noted on trial {args.trial}")
     if config.tracking.experiments:  # the study has it; the runs are copies, for their UIs
         try:
             with backend.endpoints(config, out=sys.stderr) as ends:
-                asyncio.run(_note_run(ends, run, args.text))
+                asyncio.run(queries.note_run(ends, run, args.text))
             print(f"noted on its run {run}")
         except SweepError as exc:
             print(f"the run {run} was not updated ({exc}); reports show the note", file=sys.stderr)
     if config.tracking.mlflow is not None:
-        _note_mlflow_run(config, args.trial, args.text)
+        updated, text = queries.note_mlflow_run(config, args.trial, args.text)
+        print(text, file=sys.stdout if updated else sys.stderr)
     return 0
 
 
-def _note_mlflow_run(config: SweepConfig, trial: int, text: str) -> None:
-    """The note as the description of the trial's MLflow run (``mlflow.note.content``)."""
-    from sweeper.tracking.mlflow import brief
-    from sweeper.tracking.mlflow_store import MlflowStore
-    from sweeper.tracking.setup import require_mlflow
-
-    mlflow = config.tracking.mlflow
-    assert mlflow is not None
-    try:
-        require_mlflow(config)
-        run = MlflowStore(mlflow.tracking_uri, mlflow.experiment).note(config.name, trial, text)
-    except Exception as exc:  # not installed, not answering: the study has the note
-        print(
-            f"its MLflow run was not updated ({brief(exc)}); reports show the note", file=sys.stderr
-        )
-        return
-    if run is None:
-        print("it has no MLflow run yet; the sweep's next run records the note with it")
-    else:
-        print(f"noted on its MLflow run {run}")
-
-
-async def _note_run(ends: backend.Endpoints, run: str, text: str) -> None:
-    from sweeper.aws.retry import RetryPolicy
-    from sweeper.tracking import experiments as tracking
-
-    async with AsyncExitStack() as stack:
-        client = await ends.client(stack, "sagemaker")
-        params = {tracking.NOTE: {"StringValue": text[:2500]}}
-        await RetryPolicy(attempts=3).call(
-            lambda: client.update_trial_component(TrialComponentName=run, Parameters=params)
-        )
-
-
 def _status_command(argv: list[str]) -> int:
+    from sweeper import queries
+
     parser = argparse.ArgumentParser(
         prog="sweep.py status", description="Show a sweep's trials and where each running job is."
     )
     parser.add_argument("space", help="the space file (YAML)")
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
-    return asyncio.run(_status(config))
-
-
-async def _status(config: SweepConfig) -> int:
-    blas.import_numpy()
-    from sweeper import backend
-    from sweeper.aws import template
-    from sweeper.aws.retry import RetryPolicy
-    from sweeper.aws.training import TrainingJobs
-    from sweeper.console import status_text
-    from sweeper.study import JOB_NAME, SweepStudy
-
-    study = SweepStudy.open(config, create=False, read_only=True)
-    try:
-        running = await study.running()
-        counts, best = await study.counts(), await study.best()
-        states: dict[str, JobState] | None = None
-        named = [r.job_name for r in running if r.job_name]
-        if config.estimator.keep_alive_period_in_seconds:  # finished jobs may hold pools
-            trials = await study.trials()
-            named += [str(t.user_attrs[JOB_NAME]) for t in trials if JOB_NAME in t.user_attrs]
-        embedded = config.backend.kind == BackendKind.EMULATOR and not config.backend.endpoint_url
-        if named and not embedded:
-            ends = backend.Endpoints(
-                template.region(config),
-                config.backend.endpoint_url,
-                credentials=None
-                if config.backend.kind == BackendKind.SAGEMAKER
-                else template.EMULATOR_CREDENTIALS,
-            )
-            async with AsyncExitStack() as stack:
-                client = await ends.client(stack, "sagemaker")
-                states = await TrainingJobs(client, RetryPolicy()).poll(named)
-        print(status_text(config, counts, best, running, states))
-    finally:
-        study.close()
+    print(asyncio.run(queries.status_text(config)))
     return 0
 
 

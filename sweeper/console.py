@@ -10,9 +10,10 @@ from optuna.trial import FrozenTrial
 
 from sweeper.clock import Clock
 from sweeper.config import SweepConfig
+from sweeper.outcome import SweepResult
 from sweeper.study import JOB_NAME, Counts, TrialRecord
 from sweeper.study.storage import redacted
-from sweeper.types import JobState, Progress
+from sweeper.types import JobState, OnExit, Progress, StopReason
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -217,3 +218,43 @@ def pools_text(states: dict[str, JobState]) -> list[str]:
         else:
             lines.append(f"    {s.name}  Available since {since}, retained {s.pool_seconds or 0} s")
     return lines
+
+
+ON_EXIT_TEXT = {
+    OnExit.LEAVE: "leaving running jobs alone",
+    OnExit.STOP: "stopping running jobs",
+    OnExit.WAIT: "waiting for running jobs to finish",
+}
+
+
+def result_text(config: SweepConfig, result: SweepResult, embedded: bool, resume: str) -> str:
+    """What a run of a sweep tells the user at its end: the summary (and, interrupted,
+    where its jobs are), or that its storage stayed away; ``resume`` says how to go on."""
+    if result.storage_down is not None:
+        return storage_down_text(str(result.storage_down), embedded, resume)
+    objective = config.objective
+    text = summary(
+        config.name,
+        objective.metric,
+        objective.direction,
+        result.counts,
+        result.best,
+        result.elapsed,
+        result.stop_reason,
+        config.storage_url,
+    )
+    if result.interrupted:
+        text += "\n" + interrupted_text(len(result.in_flight), result.on_exit, embedded, resume)
+    return text
+
+
+def exit_code(result: SweepResult) -> int:
+    """0 when the sweep has a best trial; 130 interrupted, 75 or 74 storage away, 1 else
+    (a quota that refused every job says which, and that a rerun goes on)."""
+    if result.storage_down is not None:
+        return result.storage_down.exit_code
+    if result.interrupted:
+        return 130
+    if result.stop_reason == StopReason.CAPACITY:
+        return 1
+    return 0 if result.best is not None else 1

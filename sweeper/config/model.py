@@ -197,7 +197,10 @@ class EmulatorOptions:
 
 @dataclass(frozen=True, slots=True)
 class SweepConfig:
-    """A validated space file. ``path`` is the file it came from."""
+    """A validated space file. ``path`` is the file it came from; for a sweep defined in
+    Python (:class:`sweeper.Sweep` with a dict), a stand-in ``<base_dir>/<name>`` that no
+    file need be at: relative paths resolve against, and ``.sweeps/`` lives in, its
+    folder."""
 
     path: Path
     name: str
@@ -215,8 +218,14 @@ class SweepConfig:
     storage_lease_seconds: float = 60.0  # a silent orchestrator's trials are adopted after
 
     @property
+    def home(self) -> Path:
+        """``.sweeps/`` beside the space file: the study, failed jobs' logs, the embedded
+        emulator's state (under ``<name>/``)."""
+        return self.path.parent.resolve() / ".sweeps"
+
+    @property
     def storage_url(self) -> str:
         """The Optuna storage URL; SQLite beside the space file unless ``storage`` is set."""
         if self.storage:
             return self.storage
-        return f"sqlite:///{self.path.parent.resolve() / '.sweeps' / f'{self.name}.db'}"
+        return f"sqlite:///{self.home / f'{self.name}.db'}"

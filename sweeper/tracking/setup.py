@@ -69,10 +69,11 @@ async def recorders(
     clients: tuple[Any, Any],
     mlflow: MlflowCalls | None,
     region: str,
+    say: Callable[[str], None],
 ) -> list[Recorder]:
     """The recorders ``tracking:`` asks for, the Experiments catch-up queued (MLflow's is
     its tracker's first step); ``clients`` are the sagemaker and sagemaker-metrics
-    clients."""
+    clients; ``say`` is told what start-up does about earlier runs."""
     output = output_path.rstrip("/")
 
     def model_uri(job: str) -> str:
@@ -85,9 +86,7 @@ async def recorders(
         tracker = Tracker(api, series, study, config, model_uri, note)
         queued = await tracker.catch_up()
         if queued:
-            print(
-                f"Experiments: completing {queued} runs an earlier run left unrecorded", flush=True
-            )
+            say(f"Experiments: completing {queued} runs an earlier run left unrecorded")
         found.append(tracker)
     if mlflow is not None:
         link = _console_link(config, region)

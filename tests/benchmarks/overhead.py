@@ -213,13 +213,13 @@ def _times(described: dict[str, Any]) -> JobTimes:
 
 
 def import_seconds() -> float:
-    """Seconds :func:`sweeper.cli._import_launch` takes (Optuna, SQLAlchemy, aiobotocore and
+    """Seconds :func:`sweeper.cli._import_session` takes (Optuna, SQLAlchemy, aiobotocore and
     the sweep's own modules) in a fresh process that has imported what this one had before
     its sweep started: the share of start-up that is importing."""
     code = (
         "import sys, time; sys.path.insert(0, sys.argv[1]);"
         " import botocore.session, yaml, sweeper.cli, sweeper.emulator.child;"
-        " t = time.perf_counter(); sweeper.cli._import_launch();"
+        " t = time.perf_counter(); sweeper.cli._import_session();"
         " print(time.perf_counter() - t)"
     )
     out = subprocess.run(

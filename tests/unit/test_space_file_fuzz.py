@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sweeper import config, launch
+from sweeper import config, session
 from sweeper.errors import ConfigError
 from tests.helpers import write_sweep
 from tests.hostile import hostile_text
@@ -40,7 +40,7 @@ def test_a_hostile_file_is_a_config_error_or_a_runnable_config(
     error = ""
     tracemalloc.start()
     try:
-        launch.dry_run(config.load(path))
+        session.dry_run(config.load(path))
     except ConfigError as exc:
         error = str(exc)
     finally:

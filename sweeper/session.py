@@ -1,22 +1,23 @@
-"""Starting a sweep: which clients, what to upload, then the scheduler (where the
-services are: :mod:`sweeper.backend`).
+"""The composition root: one sweep's parts built from its config and endpoints, run to
+the sweep's end, and how it ended returned as a :class:`SweepResult`.
 
-The composition root's working half (``cli`` parses commands and calls in here).
+Both faces stand on :class:`Session`: the command line (:mod:`sweeper.cli`: arguments,
+printing, exit codes, signals) and the Python API (:mod:`sweeper.api`). Nothing here
+prints, exits or installs a signal handler: what the user reads goes to ``say`` and to
+the live view's stream; where the services are is :mod:`sweeper.backend`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shlex
-import signal
 import sys
 import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TextIO
 
 from sweeper import heap
 from sweeper.aws import code, names, template
@@ -28,15 +29,16 @@ from sweeper.backend import Endpoints
 from sweeper.capacity import EMULATOR_POOLS, SAGEMAKER_POOLS, settle_pools
 from sweeper.clock import RealClock
 from sweeper.config import BackendKind, PrunerKind, SweepConfig
-from sweeper.console import ConsoleReporter, interrupted_text, storage_down_text, summary
+from sweeper.console import ConsoleReporter
 from sweeper.decisions import Policy
 from sweeper.errors import StorageUnavailable, SweepError, leaves
 from sweeper.metrics import MetricReader
+from sweeper.outcome import SweepResult
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
 from sweeper.pruning import EarlyStopping
 from sweeper.recording import FailedLogKeeper
 from sweeper.scheduler import Scheduler
-from sweeper.study import SweepStudy, first_params
+from sweeper.study import Counts, SweepStudy, first_params
 from sweeper.tracking import setup
 from sweeper.tracking.series import JobSeries
 from sweeper.tracking.setup import Recorder
@@ -70,16 +72,18 @@ def dry_run(config: SweepConfig) -> str:
     return "\n".join(lines)
 
 
-async def upload(config: SweepConfig, ends: Endpoints, stack: AsyncExitStack) -> template.Plan:
+async def upload(
+    config: SweepConfig, ends: Endpoints, stack: AsyncExitStack, say: Callable[[str], None]
+) -> template.Plan:
     """Resolve the output path (default bucket), then upload code and local inputs that
-    are not on S3 yet."""
+    are not on S3 yet (each upload said to ``say``)."""
     retry = RetryPolicy()
     s3 = S3(await ends.client(stack, "s3"), retry)
     sts = await ends.client(stack, "sts") if not config.estimator.output_path else None
     output_path = await template.resolve_output_path(config, ends.region, s3, sts, retry)
     plan = template.plan(config, ends.region, output_path)
     for item in plan.uploads:
-        await code.upload(item, s3, say=lambda text: print(text, flush=True))
+        await code.upload(item, s3, say=say)
     return plan
 
 
@@ -93,8 +97,89 @@ class _Started:
     scheduler: Scheduler
 
 
+class Session:
+    """One run of one sweep on ``ends``: start-up, the loop, the wrap-up.
+
+    Use each instance once, on one event loop. :meth:`interrupt` may be called from that
+    loop at any moment (before the scheduler exists it is remembered); from another
+    thread, hand it to the loop (``loop.call_soon_threadsafe``). What the user reads goes
+    to ``say`` (start-up, tracking and pool summaries) and to ``out`` (the live view;
+    default ``sys.stdout`` as it is when written).
+    """
+
+    def __init__(
+        self,
+        config: SweepConfig,
+        ends: Endpoints,
+        say: Callable[[str], None] | None = None,
+        out: TextIO | None = None,
+    ) -> None:
+        self.config = config
+        self.ends = ends
+        self._out = out
+        self._say = say or self._print
+        self._scheduler: Scheduler | None = None
+        self._pending: OnExit | None = None
+        self.on_exit = OnExit.LEAVE
+
+    def _print(self, text: str) -> None:
+        print(text, file=self._out or sys.stdout, flush=True)
+
+    @property
+    def interrupted(self) -> bool:
+        return self._pending is not None
+
+    def interrupt(self, on_exit: OnExit) -> None:
+        """Stop dispatching; ``on_exit`` says what becomes of the jobs in flight."""
+        self._pending = self.on_exit = on_exit
+        if self._scheduler is not None:
+            self._scheduler.interrupt(on_exit)
+
+    async def run(self) -> SweepResult:
+        """Run (or resume) the sweep to its end; a storage outage that outlasts the
+        study's retries ends it too (``storage_down``). Other errors are raised as the
+        :class:`~sweeper.errors.SweepError` they are."""
+        clock = RealClock()
+        async with AsyncExitStack() as stack:
+            # What start-up makes lives as long as the sweep; the command's earlier steps
+            # (the space file's checks, the imports) have collected what came before.
+            with heap.long_lived(collect_first=False):
+                started = await _start(self.config, self.ends, stack, clock, self._say, self._out)
+            self._scheduler = started.scheduler
+            if self._pending is not None:
+                started.scheduler.interrupt(self._pending)
+            start = clock.now()
+            outcome = await _loop(started)
+            if isinstance(outcome, StorageUnavailable):
+                return SweepResult(
+                    self.config.name,
+                    StopReason.INTERRUPTED,
+                    Counts(0, 0, 0, 0),
+                    None,
+                    clock.now() - start,
+                    on_exit=self.on_exit,
+                    storage_down=outcome,
+                )
+            await _wrap_up(self.config, started, outcome, self._say)
+            counts, best = await started.study.counts(), await started.study.best()
+            return SweepResult(
+                self.config.name,
+                outcome.stop_reason,
+                counts,
+                best,
+                clock.now() - start,
+                tuple(outcome.in_flight),
+                self.on_exit,
+            )
+
+
 async def _start(
-    config: SweepConfig, ends: Endpoints, stack: AsyncExitStack, clock: RealClock
+    config: SweepConfig,
+    ends: Endpoints,
+    stack: AsyncExitStack,
+    clock: RealClock,
+    say: Callable[[str], None],
+    out: TextIO | None,
 ) -> _Started:
     """Open the study, upload the code, make the clients, recorders and scheduler; what
     must be undone at exit goes on ``stack``."""
@@ -109,13 +194,13 @@ async def _start(
                     SweepStudy.open, config, lease_seconds=config.storage_lease_seconds
                 )
             )
-            plan = await upload(config, ends, stack)
+            plan = await upload(config, ends, stack, say)
             client = await ends.client(stack, "sagemaker")
     except ExceptionGroup as group:  # a bad bucket, a database that does not answer
         raise leaves(group)[0] from None
     study = opening.result()
     stack.callback(study.close)
-    reporter = ConsoleReporter(clock, config.objective.metric, tags=_job_tags(config))
+    reporter = ConsoleReporter(clock, config.objective.metric, out, tags=_job_tags(config))
     study.note = reporter.note
     logs_client = await ends.client(stack, "logs")
     logs = JobLogs(logs_client, RetryPolicy(sleep=clock.sleep))
@@ -128,6 +213,7 @@ async def _start(
         (client, await ends.client(stack, "sagemaker-metrics")),
         mlflow,
         ends.region,
+        say,
     )
     jobs = TrainingJobs(client, RetryPolicy(sleep=clock.sleep))
     scheduler = Scheduler(
@@ -147,25 +233,9 @@ async def _start(
     return _Started(study, jobs, recorders, scheduler)
 
 
-async def run(config: SweepConfig, ends: Endpoints, on_exit: OnExit) -> int:
-    """Run (or resume) the sweep to its end; return the exit code."""
-    clock = RealClock()
-    async with AsyncExitStack() as stack:
-        # What start-up makes lives as long as the sweep; the command's earlier steps
-        # (the space file's checks, the imports) have collected what came before.
-        with heap.long_lived(collect_first=False):
-            started = await _start(config, ends, stack, clock)
-        _handle_signals(started.scheduler, on_exit)
-        start = clock.now()
-        outcome = await _loop(started, ends)
-        if isinstance(outcome, int):
-            return outcome
-        return await _wrap_up(config, started, outcome, lambda: clock.now() - start, ends, on_exit)
-
-
-async def _loop(started: _Started, ends: Endpoints) -> SweepOutcome | int:
-    """The scheduler's run, with the recorders completing runs beside it; an exit code
-    instead when the study's storage stayed away."""
+async def _loop(started: _Started) -> SweepOutcome | StorageUnavailable:
+    """The scheduler's run, with the recorders completing runs beside it; the storage's
+    error instead when the study's storage stayed away."""
     try:
         async with asyncio.TaskGroup() as tg:  # runs are completed beside the sweep
             for recorder in started.recorders:
@@ -179,48 +249,21 @@ async def _loop(started: _Started, ends: Endpoints) -> SweepOutcome | int:
         found = leaves(group)
         down = [e for e in found if isinstance(e, StorageUnavailable)]
         if down:
-            print(storage_down_text(str(down[0]), ends.embedded, resume_command()))
-            return down[0].exit_code
+            return down[0]
         raise next((e for e in found if isinstance(e, SweepError)), found[0]) from None
 
 
 async def _wrap_up(
-    config: SweepConfig,
-    started: _Started,
-    outcome: SweepOutcome,
-    elapsed: Callable[[], float],
-    ends: Endpoints,
-    on_exit: OnExit,
-) -> int:
-    """Finish the runs, settle the pools, print the summary; the exit code."""
+    config: SweepConfig, started: _Started, outcome: SweepOutcome, say: Callable[[str], None]
+) -> None:
+    """Finish the runs and settle the pools, saying how each went."""
     for recorder in started.recorders:
         await recorder.finish(outcome.stop_reason == StopReason.INTERRUPTED)
-        print(recorder.summary())
-    study = started.study
+        say(recorder.summary())
     if config.estimator.keep_alive_period_in_seconds:
         keep = config.estimator.keep_pools_after_sweep
-        if (settled := await settle_pools(study, started.jobs, keep)) is not None:
-            print(settled.summary())
-    counts, best = await study.counts(), await study.best()
-    objective = config.objective
-    print(
-        summary(
-            config.name,
-            objective.metric,
-            objective.direction,
-            counts,
-            best,
-            elapsed(),
-            outcome.stop_reason,
-            config.storage_url,
-        )
-    )
-    if outcome.stop_reason == StopReason.INTERRUPTED:
-        print(interrupted_text(len(outcome.in_flight), on_exit, ends.embedded, resume_command()))
-        return 130
-    if outcome.stop_reason == StopReason.CAPACITY:
-        return 1  # said above: which quota, and that a rerun goes on
-    return 0 if best is not None else 1
+        if (settled := await settle_pools(started.study, started.jobs, keep)) is not None:
+            say(settled.summary())
 
 
 def _early_stopping(
@@ -249,7 +292,7 @@ def _early_stopping(
 
 def _log_keeper(config: SweepConfig, logs: JobLogs) -> Callable[[str], Any]:
     """Saves a failed job's log under ``.sweeps/<name>/logs/``."""
-    log_dir = config.path.parent.resolve() / ".sweeps" / config.name / "logs"
+    log_dir = config.home / config.name / "logs"
 
     async def keep_log(job: str) -> None:
         text = await logs.text(job)
@@ -264,34 +307,3 @@ def _job_tags(config: SweepConfig) -> str:
     if est.use_spot_instances:
         return "spot"
     return "warm pool" if est.keep_alive_period_in_seconds else ""
-
-
-def _handle_signals(scheduler: Scheduler, on_exit: OnExit) -> None:
-    """First SIGINT/SIGTERM: stop dispatching (``on_exit`` decides the rest); second: exit."""
-    loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
-
-    def on_signal(name: str) -> None:
-        if scheduler.interrupted:
-            print(f"\n{name} again: exiting at once", file=sys.stderr, flush=True)
-            if main_task is not None:
-                main_task.cancel()
-            return
-        what = {
-            OnExit.LEAVE: "leaving running jobs alone",
-            OnExit.STOP: "stopping running jobs",
-            OnExit.WAIT: "waiting for running jobs to finish",
-        }[on_exit]
-        print(
-            f"\n{name}: starting no new trials, {what} (again to exit at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-        scheduler.interrupt(on_exit)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
-
-
-def resume_command() -> str:
-    """The exact command line that started this process, to run again to resume."""
-    return shlex.join(list(sys.orig_argv))

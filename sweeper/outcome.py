@@ -1,0 +1,37 @@
+"""How a run of a sweep ended: what both faces (the command line, the Python API) are
+handed back by the composition root (:mod:`sweeper.session`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from optuna.trial import FrozenTrial
+
+from sweeper.errors import StorageUnavailable
+from sweeper.study import Counts
+from sweeper.types import OnExit, StopReason
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """How one run of a sweep ended, read back from the study once it had.
+
+    ``stop_reason`` says why dispatching stopped; ``counts`` and ``best`` are the whole
+    study's (earlier runs and other orchestrators included); ``in_flight`` are the jobs
+    still running when an interrupted run let go of them (``on_exit`` says how);
+    ``storage_down`` is the error that ended the run when the study's storage stayed
+    away (then ``counts`` are empty and ``best`` None: nothing could be read).
+    """
+
+    name: str
+    stop_reason: StopReason
+    counts: Counts
+    best: FrozenTrial | None
+    elapsed: float
+    in_flight: tuple[str, ...] = ()
+    on_exit: OnExit = OnExit.LEAVE
+    storage_down: StorageUnavailable | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_reason == StopReason.INTERRUPTED

@@ -1,0 +1,157 @@
+"""What a sweep holds, read back (report, status, the best job's files) and annotated
+(notes), for both faces: ``sweep.py report|status|note`` and :class:`sweeper.Sweep`.
+
+Each function opens the study for its own call and closes it before returning, so it
+may run while another process runs the sweep (reads are read-only; a note is one
+write). Nothing here prints: what the user reads is returned.
+"""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper import backend, blas
+from sweeper.config import BackendKind, SweepConfig
+from sweeper.errors import SweepError
+from sweeper.types import JobState
+
+if TYPE_CHECKING:
+    from optuna import Study
+
+
+async def report_document(
+    config: SweepConfig, top: int = 10, html: Path | None = None
+) -> dict[str, Any]:
+    """The report document (schema ``sweeper.report/1``) of the study as it is now; with
+    ``html``, also a page of plots written there."""
+    blas.import_numpy()
+    from sweeper import report
+    from sweeper.study import SweepStudy
+
+    study = SweepStudy.open(config, create=False, read_only=True)
+    try:
+        trials = await study.trials()
+        importances = await study.importances(trials)
+        notes, runs = await study.notes(), await study.runs()
+        pools = await study.warm_pools()
+        doc = report.build(config, trials, importances, top, notes, runs, pools)
+        if html is not None:
+            _write_html(html, doc, study.study)
+    finally:
+        study.close()
+    return doc
+
+
+def _write_html(path: Path, doc: dict[str, Any], study: Study) -> None:
+    from sweeper import report_html  # plotly loads only when asked for
+
+    path.write_text(report_html.render(doc, study), encoding="utf-8")
+
+
+async def download(ends: backend.Endpoints, job: str, dest: Path) -> list[Path]:
+    """A job's ``model.tar.gz`` (S3) and its log (CloudWatch Logs) into ``dest``."""
+    from sweeper import artifacts
+
+    async with AsyncExitStack() as stack:
+        clients = [await ends.client(stack, s) for s in ("sagemaker", "s3", "logs")]
+        return await artifacts.download(job, dest, *clients)
+
+
+async def add_note(config: SweepConfig, trial: int, text: str) -> str:
+    """The note written to the study (replacing an earlier one); the name of the trial's
+    Experiments run, which :func:`note_run` updates."""
+    blas.import_numpy()
+    from sweeper.study import SweepStudy
+    from sweeper.tracking import experiments as tracking
+
+    study = SweepStudy.open(config, create=False)
+    try:
+        await study.add_note(trial, text)
+        return tracking.run_of(config, trial, (await study.runs()).get(trial))
+    finally:
+        study.close()
+
+
+async def note_run(ends: backend.Endpoints, run: str, text: str) -> None:
+    """The note as parameter ``sweeper:note`` of the trial's Experiments run."""
+    from sweeper.aws.retry import RetryPolicy
+    from sweeper.tracking import experiments as tracking
+
+    async with AsyncExitStack() as stack:
+        client = await ends.client(stack, "sagemaker")
+        params = {tracking.NOTE: {"StringValue": text[:2500]}}
+        await RetryPolicy(attempts=3).call(
+            lambda: client.update_trial_component(TrialComponentName=run, Parameters=params)
+        )
+
+
+def note_mlflow_run(config: SweepConfig, trial: int, text: str) -> tuple[bool, str]:
+    """The note as the description of the trial's MLflow run (``mlflow.note.content``);
+    blocking (MLflow's client). Whether the run could be reached, and what became of the
+    note, in a sentence."""
+    from sweeper.tracking.mlflow import brief
+    from sweeper.tracking.mlflow_store import MlflowStore
+    from sweeper.tracking.setup import require_mlflow
+
+    mlflow = config.tracking.mlflow
+    assert mlflow is not None
+    try:
+        require_mlflow(config)
+        run = MlflowStore(mlflow.tracking_uri, mlflow.experiment).note(config.name, trial, text)
+    except Exception as exc:  # not installed, not answering: the study has the note
+        return False, f"its MLflow run was not updated ({brief(exc)}); reports show the note"
+    if run is None:
+        return True, "it has no MLflow run yet; the sweep's next run records the note with it"
+    return True, f"noted on its MLflow run {run}"
+
+
+async def status_text(config: SweepConfig) -> str:
+    """``sweep.py status``: counts, the best trial, each running trial's job (and its
+    state, where the jobs can be asked: not in an embedded emulator, gone with its
+    sweep), the warm pools held."""
+    blas.import_numpy()
+    from sweeper import console
+    from sweeper.study import JOB_NAME, SweepStudy
+
+    study = SweepStudy.open(config, create=False, read_only=True)
+    try:
+        running = await study.running()
+        counts, best = await study.counts(), await study.best()
+        named = [r.job_name for r in running if r.job_name]
+        if config.estimator.keep_alive_period_in_seconds:  # finished jobs may hold pools
+            trials = await study.trials()
+            named += [str(t.user_attrs[JOB_NAME]) for t in trials if JOB_NAME in t.user_attrs]
+        states = await _job_states(config, named)
+        return console.status_text(config, counts, best, running, states)
+    finally:
+        study.close()
+
+
+async def _job_states(config: SweepConfig, named: list[str]) -> dict[str, JobState] | None:
+    """The jobs' states; None where they cannot be asked (the embedded emulator)."""
+    from sweeper.aws import template
+    from sweeper.aws.retry import RetryPolicy
+    from sweeper.aws.training import TrainingJobs
+
+    embedded = config.backend.kind == BackendKind.EMULATOR and not config.backend.endpoint_url
+    if not named or embedded:
+        return None
+    ends = backend.Endpoints(
+        template.region(config),
+        config.backend.endpoint_url,
+        credentials=None
+        if config.backend.kind == BackendKind.SAGEMAKER
+        else template.EMULATOR_CREDENTIALS,
+    )
+    async with AsyncExitStack() as stack:
+        client = await ends.client(stack, "sagemaker")
+        return await TrainingJobs(client, RetryPolicy()).poll(named)
+
+
+def best_job(doc: dict[str, Any]) -> str:
+    """The best trial's job in a report document; a SweepError when there is none."""
+    if doc["best"] is None:
+        raise SweepError("the sweep has no completed trial yet")
+    return str(doc["best"]["job"])
