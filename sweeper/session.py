@@ -16,14 +16,12 @@ import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from functools import partial
 from typing import Any, TextIO
 
 from sweeper import heap
-from sweeper.aws import code, names, template
+from sweeper.aws import names, template
 from sweeper.aws.logs import JobLogs, LogTail
 from sweeper.aws.retry import RetryPolicy
-from sweeper.aws.s3 import S3
 from sweeper.aws.training import JobOptions, TrainingJobs, build_request
 from sweeper.backend import Endpoints
 from sweeper.capacity import EMULATOR_POOLS, SAGEMAKER_POOLS, settle_pools
@@ -39,6 +37,7 @@ from sweeper.pruning import EarlyStopping
 from sweeper.recording import FailedLogKeeper
 from sweeper.scheduler import Scheduler
 from sweeper.study import Counts, SweepStudy, first_params
+from sweeper.templates import JobSource, SpaceFileJobs
 from sweeper.tracking import setup
 from sweeper.tracking.series import JobSeries
 from sweeper.tracking.setup import Recorder
@@ -72,21 +71,6 @@ def dry_run(config: SweepConfig) -> str:
     return "\n".join(lines)
 
 
-async def upload(
-    config: SweepConfig, ends: Endpoints, stack: AsyncExitStack, say: Callable[[str], None]
-) -> template.Plan:
-    """Resolve the output path (default bucket), then upload code and local inputs that
-    are not on S3 yet (each upload said to ``say``)."""
-    retry = RetryPolicy()
-    s3 = S3(await ends.client(stack, "s3"), retry)
-    sts = await ends.client(stack, "sts") if not config.estimator.output_path else None
-    output_path = await template.resolve_output_path(config, ends.region, s3, sts, retry)
-    plan = template.plan(config, ends.region, output_path)
-    for item in plan.uploads:
-        await code.upload(item, s3, say=say)
-    return plan
-
-
 @dataclass(frozen=True, slots=True)
 class _Started:
     """What start-up made for the sweep's loop."""
@@ -104,7 +88,8 @@ class Session:
     loop at any moment (before the scheduler exists it is remembered); from another
     thread, hand it to the loop (``loop.call_soon_threadsafe``). What the user reads goes
     to ``say`` (start-up, tracking and pool summaries) and to ``out`` (the live view;
-    default ``sys.stdout`` as it is when written).
+    default ``sys.stdout`` as it is when written). ``jobs`` makes the requests ready
+    (default: the space file's estimator, uploaded by Sweeper).
     """
 
     def __init__(
@@ -113,17 +98,19 @@ class Session:
         ends: Endpoints,
         say: Callable[[str], None] | None = None,
         out: TextIO | None = None,
+        jobs: JobSource | None = None,
     ) -> None:
         self.config = config
         self.ends = ends
-        self._out = out
-        self._say = say or self._print
+        self.jobs = jobs or SpaceFileJobs()
+        self.out = out
+        self.say = say or self._print
         self._scheduler: Scheduler | None = None
         self._pending: OnExit | None = None
         self.on_exit = OnExit.LEAVE
 
     def _print(self, text: str) -> None:
-        print(text, file=self._out or sys.stdout, flush=True)
+        print(text, file=self.out or sys.stdout, flush=True)
 
     @property
     def interrupted(self) -> bool:
@@ -144,7 +131,7 @@ class Session:
             # What start-up makes lives as long as the sweep; the command's earlier steps
             # (the space file's checks, the imports) have collected what came before.
             with heap.long_lived(collect_first=False):
-                started = await _start(self.config, self.ends, stack, clock, self._say, self._out)
+                started = await _start(self, stack, clock)
             self._scheduler = started.scheduler
             if self._pending is not None:
                 started.scheduler.interrupt(self._pending)
@@ -160,7 +147,7 @@ class Session:
                     on_exit=self.on_exit,
                     storage_down=outcome,
                 )
-            await _wrap_up(self.config, started, outcome, self._say)
+            await _wrap_up(self.config, started, outcome, self.say)
             counts, best = await started.study.counts(), await started.study.best()
             return SweepResult(
                 self.config.name,
@@ -173,16 +160,10 @@ class Session:
             )
 
 
-async def _start(
-    config: SweepConfig,
-    ends: Endpoints,
-    stack: AsyncExitStack,
-    clock: RealClock,
-    say: Callable[[str], None],
-    out: TextIO | None,
-) -> _Started:
+async def _start(session: Session, stack: AsyncExitStack, clock: RealClock) -> _Started:
     """Open the study, upload the code, make the clients, recorders and scheduler; what
     must be undone at exit goes on ``stack``."""
+    config, ends, say = session.config, session.ends, session.say
     emulated = config.backend.kind == BackendKind.EMULATOR
     setup.require_mlflow(config)
     if (mlflow := setup.start_mlflow(config)) is not None:
@@ -194,13 +175,13 @@ async def _start(
                     SweepStudy.open, config, lease_seconds=config.storage_lease_seconds
                 )
             )
-            plan = await upload(config, ends, stack, say)
+            ready = await session.jobs.prepare(config, ends, stack, say)
             client = await ends.client(stack, "sagemaker")
     except ExceptionGroup as group:  # a bad bucket, a database that does not answer
         raise leaves(group)[0] from None
     study = opening.result()
     stack.callback(study.close)
-    reporter = ConsoleReporter(clock, config.objective.metric, out, tags=_job_tags(config))
+    reporter = ConsoleReporter(clock, config.objective.metric, session.out, tags=_job_tags(config))
     study.note = reporter.note
     logs_client = await ends.client(stack, "logs")
     logs = JobLogs(logs_client, RetryPolicy(sleep=clock.sleep))
@@ -208,7 +189,7 @@ async def _start(
         config,
         study,
         JobSeries(config.estimator.metric_definitions, logs),
-        plan.template.output_path,
+        ready.output_path,
         reporter.note,
         (client, await ends.client(stack, "sagemaker-metrics")),
         mlflow,
@@ -220,7 +201,7 @@ async def _start(
         Policy.of(config),
         study,
         jobs,
-        build_request=partial(build_request, plan.template),
+        build_request=ready.build,
         job_name=lambda number, attempt: names.job_name(config.name, number, attempt),
         clock=clock,
         reporter=reporter,
