@@ -56,7 +56,7 @@ def endpoints(
     ``meanwhile`` runs while that emulator boots (about a second): the caller's own
     imports, say; on any other backend, before the block. Blocks while the emulator
     boots: inside a running event loop, use :func:`started`."""
-    if not _embedded(config):
+    if not embedded(config):
         yield _elsewhere(config, meanwhile)
         return
     emulator, keys = _spawn(config)
@@ -75,7 +75,7 @@ async def started(config: SweepConfig, out: TextIO | None = None) -> AsyncIterat
     """:func:`endpoints` for a caller inside a running event loop: the emulator's boot
     and a standalone emulator's question are awaited in a thread, never blocking the
     loop (a notebook's, say)."""
-    if not _embedded(config):
+    if not embedded(config):
         yield await asyncio.to_thread(_elsewhere, config, lambda: None)
         return
     emulator, keys = _spawn(config)
@@ -90,7 +90,8 @@ async def started(config: SweepConfig, out: TextIO | None = None) -> AsyncIterat
         await asyncio.to_thread(emulator.close)
 
 
-def _embedded(config: SweepConfig) -> bool:
+def embedded(config: SweepConfig) -> bool:
+    """Whether the sweep runs on its own emulator (gone when the sweep exits)."""
     return config.backend.kind == BackendKind.EMULATOR and not config.backend.endpoint_url
 
 

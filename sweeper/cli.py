@@ -96,19 +96,18 @@ def _sweep_command(argv: list[str]) -> int:
         try:
             return asyncio.run(_run(Session(config, ends), OnExit(args.on_exit)))
         except asyncio.CancelledError:
-            print(
-                "exited at once: results already recorded are safe; running the same command"
-                " again re-attaches or reruns the rest",
-                file=sys.stderr,
-            )
+            from sweeper.interrupts import EXITED_AT_ONCE
+
+            print(EXITED_AT_ONCE, file=sys.stderr)
             return 130
 
 
 async def _run(session: Session, on_exit: OnExit) -> int:
     """The sweep under the command's signal handling; its summary and exit code."""
     from sweeper.console import exit_code, result_text
+    from sweeper.interrupts import handle_signals
 
-    _handle_signals(session, on_exit)
+    handle_signals(session, on_exit)
     result = await session.run()
     print(result_text(session.config, result, session.ends.embedded, resume_command()))
     return exit_code(result)
@@ -118,29 +117,6 @@ _OTHER_COMMANDS = (
     "'sweep.py status SPACE', 'sweep.py report SPACE', 'sweep.py note SPACE TRIAL TEXT',"
     " 'sweep.py emulator' (each with --help)"
 )
-
-
-def _handle_signals(session: Session, on_exit: OnExit) -> None:
-    """First SIGINT/SIGTERM: stop dispatching (``on_exit`` decides the rest); second: exit."""
-    from sweeper.console import ON_EXIT_TEXT
-
-    loop, main_task = asyncio.get_running_loop(), asyncio.current_task()
-
-    def on_signal(name: str) -> None:
-        if session.interrupted:
-            print(f"\n{name} again: exiting at once", file=sys.stderr, flush=True)
-            if main_task is not None:
-                main_task.cancel()
-            return
-        print(
-            f"\n{name}: starting no new trials, {ON_EXIT_TEXT[on_exit]} (again to exit at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-        session.interrupt(on_exit)
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal, sig.name)
 
 
 def resume_command() -> str:
@@ -201,7 +177,7 @@ def _report_command(argv: list[str]) -> int:
 
 
 def _note_command(argv: list[str]) -> int:
-    from sweeper import backend, queries
+    from sweeper import queries
 
     parser = argparse.ArgumentParser(
         prog="sweep.py note",
@@ -213,18 +189,8 @@ def _note_command(argv: list[str]) -> int:
     parser.add_argument("text", help="the comment (replaces an earlier one)")
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
-    run = asyncio.run(queries.add_note(config, args.trial, args.text))
-    print(f"noted on trial {args.trial}")
-    if config.tracking.experiments:  # the study has it; the runs are copies, for their UIs
-        try:
-            with backend.endpoints(config, out=sys.stderr) as ends:
-                asyncio.run(queries.note_run(ends, run, args.text))
-            print(f"noted on its run {run}")
-        except SweepError as exc:
-            print(f"the run {run} was not updated ({exc}); reports show the note", file=sys.stderr)
-    if config.tracking.mlflow is not None:
-        updated, text = queries.note_mlflow_run(config, args.trial, args.text)
-        print(text, file=sys.stdout if updated else sys.stderr)
+    for done, text in queries.note(config, args.trial, args.text):
+        print(text, file=sys.stdout if done else sys.stderr)
     return 0
 
 

@@ -13,7 +13,7 @@ from sweeper.config import SweepConfig
 from sweeper.outcome import SweepResult
 from sweeper.study import JOB_NAME, Counts, TrialRecord
 from sweeper.study.storage import redacted
-from sweeper.types import JobState, OnExit, Progress, StopReason
+from sweeper.types import JobState, Progress, StopReason
 
 
 def format_params(params: dict[str, Any]) -> str:
@@ -218,13 +218,6 @@ def pools_text(states: dict[str, JobState]) -> list[str]:
         else:
             lines.append(f"    {s.name}  Available since {since}, retained {s.pool_seconds or 0} s")
     return lines
-
-
-ON_EXIT_TEXT = {
-    OnExit.LEAVE: "leaving running jobs alone",
-    OnExit.STOP: "stopping running jobs",
-    OnExit.WAIT: "waiting for running jobs to finish",
-}
 
 
 def result_text(config: SweepConfig, result: SweepResult, embedded: bool, resume: str) -> str:

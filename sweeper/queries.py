@@ -8,6 +8,7 @@ write). Nothing here prints: what the user reads is returned.
 
 from __future__ import annotations
 
+import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +23,11 @@ if TYPE_CHECKING:
 
 
 async def report_document(
-    config: SweepConfig, top: int = 10, html: Path | None = None
+    config: SweepConfig, top: int = 10, html: Path | None = None, rank: bool = True
 ) -> dict[str, Any]:
     """The report document (schema ``sweeper.report/1``) of the study as it is now; with
-    ``html``, also a page of plots written there."""
+    ``html``, also a page of plots written there; without ``rank``, its ``importances``
+    empty (ranking parameters is the slow part)."""
     blas.import_numpy()
     from sweeper import report
     from sweeper.study import SweepStudy
@@ -33,7 +35,7 @@ async def report_document(
     study = SweepStudy.open(config, create=False, read_only=True)
     try:
         trials = await study.trials()
-        importances = await study.importances(trials)
+        importances = await study.importances(trials) if rank else {}
         notes, runs = await study.notes(), await study.runs()
         pools = await study.warm_pools()
         doc = report.build(config, trials, importances, top, notes, runs, pools)
@@ -85,6 +87,27 @@ async def note_run(ends: backend.Endpoints, run: str, text: str) -> None:
         await RetryPolicy(attempts=3).call(
             lambda: client.update_trial_component(TrialComponentName=run, Parameters=params)
         )
+
+
+def note(config: SweepConfig, trial: int, text: str) -> list[tuple[bool, str]]:
+    """``text`` as trial ``trial``'s note: in the study (a SweepError if it cannot be),
+    then on its Experiments and MLflow runs, the copies their UIs show (blocking; boots
+    the sweep's own emulator for the Experiments run). What became of each, as (done,
+    sentence) pairs."""
+    import asyncio
+
+    run = asyncio.run(add_note(config, trial, text))
+    said = [(True, f"noted on trial {trial}")]
+    if config.tracking.experiments:
+        try:
+            with backend.endpoints(config, out=sys.stderr) as ends:
+                asyncio.run(note_run(ends, run, text))
+            said.append((True, f"noted on its run {run}"))
+        except SweepError as exc:
+            said.append((False, f"the run {run} was not updated ({exc}); reports show the note"))
+    if config.tracking.mlflow is not None:
+        said.append(note_mlflow_run(config, trial, text))
+    return said
 
 
 def note_mlflow_run(config: SweepConfig, trial: int, text: str) -> tuple[bool, str]:

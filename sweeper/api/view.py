@@ -1,0 +1,186 @@
+"""Reading a sweep from Python: its trials as a DataFrame, its best trial, its report,
+notes; and the best job as an SDK Estimator.
+
+Every call reads the study as it is now (opened for the call and closed again), so a
+view may be used while this or another process runs the sweep; none of them launches
+anything. Each blocks until it has its answer; inside a running event loop (a notebook
+cell) it does its work on a thread of its own, so it may be called from there too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import warnings
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sweeper import queries
+from sweeper.config import SweepConfig
+
+if TYPE_CHECKING:
+    import pandas
+
+T = TypeVar("T")
+
+# The DataFrame's columns after ``number`` and before the parameters, from the report.
+COLUMNS = (
+    "state",
+    "value",
+    "job",
+    "attempt",
+    "job_seconds",
+    "billable_seconds",
+    "pool_seconds",
+    "cost",
+    "pruned_at_step",
+    "failure",
+    "note",
+    "experiment",
+    "run",
+    "orchestrator",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Trial:
+    """One trial as the report has it: ``state`` is complete, fail, running, pruned or
+    not_launched; ``job`` its last job; seconds and cost None until known."""
+
+    number: int
+    state: str
+    value: float | None
+    params: dict[str, Any]
+    job: str | None
+    job_seconds: float | None
+    billable_seconds: float | None
+    cost: float | None
+    note: str | None
+    run: str | None
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> Trial:
+        """From a trial of the report document (``sweeper.report/1``)."""
+        return cls(
+            number=int(row["number"]),
+            state=str(row["state"]),
+            value=row["value"],
+            params=dict(row["params"]),
+            job=row["job"],
+            job_seconds=row["job_seconds"],
+            billable_seconds=row["billable_seconds"],
+            cost=row["cost"],
+            note=row["note"],
+            run=row["run"],
+        )
+
+
+def blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine ``make()`` to its end: here, or on a thread of its own when
+    this thread already runs an event loop (which must not be blocked by a nested one)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    return in_thread(lambda: asyncio.run(make()))
+
+
+def in_thread(work: Callable[[], T]) -> T:
+    """``work()`` on a thread of its own, waited for; its error raised here."""
+    box: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(work())
+        except BaseException as exc:  # handed to the caller's thread
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="sweeper-call", daemon=True)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return box[0]
+
+
+class SweepView:
+    """The read side of a sweep (see the module's contract); :class:`sweeper.Sweep`
+    adds running it. Thread-safe: each call opens the study for itself."""
+
+    def __init__(self, config: SweepConfig, estimator: Any = None) -> None:
+        self.config = config
+        self._estimator = estimator
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def report(self, top: int = 10) -> dict[str, Any]:
+        """The document ``sweep.py report --json`` prints (schema ``sweeper.report/1``)."""
+        return blocking(lambda: queries.report_document(self.config, top))
+
+    def _trials(self, top: int) -> dict[str, Any]:
+        """The report without the parameters' ranking."""
+        return blocking(lambda: queries.report_document(self.config, top, rank=False))
+
+    def trials_dataframe(self) -> pandas.DataFrame:
+        """One row per trial, in trial order: ``number``, the report's fields
+        (:data:`COLUMNS`), then one ``params_<name>`` column per parameter (needs pandas:
+        ``pip install 'sweeper[notebook]'``)."""
+        try:
+            import pandas
+        except ImportError as exc:
+            raise ImportError(
+                "trials_dataframe() needs pandas: pip install 'sweeper[notebook]'"
+            ) from exc
+        rows = []
+        for t in self._trials(0)["trials"]:
+            row = {"number": t["number"], **{k: t[k] for k in COLUMNS}}
+            rows.append(row | {f"params_{k}": v for k, v in t["params"].items()})
+        names = [f"params_{p.name}" for p in self.config.space]
+        return pandas.DataFrame(rows, columns=["number", *COLUMNS, *names])
+
+    @property
+    def best_trial(self) -> Trial | None:
+        """The best completed trial so far; None before any completed."""
+        best = self._trials(1)["best"]
+        return Trial.of(best) if best is not None else None
+
+    def note(self, trial: int, text: str) -> None:
+        """``text`` as trial ``trial``'s note (replacing an earlier one): in the study,
+        which reports show, and on its Experiments and MLflow runs; a run that cannot be
+        updated is a warning (the study has the note). Idempotent."""
+        said = in_thread(lambda: queries.note(self.config, trial, text))
+        for done, sentence in said:
+            if not done:
+                warnings.warn(sentence, stacklevel=2)
+
+    def best_estimator(self) -> Any:
+        """The best trial's job as an SDK v2 Estimator (``Estimator.attach``; the class
+        of the Estimator the sweep was given, if any): its hyperparameters, model
+        artifacts and the rest as DescribeTrainingJob has them. On the sweep's own
+        (embedded) emulator, which stops when this returns, read its fields; deploying
+        needs SageMaker. Needs the SDK (``pip install 'sagemaker>=2.257,<3'``)."""
+        from sweeper import backend
+
+        job = queries.best_job(self._trials(1))
+        try:
+            from sagemaker.estimator import Estimator
+        except ImportError as exc:
+            raise ImportError("best_estimator() needs the SageMaker SDK v2") from exc
+        kind = type(self._estimator) if self._estimator is not None else Estimator
+
+        def attach() -> Any:
+            from sweeper.api.sdk_jobs import Described, sdk_session
+
+            with backend.endpoints(self.config) as ends:
+                session = sdk_session(ends, self._estimator)
+                estimator = kind.attach(job, sagemaker_session=session)
+                if ends.embedded:  # gone as the block ends: what it said stays readable
+                    described = session.sagemaker_client.describe_training_job(TrainingJobName=job)
+                    session.sagemaker_client = Described(job, described)
+                return estimator
+
+        return in_thread(attach)
