@@ -23,7 +23,7 @@ from typing import Any
 from sweeper import backend
 from sweeper.api import spec as spec_mod
 from sweeper.api.handle import SweepHandle
-from sweeper.api.view import SweepView
+from sweeper.api.view import SweepView, loop_running
 from sweeper.config import SweepConfig
 from sweeper.errors import SweepError
 from sweeper.outcome import SweepResult
@@ -173,9 +173,7 @@ async def _graceful(session: Any, how: OnExit) -> SweepResult:
 
 
 def _refuse_inside_loop() -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not loop_running():
         return
     raise SweepError(
         "Sweep.run() blocks, and this thread runs an event loop (a notebook cell, say):"

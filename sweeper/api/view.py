@@ -79,11 +79,17 @@ class Trial:
 def blocking(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run the coroutine ``make()`` to its end: here, or on a thread of its own when
     this thread already runs an event loop (which must not be blocked by a nested one)."""
+    if loop_running():
+        return in_thread(lambda: asyncio.run(make()))
+    return asyncio.run(make())
+
+
+def loop_running() -> bool:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(make())
-    return in_thread(lambda: asyncio.run(make()))
+        return False
+    return True
 
 
 def in_thread(work: Callable[[], T]) -> T:
