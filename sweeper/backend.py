@@ -71,16 +71,18 @@ def endpoints(
 
 
 @asynccontextmanager
-async def started(config: SweepConfig, out: TextIO | None = None) -> AsyncIterator[Endpoints]:
-    """:func:`endpoints` for a caller inside a running event loop: the emulator's boot
-    and a standalone emulator's question are awaited in a thread, never blocking the
-    loop (a notebook's, say)."""
+async def started(
+    config: SweepConfig, out: TextIO | None = None, meanwhile: Callable[[], object] = lambda: None
+) -> AsyncIterator[Endpoints]:
+    """:func:`endpoints` for a caller inside a running event loop: the emulator's boot,
+    a standalone emulator's question and ``meanwhile`` are awaited in threads, never
+    blocking the loop (a notebook's, say)."""
     if not embedded(config):
-        yield await asyncio.to_thread(_elsewhere, config, lambda: None)
+        yield await asyncio.to_thread(_elsewhere, config, meanwhile)
         return
     emulator, keys = _spawn(config)
     try:
-        await asyncio.to_thread(_wait, emulator)
+        await asyncio.gather(asyncio.to_thread(_wait, emulator), asyncio.to_thread(meanwhile))
     except BaseException:
         emulator.close()
         raise

@@ -1,6 +1,7 @@
-"""The command line: arguments, printing, exit codes and signals, over the composition
-root (:class:`sweeper.session.Session`) and the queries (:mod:`sweeper.queries`) that
-the Python API (:mod:`sweeper.api`) stands on too.
+"""The command line: arguments, printing and exit codes, over the Python API
+(:class:`sweeper.Sweep`, which runs a sweep) and the queries (:mod:`sweeper.queries`)
+for report, status and note. The AWS clients, the emulator and Optuna load only where
+used (a sweep starts its emulator first).
 
 ``python sweep.py space.yaml`` runs (or resumes) a sweep;
 ``python sweep.py emulator [--port N]`` serves a standalone emulator.
@@ -19,18 +20,13 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from sweeper import blas, heap
 from sweeper import config as config_mod
+from sweeper import heap
 from sweeper.config import EmulatorOptions
 from sweeper.config.tracking import arn_stand_in
 from sweeper.errors import ConfigError, SweepError, local_fault
 from sweeper.types import OnExit
-
-if TYPE_CHECKING:  # the AWS clients, the emulator and Optuna load only where used (a
-    # sweep starts its emulator first: :func:`_sweep_command`)
-    from sweeper.session import Session
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,8 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _sweep_command(argv: list[str]) -> int:
-    from sweeper import backend  # light: the emulator's settings and child
-
     parser = argparse.ArgumentParser(
         prog="sweep.py",
         description="Run (or resume) the hyperparameter sweep a space file describes.",
@@ -84,32 +78,20 @@ def _sweep_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     with heap.long_lived():  # the space file's checks read SageMaker's model: kept
-        config = config_mod.load(args.space)
+        from sweeper.api import Sweep
+
+        sweep = Sweep.from_file(args.space)
     if args.dry_run:
-        from sweeper import session
-
-        print(session.dry_run(config))
+        print(sweep.dry_run())
         return 0
-    with backend.endpoints(config, meanwhile=_import_session) as ends:
-        from sweeper.session import Session  # imported while the emulator booted
+    from sweeper.interrupts import ExitedAtOnce
 
-        try:
-            return asyncio.run(_run(Session(config, ends), OnExit(args.on_exit)))
-        except asyncio.CancelledError:
-            from sweeper.interrupts import EXITED_AT_ONCE
+    try:
+        result = sweep.run(OnExit(args.on_exit), resume=resume_command())
+    except ExitedAtOnce:
+        return 130
+    from sweeper.console import exit_code
 
-            print(EXITED_AT_ONCE, file=sys.stderr)
-            return 130
-
-
-async def _run(session: Session, on_exit: OnExit) -> int:
-    """The sweep under the command's signal handling; its summary and exit code."""
-    from sweeper.console import exit_code, result_text
-    from sweeper.interrupts import handle_signals
-
-    handle_signals(session, on_exit)
-    result = await session.run()
-    print(result_text(session.config, result, session.ends.embedded, resume_command()))
     return exit_code(result)
 
 
@@ -122,16 +104,6 @@ _OTHER_COMMANDS = (
 def resume_command() -> str:
     """The exact command line that started this process, to run again to resume."""
     return shlex.join(list(sys.orig_argv))
-
-
-def _import_session() -> None:
-    """Import :mod:`sweeper.session` and what it needs (Optuna, SQLAlchemy, aiobotocore:
-    about half a second), for :func:`backend.endpoints` to do while the emulator boots;
-    with no cyclic collection meanwhile (a fifth of that time), as modules live on."""
-    with heap.long_lived(collect_first=False):  # after the space file's block
-        blas.import_numpy()  # before Optuna does
-        import sweeper.aws.clients
-        import sweeper.session  # noqa: F401
 
 
 def _report_command(argv: list[str]) -> int:

@@ -19,6 +19,11 @@ EXITED_AT_ONCE = (
     " again re-attaches or reruns the rest"
 )
 
+
+class ExitedAtOnce(KeyboardInterrupt):
+    """A second Ctrl-C (or SIGTERM) ended the sweep at once (:data:`EXITED_AT_ONCE` said)."""
+
+
 ON_EXIT_TEXT = {
     OnExit.LEAVE: "leaving running jobs alone",
     OnExit.STOP: "stopping running jobs",

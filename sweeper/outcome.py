@@ -4,12 +4,15 @@ handed back by the composition root (:mod:`sweeper.session`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from optuna.trial import FrozenTrial
+from typing import TYPE_CHECKING
 
 from sweeper.errors import StorageUnavailable
-from sweeper.study import Counts
 from sweeper.types import OnExit, StopReason
+
+if TYPE_CHECKING:  # Optuna loads with the sweep, not with ``import sweeper.api``
+    from optuna.trial import FrozenTrial
+
+    from sweeper.study import Counts
 
 
 @dataclass(frozen=True, slots=True)

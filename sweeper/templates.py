@@ -20,10 +20,10 @@ from sweeper.aws.retry import RetryPolicy
 from sweeper.aws.s3 import S3
 from sweeper.aws.training import build_request
 from sweeper.config import SweepConfig
-from sweeper.creation import RequestBuilder
 
 if TYPE_CHECKING:
     from sweeper.backend import Endpoints
+    from sweeper.creation import RequestBuilder
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,9 +65,10 @@ class SweepHandle:
             self._done()
 
     async def _run(self) -> SweepResult:
+        from sweeper.api.sweep import preload
         from sweeper.session import Session
 
-        async with backend.started(self._config) as ends:
+        async with backend.started(self._config, meanwhile=preload) as ends:
             session = Session(self._config, ends, jobs=self._jobs)
             with self._lock:
                 self._loop, self._session = asyncio.get_running_loop(), session

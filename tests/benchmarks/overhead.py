@@ -2,6 +2,7 @@
 
     python tests/benchmarks/overhead.py [--trials 40] [--parallel 4] [--seconds 1.0]
                                         [--pruner median] [--repeat N] [--mlflow]
+                                        [--api] [--first-job]
 
 Runs a real sweep (TPE, SQLite study, aiobotocore client, real processes) against an
 emulator on loopback, through ``sweep.py``'s own entry point, in a process of its own
@@ -31,6 +32,10 @@ modules byte-compiled first as a user's first run leaves them, and prints:
 * with ``--first-job``, start-up as a user sees it instead: ``python sweep.py`` run as a
   process on a fresh directory, its own (embedded) emulator included, until its first
   trial is reported started (imports, the emulator's boot, the study, the upload);
+* with ``--api``, the same sweep through ``python sweep.py``'s entry point and through
+  ``await sweeper.Sweep.from_file(...).run_async()`` (a notebook's way), alternating
+  ``--repeat`` times: the median whole-command efficiency of each and their difference
+  (target: within 0.01);
 * with ``--mlflow``, the same sweep again with every trial an MLflow run too (a SQLite
   store, ``tracking: {mlflow: {}}``), alternating off and on ``--repeat`` times: the
   median sweep-loop efficiency of each, their difference (target: within 0.02), and the
@@ -85,7 +90,12 @@ JOB_OPS = (
 
 
 def run(
-    trials: int, parallel: int, seconds: float, pruner: str = "none", mlflow: bool = False
+    trials: int,
+    parallel: int,
+    seconds: float,
+    pruner: str = "none",
+    mlflow: bool = False,
+    api: bool = False,
 ) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as tmp,
@@ -101,7 +111,7 @@ def run(
         out = io.StringIO()
         start, start_epoch, cpu = time.perf_counter(), time.time(), _cpu()
         with contextlib.redirect_stdout(out):
-            code = main([str(space)])
+            code = _through_api(space) if api else main([str(space)])
         wall, cpu = time.perf_counter() - start, _cpu() - cpu
         if code != 0 or f"{trials} complete" not in out.getvalue():
             raise SystemExit(f"the sweep did not complete:\n{out.getvalue()}")
@@ -136,6 +146,19 @@ def run(
         "cpu_ms": cpu / trials * 1000,
         "cpu_share": cpu / wall,
     }
+
+
+def _through_api(space: Path) -> int:
+    """The sweep as a notebook runs it: ``await sweeper.Sweep.from_file(...).run_async()``
+    on a running event loop; 0 if it ended with a best trial."""
+    import asyncio
+
+    import sweeper
+
+    async def cell() -> sweeper.SweepResult:
+        return await sweeper.Sweep.from_file(space).run_async()
+
+    return 0 if asyncio.run(cell()).best is not None else 1
 
 
 def _space(
@@ -213,13 +236,13 @@ def _times(described: dict[str, Any]) -> JobTimes:
 
 
 def import_seconds() -> float:
-    """Seconds :func:`sweeper.cli._import_session` takes (Optuna, SQLAlchemy, aiobotocore and
+    """Seconds :func:`sweeper.api.sweep.preload` takes (Optuna, SQLAlchemy, aiobotocore and
     the sweep's own modules) in a fresh process that has imported what this one had before
     its sweep started: the share of start-up that is importing."""
     code = (
         "import sys, time; sys.path.insert(0, sys.argv[1]);"
-        " import botocore.session, yaml, sweeper.cli, sweeper.emulator.child;"
-        " t = time.perf_counter(); sweeper.cli._import_session();"
+        " import botocore.session, yaml, sweeper.cli, sweeper.api, sweeper.emulator.child;"
+        " t = time.perf_counter(); sweeper.api.sweep.preload();"
         " print(time.perf_counter() - t)"
     )
     out = subprocess.run(
@@ -300,6 +323,32 @@ def compare_mlflow(a: argparse.Namespace, repeat: int) -> None:
     )
 
 
+def compare_api(a: argparse.Namespace, repeat: int) -> None:
+    """The sweep through ``python sweep.py`` and through ``await Sweep.run_async()``,
+    alternating ``repeat`` times, each in a new process; medians."""
+    cli, api = [], []
+    for _ in range(repeat):
+        cli.append(_fresh_run(a))
+        api.append(_fresh_run(a, api=True))
+
+    def median(rs: list[dict[str, float]], key: str) -> float:
+        return statistics.median(r[key] for r in rs)
+
+    def each(rs: list[dict[str, float]]) -> str:
+        return ", ".join(f"{r['efficiency']:.3f}" for r in rs)
+
+    whole_cli, whole_api = median(cli, "efficiency"), median(api, "efficiency")
+    print(
+        f"CLI and API, {repeat} sweep(s) each, alternating, each in a new process; medians:\n"
+        f"whole command         {whole_cli:.3f} CLI, {whole_api:.3f} API: difference "
+        f"{whole_api - whole_cli:+.3f} (target within 0.01; per sweep CLI {each(cli)},"
+        f" API {each(api)})\n"
+        f"loop efficiency       {median(cli, 'loop_efficiency'):.3f} CLI, "
+        f"{median(api, 'loop_efficiency'):.3f} API (start-up {median(cli, 'startup'):.2f} s"
+        f" CLI, {median(api, 'startup'):.2f} s API)"
+    )
+
+
 def main_() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=40)
@@ -313,6 +362,9 @@ def main_() -> None:
         help="sweeps, each in a new process, and the median's figures (default 1); with"
         " --mlflow, sweeps each way; with --first-job, commands (default 3 for both)",
     )
+    parser.add_argument(
+        "--api", action="store_true", help="compare python sweep.py with await run_async()"
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--first-job", action="store_true", help="time python sweep.py to its first job"
@@ -321,7 +373,7 @@ def main_() -> None:
     if not a.one:
         byte_compile()
     if a.one:  # one sweep of a --repeat, in a process of its own: its figures as JSON
-        print(json.dumps(run(a.trials, a.parallel, a.seconds, a.pruner)))
+        print(json.dumps(run(a.trials, a.parallel, a.seconds, a.pruner, api=a.api)))
         return
     before = Machine.now()
     if a.first_job:
@@ -335,6 +387,10 @@ def main_() -> None:
         return
     if a.mlflow:
         compare_mlflow(a, a.repeat or 3)
+        print(before.line())
+        return
+    if a.api:
+        compare_api(a, a.repeat or 3)
         print(before.line())
         return
     imports = import_seconds()
@@ -396,9 +452,9 @@ def byte_compile() -> None:
         raise SystemExit("the sweeper package does not compile")
 
 
-def _fresh_run(a: argparse.Namespace) -> dict[str, float]:
+def _fresh_run(a: argparse.Namespace, api: bool = False) -> dict[str, float]:
     """One sweep in a new process, so that each pays the imports a user's command pays."""
-    argv = [sys.executable, __file__, "--one", f"--trials={a.trials}"]
+    argv = [sys.executable, __file__, "--one", f"--trials={a.trials}", *(["--api"] * api)]
     argv += [f"--parallel={a.parallel}", f"--seconds={a.seconds}", f"--pruner={a.pruner}"]
     out = subprocess.run(argv, capture_output=True, text=True)
     if out.returncode != 0:
