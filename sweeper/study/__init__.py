@@ -67,6 +67,7 @@ from sweeper.study.storage import (
     STORAGE_ERRORS,
     describe,
     fault,
+    holds_studies,
     memory_engine,
     open_storage,
     redacted,
@@ -152,7 +153,7 @@ class SweepStudy(TrialWrites, StudyAttributes):
         """
         url = storage if storage is not None else config.storage_url
         sqlite = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-        if read_only and sqlite is not None and not sqlite.exists():
+        if read_only and sqlite is not None and not holds_studies(sqlite):
             raise ConfigError(f"no sweep named {config.name!r} in {redacted(url)} yet")
         try:
             return cls._open(config, url, create, read_only, lease_seconds)
@@ -179,13 +180,13 @@ class SweepStudy(TrialWrites, StudyAttributes):
                 direction=optuna.study.StudyDirection[config.objective.direction.upper()],
                 load_if_exists=True,
             )
-        check_spec(study, config, redacted(url))
+        check_spec(study, config, redacted(url), write=not read_only)
         if rdb is not None and config.sampler.kind in (SamplerKind.RANDOM, SamplerKind.QMC):
             uncached(study, rdb)
         study.sampler = make_sampler(config, offset=trial_count(rdb, study, config.name))
         study.pruner = make_pruner(config)
         engine = rdb.engine if rdb is not None else memory_engine()
-        leases = Leases(engine, config.name, new_owner(), lease_seconds)
+        leases = Leases(engine, config.name, new_owner(), lease_seconds, read_only=read_only)
         return cls(study, config, leases, rdb, url)
 
     @property

@@ -97,12 +97,21 @@ class Leases:
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         wall: Callable[[], float] = time.time,
         where: str | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
-        """``where``: this orchestrator's :func:`machine` (injectable for tests)."""
+        """``where``: this orchestrator's :func:`machine` (injectable for tests).
+
+        ``read_only`` (a reader: status, report, ``sweeper.open``): create no table; if
+        the tables are not there yet (a sweep that is starting), nobody owns anything."""
         self._engine, self._study, self.owner = engine, study, owner
         self.lease_seconds, self._wall = lease_seconds, wall
         self._where = where if where is not None else machine()
-        _create_tables(engine)
+        if not read_only:
+            _create_tables(engine)
+        self._tables = not read_only or all(
+            sa.inspect(engine).has_table(t.name) for t in (_LEASES, _CLAIMS)
+        )
 
     @property
     def renew_every(self) -> float:
@@ -154,7 +163,7 @@ class Leases:
     def owners(self, numbers: Iterable[int]) -> dict[int, str]:
         """Each claimed trial's owner, among ``numbers``."""
         wanted = list(numbers)
-        if not wanted:
+        if not wanted or not self._tables:
             return {}
         query = sa.select(_CLAIMS.c.number, _CLAIMS.c.owner).where(
             _CLAIMS.c.study == self._study, _CLAIMS.c.number.in_(wanted)
@@ -164,6 +173,8 @@ class Leases:
 
     def live(self) -> dict[str, Orchestrator]:
         """Every other orchestrator whose lease holds and whose process may be alive."""
+        if not self._tables:
+            return {}
         query = sa.select(_LEASES).where(
             _LEASES.c.study == self._study,
             _LEASES.c.owner != self.owner,

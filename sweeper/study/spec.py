@@ -32,11 +32,17 @@ def spec(config: SweepConfig) -> dict[str, Any]:
     }
 
 
-def check_spec(study: optuna.Study, config: SweepConfig, url: str) -> None:
+def check_spec(study: optuna.Study, config: SweepConfig, url: str, *, write: bool = True) -> None:
+    """Refuse ``config`` if it no longer defines ``study``; store its spec if none is stored.
+
+    ``write=False`` (a reader) stores nothing: a study that another process created a
+    moment ago may not carry its spec yet, and a reader must not be the one to write it.
+    """
     stored = study.user_attrs.get(SPEC)
     current = spec(config)
     if stored is None:
-        study.set_user_attr(SPEC, current)
+        if write:
+            study.set_user_attr(SPEC, current)
         return
     changes = _diff(stored, current, "")
     if changes:

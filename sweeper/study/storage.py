@@ -110,6 +110,27 @@ def release(rdb: optuna.storages.RDBStorage) -> None:
         rdb.engine.dispose()
 
 
+def holds_studies(path: Path) -> bool:
+    """Whether the SQLite file at ``path`` holds Optuna's tables, stamped: False for no
+    file, and for one a starting sweep made a moment ago and has not filled in yet (a
+    reader opening that would have to write them)."""
+    if not path.exists():
+        return False
+    try:
+        conn = _read_only(path)
+    except sqlite3.DatabaseError:
+        return True  # damaged: opening it says so
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not {"studies", "version_info"} <= tables:
+            return False
+        return conn.execute("SELECT 1 FROM version_info LIMIT 1").fetchone() is not None
+    except sqlite3.DatabaseError:
+        return True
+    finally:
+        conn.close()
+
+
 def _read_only(path: Path) -> sqlite3.Connection:
     """A connection that never writes: shared locks where SQLite can make them, else the
     file as it is (``immutable``: a read-only disk holds no writer either)."""

@@ -14,6 +14,7 @@ from sweeper.decisions import Policy
 from sweeper.errors import ConfigError
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
+from sweeper.study.spec import SPEC
 from sweeper.types import JobStatus, OnExit, StopReason
 from tests.helpers import fake_request, objective, space_doc, write_sweep
 from tests.unit.test_scheduler import TIMING, Events, FakeBackend, make_scheduler
@@ -250,3 +251,21 @@ async def test_a_resumed_grid_sweep_never_repeats_a_grid_point(tmp_path: Path) -
     assert xs == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]  # every point once, none twice
     assert len(set(backend.creates)) == len(backend.creates) == 6
     study.close()
+
+
+def test_a_reader_opens_a_study_created_a_moment_ago_without_writing_to_it(
+    tmp_path: Path,
+) -> None:
+    """The window in which another process has created the study but not yet stored
+    its spec: a read-only open (status, report, sweeper.open) reads it, writes nothing."""
+    loaded = config.load(write_sweep(tmp_path, space_doc()))
+    database = Path(_storage(tmp_path).removeprefix("sqlite:///"))
+    database.touch()  # made, not filled in yet
+    with pytest.raises(ConfigError, match=r"no sweep named 'quad' in .* yet"):
+        SweepStudy.open(loaded, _storage(tmp_path), create=False, read_only=True)
+    optuna.create_study(storage=_storage(tmp_path), study_name=loaded.name)  # no spec yet
+    reader = SweepStudy.open(loaded, _storage(tmp_path), create=False, read_only=True)
+    reader.close()
+    assert SPEC not in optuna.load_study(study_name="quad", storage=_storage(tmp_path)).user_attrs
+    SweepStudy.open(loaded, _storage(tmp_path)).close()  # the writer stores it
+    assert SPEC in optuna.load_study(study_name="quad", storage=_storage(tmp_path)).user_attrs
