@@ -25,7 +25,7 @@ from sweeper.api import spec as spec_mod
 from sweeper.api.handle import SweepHandle
 from sweeper.api.view import SweepView, loop_running
 from sweeper.config import SweepConfig
-from sweeper.errors import SweepError
+from sweeper.errors import ConfigError, SweepError
 from sweeper.outcome import SweepResult
 from sweeper.templates import JobSource, SpaceFileJobs
 from sweeper.types import OnExit
@@ -213,14 +213,33 @@ def _already_running(config: SweepConfig) -> SweepError:
 
 
 def open_sweep(
-    spec: str | os.PathLike[str] | spec_mod.Spec,
+    spec: str | os.PathLike[str] | spec_mod.Spec | None = None,
     *,
     base_dir: str | os.PathLike[str] = ".",
     estimator: Any = None,
+    storage: str | None = None,
+    name: str | None = None,
 ) -> SweepView:
-    """A read-only view of a sweep, defined as for :class:`Sweep` (a space file's path,
-    a dict or a SweepConfig; the Estimator too if it was run with one): its trials, best
-    trial, report and notes, while this or another process runs it. Launches nothing."""
+    """A read-only view of a sweep: its trials, best trial, report and notes, while this
+    or another process runs it. Launches nothing.
+
+    The sweep is defined as for :class:`Sweep` (a space file's path, a dict or a
+    SweepConfig; the Estimator too if it was run with one), or found by ``storage`` (an
+    Optuna storage URL: ``sqlite:///path/.sweeps/name.db``, ``postgresql://...``) and
+    ``name`` alone, without its space file: then a note is kept in the study only, and
+    :meth:`~SweepView.best_estimator` needs the space file. Raises ConfigError for a bad
+    definition, or no such sweep in ``storage``."""
+    if storage is not None or name is not None:
+        if spec is not None or estimator is not None or storage is None or not name:
+            raise ConfigError(
+                "sweeper.open: give a space file (or dict), or storage= and name= without"
+                " one, e.g. sweeper.open(storage='sqlite:///.sweeps/quad.db', name='quad')"
+            )
+        from sweeper.study.spec import stored_config  # optuna: only now
+
+        return SweepView(stored_config(storage, name), detached=True)
+    if spec is None:
+        raise ConfigError("sweeper.open: which sweep? Give its space file, or storage= and name=")
     if isinstance(spec, (str, os.PathLike)):
         document, where = spec_mod.from_file(spec)
         config, _ = spec_mod.configure(document, where.parent, estimator, origin=where)

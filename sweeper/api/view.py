@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sweeper import queries
 from sweeper.config import SweepConfig
+from sweeper.errors import SweepError
 
 if TYPE_CHECKING:
     import pandas
@@ -113,11 +114,15 @@ def in_thread(work: Callable[[], T]) -> T:
 
 class SweepView:
     """The read side of a sweep (see the module's contract); :class:`sweeper.Sweep`
-    adds running it. Thread-safe: each call opens the study for itself."""
+    adds running it. Thread-safe: each call opens the study for itself.
 
-    def __init__(self, config: SweepConfig, estimator: Any = None) -> None:
+    ``detached``: made from the study alone (``sweeper.open(storage=..., name=...)``),
+    knowing nothing of the sweep's jobs, tracking or backend."""
+
+    def __init__(self, config: SweepConfig, estimator: Any = None, detached: bool = False) -> None:
         self.config = config
         self._estimator = estimator
+        self._detached = detached
 
     @property
     def name(self) -> str:
@@ -159,6 +164,14 @@ class SweepView:
         which reports show, and on its Experiments and MLflow runs; a run that cannot be
         updated is a warning (the study has the note). Idempotent."""
         said = in_thread(lambda: queries.note(self.config, trial, text))
+        if self._detached:
+            said.append(
+                (
+                    False,
+                    "its Experiments and MLflow runs, if any, were not updated:"
+                    " the sweep was opened from its storage; open it from its space file for that",
+                )
+            )
         for done, sentence in said:
             if not done:
                 warnings.warn(sentence, stacklevel=2)
@@ -171,6 +184,12 @@ class SweepView:
         needs SageMaker. Needs the SDK (``pip install 'sagemaker>=2.257,<3'``)."""
         from sweeper import backend
 
+        if self._detached:
+            raise SweepError(
+                "best_estimator(): this view was opened from the sweep's storage, which does"
+                " not say where its jobs ran; open it from its space file"
+                " (sweeper.open('space.yaml')) to attach the best job"
+            )
         job = queries.best_job(self._trials(1))
         try:
             from sagemaker.estimator import Estimator

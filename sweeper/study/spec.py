@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import optuna
 
-from sweeper.config import SweepConfig
+from sweeper.config import (
+    Estimator,
+    MetricDefinition,
+    Objective,
+    Param,
+    ParamType,
+    SweepConfig,
+    Tracking,
+)
 from sweeper.errors import ConfigError
+from sweeper.study.storage import holds_studies, open_storage, redacted, release
 
 SPEC = "sweeper:spec"
 
@@ -67,3 +77,55 @@ def _diff(old: Any, new: Any, path: str) -> list[str]:
                 out += _diff(old[key], new[key], where)
         return out
     return [] if old == new else [f"{path} was {old!r}, now {new!r}"]
+
+
+def stored_config(url: str, name: str) -> SweepConfig:
+    """The config of sweep ``name`` in storage ``url`` as far as its study records it
+    (objective and space; nothing of its jobs, tracking or backend): enough to read the
+    study without the space file. Raises ConfigError if there is no such sweep, or it
+    records no spec (not made by Sweeper). Reads only."""
+    sqlite = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if not url or (sqlite is not None and not holds_studies(sqlite)):
+        raise ConfigError(f"no sweep named {name!r} in {redacted(url) or 'memory'}")
+    rdb = open_storage(url, read_only=True)
+    try:
+        study = optuna.load_study(study_name=name, storage=rdb or url)
+        stored = study.user_attrs.get(SPEC)
+    except KeyError as exc:
+        raise ConfigError(f"no sweep named {name!r} in {redacted(url)}") from exc
+    finally:
+        if rdb is not None:
+            release(rdb)
+    if not isinstance(stored, dict):
+        raise ConfigError(
+            f"the study {name!r} in {redacted(url)} was not made by Sweeper (it records no"
+            " space): open it with its space file"
+        )
+    return _config_of(stored, url, name)
+
+
+def _config_of(stored: dict[str, Any], url: str, name: str) -> SweepConfig:
+    objective = Objective(**stored["objective"])
+    space = tuple(
+        Param(
+            name=key,
+            type=ParamType(p["type"]),
+            low=p["low"],
+            high=p["high"],
+            log=p["log"],
+            step=p["step"],
+            choices=tuple(p["choices"]),
+            values=tuple(p["values"]),
+        )
+        for key, p in stored["space"].items()
+    )
+    estimator = Estimator("", Path("."), (MetricDefinition(objective.metric, ""),))
+    return SweepConfig(
+        path=Path.cwd() / name,
+        name=name,
+        objective=objective,
+        space=space,
+        estimator=estimator,
+        tracking=Tracking(experiments=False),
+        storage=url,
+    )

@@ -57,6 +57,15 @@ def test_run_then_run_again_resumes_with_no_new_job(
     assert sweeper.open(tmp_path / "space.yaml").trials_dataframe()["note"][best.number] == (
         "the keeper"
     )
+    url = f"sqlite:///{tmp_path / '.sweeps' / 'quad.db'}"
+    found = sweeper.open(storage=url, name="quad")  # no space file: the study alone
+    assert found.trials_dataframe().equals(sweep.trials_dataframe())
+    assert found.best_trial == sweep.best_trial
+    with pytest.warns(UserWarning, match="opened from its storage"):
+        found.note(best.number, "still the keeper")
+    assert sweep.best_trial is not None and sweep.best_trial.note == "still the keeper"
+    with pytest.raises(sweeper.SweepError, match="open it from its space file"):
+        found.best_estimator()
 
 
 def test_run_async_inside_a_running_loop(tmp_path: Path) -> None:

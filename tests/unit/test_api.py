@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 import yaml
 
@@ -17,6 +18,7 @@ import sweeper
 from sweeper import config
 from sweeper.api.sdk_jobs import SdkTemplate
 from sweeper.aws.training import JobOptions
+from sweeper.study import SweepStudy
 from tests.helpers import ROOT, space_doc, write_sweep
 
 
@@ -153,3 +155,26 @@ def test_an_estimators_other_settings_belong_on_the_estimator(tmp_path: Path) ->
         estimators.section(Fake(), {"max_run": 10})
     with pytest.raises(sweeper.ConfigError, match=r"did you mean 'spot_fallback'"):
         estimators.section(Fake(), {"spot_fallbak": "on_demand"})
+
+
+def test_open_by_storage_reads_the_studys_own_spec_and_refuses_what_is_not_there(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    with pytest.raises(sweeper.ConfigError, match="no sweep named 'quad'"):
+        sweeper.open(storage=url, name="quad")  # no file yet
+    SweepStudy.open(config.load(write_sweep(tmp_path, space_doc(storage=url)))).close()
+    optuna.create_study(storage=url, study_name="plain")
+    view = sweeper.open(storage=url, name="quad")
+    assert [p.name for p in view.config.space] == ["x"]
+    assert view.config.objective == config.load(tmp_path / "space.yaml").objective
+    assert view.trials_dataframe().empty and view.best_trial is None
+    with pytest.raises(sweeper.ConfigError, match="no sweep named 'other'"):
+        sweeper.open(storage=url, name="other")
+    with pytest.raises(sweeper.ConfigError, match="not made by Sweeper"):
+        sweeper.open(storage=url, name="plain")
+    for wrong in ({}, {"storage": url}, {"name": "quad"}):
+        with pytest.raises(sweeper.ConfigError, match=r"sweeper\.open"):
+            sweeper.open(**wrong)
+    with pytest.raises(sweeper.ConfigError, match="without one"):
+        sweeper.open(tmp_path / "space.yaml", storage=url, name="quad")
