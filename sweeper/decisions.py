@@ -106,7 +106,11 @@ def judge(state: JobState, job: Attempt, objective: Objective) -> Judgement:
         return Judgement(Verdict.FAIL, reason=reason)
     value = state.final_metrics.get(objective.metric)
     if value is None or not math.isfinite(value):
-        reason = f"the job reported no value for objective metric {objective.metric!r}"
+        reason = (
+            f"the job reported no value for objective metric {objective.metric!r}: no line"
+            " of its output matched the metric's regex, or the regex was dropped as too slow"
+            " to match (the job's log, kept under .sweeps/<name>/logs/, says which)"
+        )
         return Judgement(Verdict.FAIL, reason=reason)
     return Judgement(Verdict.COMPLETE, value=value)
 

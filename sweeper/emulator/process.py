@@ -10,6 +10,8 @@ runner then ends the container, and reads what is left in the pipes apart.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ class JobProcess:
 
     proc: asyncio.subprocess.Process
     exited: asyncio.Event
+    pipes: frozenset[int] = frozenset()  # the inodes of its stdout and stderr pipes
 
     @property
     def pid(self) -> int:
@@ -61,4 +64,19 @@ async def spawn(argv: Sequence[str], cwd: Path, env: Mapping[str, str]) -> JobPr
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
     )
-    return JobProcess(asyncio.subprocess.Process(transport, protocol, loop), protocol.exited)
+    process = asyncio.subprocess.Process(transport, protocol, loop)
+    return JobProcess(process, protocol.exited, _inodes(transport))
+
+
+def _inodes(transport: asyncio.SubprocessTransport) -> frozenset[int]:
+    """The inodes of the process's stdout and stderr pipes; none for one already read
+    to its end (a process that printed and exited at once)."""
+    found = set()
+    for fd in (1, 2):
+        end = transport.get_pipe_transport(fd)
+        pipe = end.get_extra_info("pipe") if end is not None else None
+        if pipe is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):  # closed: at its end already
+            found.add(os.fstat(pipe.fileno()).st_ino)
+    return frozenset(found)

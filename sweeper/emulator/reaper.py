@@ -96,6 +96,35 @@ def kill_marked(variable: str, value: str) -> int:
     return killed
 
 
+def pipe_writers(inodes: frozenset[int]) -> list[int]:
+    """Processes (but this one) holding an end of one of the pipes ``inodes`` open
+    (blocking: a scan of ``/proc``; Linux; none found elsewhere)."""
+    if not inodes:
+        return []
+    wanted = {f"pipe:[{inode}]" for inode in inodes}
+    holders = []
+    for entry in os.scandir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        if wanted & _fd_targets(f"/proc/{entry.name}/fd"):
+            holders.append(int(entry.name))
+    return holders
+
+
+def _fd_targets(folder: str) -> set[str]:
+    """What the open files of a process (its ``/proc/<pid>/fd``) are; none for one that
+    is gone or not ours to look at."""
+    try:
+        fds = os.listdir(folder)
+    except OSError:
+        return set()
+    targets = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):  # closed meanwhile
+            targets.add(os.readlink(f"{folder}/{fd}"))
+    return targets
+
+
 def reap(groups: set[int], token: str) -> None:
     """SIGKILL ``groups`` and the processes marked with ``token``, until none is left."""
     for pgid in groups:

@@ -32,17 +32,21 @@ from sweeper.emulator.logs import LogStore, Stream
 from sweeper.emulator.metric_series import MetricSeries
 from sweeper.emulator.mlflow_runs import MlflowRun
 from sweeper.emulator.process import JobProcess, spawn
-from sweeper.emulator.reaper import CONTAINER_VARIABLE, TOKEN_VARIABLE, Reaper, kill_marked
+from sweeper.emulator.reaper import (
+    CONTAINER_VARIABLE,
+    TOKEN_VARIABLE,
+    Reaper,
+    kill_marked,
+    pipe_writers,
+)
 from sweeper.emulator.settings import RunnerSettings
 from sweeper.emulator.transfer import Code, Transfer, lay_out
 from sweeper.emulator.watch import Watch
 from sweeper.errors import leaves
-from sweeper.patterns import SlowPattern
 
 INTERRUPTED = "Interrupted"
 INSTANCE_FAILED = "InstanceFailed"
 MAX_WAIT = "MaxWaitTimeExceeded"
-BAD_REGEX = "BadRegex"  # a user regex passed its time bound on a line
 
 
 class Runner:
@@ -208,18 +212,18 @@ class Runner:
                 if job.interruptible and watch.interrupt is None:
                     delay = self.settings.spot.interruption_after_seconds
                     timer = tg.create_task(_interrupt_later(job, delay))
-                outcome = await self._supervise(job, proc, runtime_end, wait_end, watch)
+                outcome = await self._supervise(job, proc, runtime_end, wait_end)
                 if timer is not None:
                     timer.cancel()
                 _signal_group(proc.pid, signal.SIGKILL)  # the container is gone: all it started too
-                await _drain(pumps, container[CONTAINER_VARIABLE], self.settings.drain_seconds)
+                await _drain(
+                    pumps, proc, container[CONTAINER_VARIABLE], self.settings.drain_seconds
+                )
         finally:  # on any error too: nothing outlives the container
             await _kill(proc)
             if self.reaper is not None:
                 self.reaper.ended(proc.pid)
             job.training_seconds += time.time() - started
-        if watch.broken.is_set():  # on any line, even one read after the process ended
-            raise ScriptFailure(f"ClientError: {watch.reason}")
         return outcome, list(tail)
 
     async def _pump(
@@ -240,12 +244,9 @@ class Runner:
                 tail.append(text)
             if watch.idle:
                 continue
-            try:
-                seen = await loop.run_in_executor(self._regex_threads, watch.scan, text)
-            except SlowPattern as exc:
-                watch.reason = str(exc)
-                watch.broken.set()
-                continue
+            seen = await loop.run_in_executor(self._regex_threads, watch.scan, text)
+            for sentence in seen.dropped:
+                self.logs.append(stream, f"[emulator] {sentence}")
             if seen.interrupt and job.interruptible:
                 job.interrupt.set()
             if seen.fault:
@@ -261,10 +262,9 @@ class Runner:
         proc: JobProcess,
         runtime_end: float,
         wait_end: float,
-        watch: Watch,
     ) -> int | str:
-        """Wait for exit, a stop, an interruption, a fault, a regex past its time bound,
-        MaxRuntime or MaxWait; stop the process for all but the first."""
+        """Wait for exit, a stop, an interruption, a fault, MaxRuntime or MaxWait; stop
+        the process for all but the first."""
         reason = "Stopped"
         try:
             async with asyncio.timeout(max(0.0, min(runtime_end, wait_end) - time.time())):
@@ -273,15 +273,11 @@ class Runner:
                     job.stop_requested.wait(),
                     job.interrupt.wait(),
                     job.fault.wait(),
-                    watch.broken.wait(),
                 )
                 if proc.exited.is_set():
                     return await proc.wait()
         except TimeoutError:
             reason = MAX_WAIT if wait_end <= runtime_end else "MaxRuntimeExceeded"
-        if watch.broken.is_set():
-            await _kill(proc)
-            return BAD_REGEX
         if job.fault.is_set() and not job.stop_requested.is_set():
             await _kill(proc)  # the instance is gone
             return INSTANCE_FAILED
@@ -314,19 +310,32 @@ async def _wait_start(job: Job, seconds: float) -> str | None:
     return MAX_WAIT if seconds >= left else None
 
 
-async def _drain(pumps: list[asyncio.Task[None]], container: str, grace: float) -> None:
+async def _drain(
+    pumps: list[asyncio.Task[None]], proc: JobProcess, container: str, grace: float
+) -> None:
     """Let the pumps read what the container's processes left in its pipes, to their end.
 
-    Its entry point has exited and its process group is killed; a process that left the
-    group (a session of its own) and still holds the pipes is ended after ``grace``
-    seconds, as the container's end ends it on SageMaker, by the mark in its environment;
-    one that dropped the mark too is no longer read after another ``grace``."""
+    Its entry point has exited and its process group is killed. Pumps not done after
+    ``grace`` seconds are waited for to their end if no process holds the pipes any more
+    (the machine was only slow to read them: the last lines, the final metrics among
+    them, are not lost to a busy machine). A process that left the group (a session of
+    its own) and still holds them is ended, as the container's end ends it on SageMaker,
+    by the mark in its environment; one that dropped the mark too is no longer read after
+    another ``grace``."""
     _, pending = await asyncio.wait(pumps, timeout=grace)
-    if pending:
+    if pending and await _held(proc):
         await asyncio.to_thread(kill_marked, CONTAINER_VARIABLE, container)
         _, pending = await asyncio.wait(pending, timeout=grace)
+    if pending and not await _held(proc):
+        await asyncio.wait(pending)  # nobody writes: each reaches its pipe's end
+        return
     for pump in pending:
         pump.cancel()
+
+
+async def _held(proc: JobProcess) -> bool:
+    """Whether any process still holds ``proc``'s pipes open."""
+    return bool(await asyncio.to_thread(pipe_writers, proc.pipes))
 
 
 async def _interrupt_later(job: Job, seconds: float) -> None:

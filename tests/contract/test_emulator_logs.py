@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from sweeper.aws.logs import JobLogs
 from sweeper.aws.retry import RetryPolicy
 from sweeper.emulator.embedded import EmbeddedEmulator
-from tests.helpers import aio_client, job_request, wait_for_job, wait_for_log
+from tests.helpers import aio_client, embedded_emulator, job_request, wait_for_job, wait_for_log
 
 GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -118,3 +118,29 @@ async def test_job_logs_reads_a_whole_log_through_the_api(
         "step=2 loss=0.3333",
     ]
     assert await JobLogs(logs, RetryPolicy()).text("never-ran-1") == ""
+
+
+LOUD = """
+import sys
+for i in range(20000):
+    print(f"line {i} loss={1.0 / (i + 1):.6f}")
+print("loss=0.000001 done")
+"""
+
+
+async def test_a_busy_machine_loses_no_last_line(tmp_path: Path) -> None:
+    """No grace for reading what is left in a job's pipes once it exits (as on a machine
+    too busy to read them within any grace): nobody else holds them, so every line is
+    read to the end, and the last value printed is the job's final metric."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "probe.py").write_text(LOUD)
+    with embedded_emulator(tmp_path / "emu", drain_seconds=0.0) as emu:
+        async with aio_client(emu.endpoint_url) as client:
+            await client.create_training_job(**job_request("loud-1", code))
+            job = await wait_for_job(client, "loud-1", timeout=120)
+            lines = emu.emulator.logs.text("loud-1").splitlines()
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert lines[-1] == "loss=0.000001 done" and len(lines) == 20001
+    finals = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    assert finals == {"loss": pytest.approx(1e-6)}
