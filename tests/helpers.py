@@ -243,14 +243,15 @@ def start_emulator_process(state: Path, *extra: str) -> tuple[subprocess.Popen[s
 
 
 @contextlib.contextmanager
-def standalone_emulator(state: Path, *extra: str) -> Iterator[str]:
-    """A standalone emulator process for the block; yields its URL, stops it after."""
+def standalone_emulator(state: Path, *extra: str, stop_timeout: float = 30) -> Iterator[str]:
+    """A standalone emulator process for the block; yields its URL, stops it after
+    (waiting up to ``stop_timeout`` s for it to save its state and exit)."""
     proc, url = start_emulator_process(state, *extra)
     try:
         yield url
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        proc.wait(timeout=stop_timeout)
 
 
 @contextlib.contextmanager
