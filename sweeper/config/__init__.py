@@ -89,8 +89,8 @@ def parse(raw: object, path: Path) -> SweepConfig:
     name = fields.get(top, "name", "", str)
     if not _NAME_RE.match(name):
         raise ConfigError(
-            f"name: {name!r} must start with a letter or digit and use only letters, digits,"
-            " '-', '_' or '.' (at most 120 characters)"
+            f"name: {fields.shown(name)} must start with a letter or digit and use only"
+            " letters, digits, '-', '_' or '.' (at most 120 characters)"
         )
     estimator = parse_estimator(fields.get(top, "estimator", "", dict), path.parent)
     objective = _objective(fields.get(top, "objective", "", dict), estimator)
@@ -133,7 +133,7 @@ def _objective(raw: dict[str, Any], estimator: Estimator) -> Objective:
     known = [m.name for m in estimator.metric_definitions]
     if metric not in known:
         raise ConfigError(
-            f"objective.metric: {metric!r} is not among estimator.metric_definitions"
+            f"objective.metric: {fields.shown(metric)} is not among estimator.metric_definitions"
             f" ({', '.join(known) or 'none defined'})"
         )
     return Objective(metric=metric, direction=direction)

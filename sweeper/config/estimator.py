@@ -22,7 +22,9 @@ def parse_estimator(raw: dict[str, Any], base: Path) -> Estimator:
     p = "estimator"
     source_dir, found = _local(base, fields.get(sec, "source_dir", p, str, "."), "source_dir")
     if found != "dir":
-        raise ConfigError(f"estimator.source_dir: directory {str(source_dir)!r} does not exist")
+        raise ConfigError(
+            f"estimator.source_dir: directory {fields.shown_path(source_dir)} does not exist"
+        )
     entry_point = _entry_point(fields.get(sec, "entry_point", p, str), source_dir)
     metrics = tuple(
         _metric_definition(m, f"estimator.metric_definitions[{i}]")
@@ -105,10 +107,14 @@ def _entry_point(entry_point: str, source_dir: Path) -> str:
     where = "estimator.entry_point"
     path, found = _local(source_dir, entry_point, "entry_point")
     if found != "file":
-        raise ConfigError(f"{where}: {entry_point!r} does not exist in {str(source_dir)!r}")
+        raise ConfigError(
+            f"{where}: {fields.shown_path(entry_point)} does not exist in"
+            f" {fields.shown_path(source_dir)}"
+        )
     if not path.is_relative_to(source_dir):
         raise ConfigError(
-            f"{where}: {entry_point!r} is outside source_dir {str(source_dir)!r}; only"
+            f"{where}: {fields.shown_path(entry_point)} is outside source_dir"
+            f" {fields.shown_path(source_dir)}; only"
             " source_dir is uploaded, so the job could not run it"
         )
     return entry_point
@@ -202,7 +208,9 @@ def _inputs(raw: dict[str, Any], base: Path) -> dict[str, str]:
             continue
         local, found = _local(base, value, f"inputs.{channel}")
         if not found:
-            raise ConfigError(f"{path}: {str(local)!r} does not exist (nor is it an s3:// URI)")
+            raise ConfigError(
+                f"{path}: {fields.shown_path(local)} does not exist (nor is it an s3:// URI)"
+            )
         inputs[channel] = str(local)
     return inputs
 

@@ -90,6 +90,15 @@ def shown(value: object) -> str:
     return _REPR.repr(value)
 
 
+def shown_path(path: object, keep: int = 200) -> str:
+    """``repr`` of a path, its middle cut out past ``keep`` characters (its start and its
+    file name are what a reader needs)."""
+    text = str(path)
+    if len(text) > keep:
+        text = f"{text[: keep // 2]}...{text[-keep // 2 :]}"
+    return repr(text)
+
+
 # type -> (how an expected value is named, how a value found is named)
 WORDS: dict[type, tuple[str, str]] = {
     bool: ("true or false", "boolean"),

@@ -39,7 +39,7 @@ def _tracking_uri(uri: str, space_dir: Path) -> str:
     if uri.startswith("arn:"):
         if not _ARN.match(uri):
             raise ConfigError(
-                f"{where}: {uri!r} is not a SageMaker MLflow ARN"
+                f"{where}: {fields.shown(uri)} is not a SageMaker MLflow ARN"
                 " (arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>"
                 " or :mlflow-app/<id>)"
             )
@@ -48,8 +48,8 @@ def _tracking_uri(uri: str, space_dir: Path) -> str:
         return uri
     if "://" in uri:
         raise ConfigError(
-            f"{where}: unknown scheme in {uri!r} (sqlite:///, file://, http(s)://, a database"
-            " URL, a directory or a SageMaker MLflow ARN)"
+            f"{where}: unknown scheme in {fields.shown(uri)} (sqlite:///, file://, http(s)://,"
+            " a database URL, a directory or a SageMaker MLflow ARN)"
         )
     return str((space_dir / uri).resolve())  # a directory: MLflow's file store
 
@@ -61,7 +61,7 @@ def arn_stand_in(text: str, cwd: Path) -> tuple[str, str]:
     where = "--mlflow"
     if not sep or not _ARN.match(arn):
         raise ConfigError(
-            f"{where}: {text!r} is not ARN=TRACKING_URI, with a SageMaker MLflow ARN"
+            f"{where}: {fields.shown(text)} is not ARN=TRACKING_URI, with a SageMaker MLflow ARN"
             " (arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>)"
         )
     if uri.startswith("arn:"):

@@ -191,3 +191,26 @@ def test_a_value_sagemaker_or_optuna_would_refuse_is_refused_up_front(
     path = _dump(tmp_path, _set(doc, key, value))
     err = _refused(path, capsys)
     assert err.startswith(f"error: {path}: {message}"), err
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("name", "name: 'xxxxxxxx"),  # the case the fuzz test found
+        ("objective.metric", "objective.metric: 'xxxxxxxx"),
+        ("estimator.entry_point", "estimator.entry_point: 'xxxxxxxx"),
+        ("estimator.source_dir", "estimator.source_dir: directory '"),
+        ("tracking.mlflow.tracking_uri", "tracking.mlflow.tracking_uri: unknown scheme in 'x"),
+    ],
+)
+def test_a_long_value_is_quoted_cut_short(
+    key: str, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A message quotes a bad value, never all 2 000 characters of it."""
+    value = {
+        "tracking.mlflow.tracking_uri": "x" * 1990 + "://y",
+        "estimator.source_dir": "d/" * 700,
+    }
+    value = value.get(key, "x" * 2000)
+    err = _refused(_dump(tmp_path, _set(space_doc(), key, value)), capsys)  # < 600 chars
+    assert message in err, err
