@@ -35,7 +35,7 @@ class JobProcess:
 
     proc: asyncio.subprocess.Process
     exited: asyncio.Event
-    pipes: frozenset[int] = frozenset()  # the inodes of its stdout and stderr pipes
+    pipes: frozenset[int]  # the inodes of its stdout and stderr pipes
 
     @property
     def pid(self) -> int:

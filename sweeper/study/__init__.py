@@ -29,7 +29,6 @@ import contextlib
 import dataclasses
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import optuna
@@ -67,8 +66,8 @@ from sweeper.study.storage import (
     STORAGE_ERRORS,
     describe,
     fault,
-    holds_studies,
     memory_engine,
+    no_study_yet,
     open_storage,
     redacted,
     release,
@@ -152,8 +151,7 @@ class SweepStudy(TrialWrites, StudyAttributes):
         far), so a resumed seeded sweep does not replay the configurations it started with.
         """
         url = storage if storage is not None else config.storage_url
-        sqlite = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-        if read_only and sqlite is not None and not holds_studies(sqlite):
+        if read_only and no_study_yet(url):
             raise ConfigError(f"no sweep named {config.name!r} in {redacted(url)} yet")
         try:
             return cls._open(config, url, create, read_only, lease_seconds)

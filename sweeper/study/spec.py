@@ -17,7 +17,7 @@ from sweeper.config import (
     Tracking,
 )
 from sweeper.errors import ConfigError
-from sweeper.study.storage import holds_studies, open_storage, redacted, release
+from sweeper.study.storage import no_study_yet, open_storage, redacted, release
 
 SPEC = "sweeper:spec"
 
@@ -84,8 +84,7 @@ def stored_config(url: str, name: str) -> SweepConfig:
     (objective and space; nothing of its jobs, tracking or backend): enough to read the
     study without the space file. Raises ConfigError if there is no such sweep, or it
     records no spec (not made by Sweeper). Reads only."""
-    sqlite = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
-    if not url or (sqlite is not None and not holds_studies(sqlite)):
+    if not url or no_study_yet(url):
         raise ConfigError(f"no sweep named {name!r} in {redacted(url) or 'memory'}")
     rdb = open_storage(url, read_only=True)
     try:

@@ -110,10 +110,16 @@ def release(rdb: optuna.storages.RDBStorage) -> None:
         rdb.engine.dispose()
 
 
-def holds_studies(path: Path) -> bool:
-    """Whether the SQLite file at ``path`` holds Optuna's tables, stamped: False for no
-    file, and for one a starting sweep made a moment ago and has not filled in yet (a
-    reader opening that would have to write them)."""
+def no_study_yet(url: str) -> bool:
+    """Whether ``url`` is a SQLite file that holds no study yet: no file, or one a
+    starting sweep made a moment ago and has not filled in (Optuna's tables, stamped), which
+    a reader opening it would have to write. False for any other storage."""
+    if not url.startswith("sqlite:///"):
+        return False
+    return not _holds_studies(Path(url.removeprefix("sqlite:///")))
+
+
+def _holds_studies(path: Path) -> bool:
     if not path.exists():
         return False
     try:
