@@ -125,7 +125,7 @@ def _report_command(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
     config = config_mod.load(args.space)
-    from sweeper import backend, queries, report
+    from sweeper import backend, queries, report_text
 
     doc = asyncio.run(queries.report_document(config, args.top, args.html))
     if args.html:
@@ -142,9 +142,9 @@ def _report_command(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(doc, indent=2, default=str))
     elif args.csv:
-        sys.stdout.write(report.csv_text(doc))
+        sys.stdout.write(report_text.csv_text(doc))
     else:
-        print(report.text(doc))
+        print(report_text.text(doc))
     return 0
 
 

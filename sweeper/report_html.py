@@ -23,7 +23,7 @@ import optuna.visualization as vis
 import plotly.graph_objects as go
 from optuna.trial import FrozenTrial
 
-from sweeper.report import text
+from sweeper.report_text import text
 from sweeper.study import importance
 
 _STYLE = (
