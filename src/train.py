@@ -147,6 +147,7 @@ def train(args: argparse.Namespace, run: Any) -> None:
     out.mkdir(parents=True, exist_ok=True)
     with (out / "model.pkl").open("wb") as f:
         pickle.dump(model, f)
+    print(f"model_kb={(out / 'model.pkl').stat().st_size / 1024:.1f}", flush=True)
 
 
 if __name__ == "__main__":

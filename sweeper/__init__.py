@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         SweepView,
         Trial,
         open,
+        read_report,
     )
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "Trial",
     "__version__",
     "open",
+    "read_report",
 ]
 
 

@@ -14,6 +14,7 @@ import asyncio
 import dataclasses
 import importlib.util
 import json
+import math
 import shlex
 import signal
 import sys
@@ -114,7 +115,7 @@ def _report_command(argv: list[str]) -> int:
     parser.add_argument("space", help="the space file (YAML)")
     parser.add_argument("--top", type=int, default=10, help="how many best trials to list")
     form = parser.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true", help="one JSON document (sweeper.report/1)")
+    form.add_argument("--json", action="store_true", help="one JSON document (sweeper.report/2)")
     form.add_argument("--csv", action="store_true", help="one CSV row per trial")
     parser.add_argument("--html", type=Path, metavar="FILE", help="also write a page of plots")
     parser.add_argument(
@@ -123,16 +124,38 @@ def _report_command(argv: list[str]) -> int:
         metavar="DIR",
         help="also fetch the best trial's model.tar.gz (S3) and its log (CloudWatch Logs)",
     )
+    parser.add_argument(
+        "--trial",
+        type=int,
+        metavar="N",
+        help="with --download-best: trial N's instead (several objectives have no one best)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=_floats,
+        metavar="V1,V2,...",
+        help="the hypervolume's reference point, one value per objective (default: the"
+        " worst values observed)",
+    )
     args = parser.parse_args(argv)
+    if args.trial is not None and not args.download_best:
+        parser.error("--trial: goes with --download-best DIR")
     config = config_mod.load(args.space)
+    if args.reference is not None and len(args.reference) != len(config.goal.objectives):
+        parser.error(
+            f"--reference: give one value per objective ({len(config.goal.objectives)}),"
+            f" got {len(args.reference)}"
+        )
     from sweeper import backend, queries, report_text
 
-    doc = asyncio.run(queries.report_document(config, args.top, args.html))
+    doc = asyncio.run(
+        queries.report_document(config, args.top, args.html, reference=args.reference)
+    )
     if args.html:
         print(f"wrote {args.html}", file=sys.stderr)
     if args.download_best:
         try:
-            job = queries.best_job(doc)
+            job = queries.best_job(doc, args.trial)
         except SweepError as exc:
             raise SweepError(f"--download-best: {exc}") from None
         with backend.endpoints(config, out=sys.stderr) as ends:
@@ -146,6 +169,19 @@ def _report_command(argv: list[str]) -> int:
     else:
         print(report_text.text(doc))
     return 0
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    """``0.8,500``: finite numbers, comma-separated."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, got {text!r}"
+        ) from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected finite numbers, got {text!r}")
+    return values
 
 
 def _note_command(argv: list[str]) -> int:

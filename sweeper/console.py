@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from optuna.trial import FrozenTrial
 
 from sweeper.clock import Clock
-from sweeper.config import SweepConfig
+from sweeper.config import Goal, SweepConfig
 from sweeper.outcome import SweepResult
 from sweeper.study import JOB_NAME, Counts, TrialRecord
 from sweeper.study.storage import redacted
@@ -34,12 +35,11 @@ class ConsoleReporter:
 
     PLAIN_EVERY = 30.0
 
-    def __init__(
-        self, clock: Clock, metric: str, out: TextIO | None = None, tags: str = ""
-    ) -> None:
+    def __init__(self, clock: Clock, goal: Goal, out: TextIO | None = None, tags: str = "") -> None:
         self._clock = clock
         self._start = clock.now()
-        self._metric = metric
+        self._goal = goal
+        self._metric = goal.metrics[0]  # what the pruner judges (a single objective)
         self._out = out
         self._tags = tags  # e.g. "spot" or "warm pool", shown on each running job
         self._block: list[str] = []  # the status block now on screen (terminal only)
@@ -59,9 +59,10 @@ class ConsoleReporter:
     def progress(self, p: Progress) -> None:
         best = _short(p.best) if p.best is not None else "-"
         eta = f", about {p.eta:.0f} s left" if p.eta is not None else ""
+        lead = f"best {self._metric}={best}" if self._goal.single else f"Pareto front {p.front}"
         head = (
             f"{p.done}/{p.limit} done, {p.running} running, {p.failed} failed;"
-            f" best {self._metric}={best}; {p.elapsed:.0f} s elapsed{eta}"
+            f" {lead}; {p.elapsed:.0f} s elapsed{eta}"
         )
         if not self._stream.isatty():
             if p.elapsed - self._last_plain >= self.PLAIN_EVERY:
@@ -86,9 +87,18 @@ class ConsoleReporter:
     def started(self, number: int, job: str, params: dict[str, Any]) -> None:
         self._line(f"trial {number:<3} started   {job}  {format_params(params)}")
 
-    def finished(self, number: int, job: str, value: float, seconds: float | None) -> None:
+    def finished(
+        self,
+        number: int,
+        job: str,
+        values: tuple[float, ...],
+        seconds: float | None,
+        feasible: bool = True,
+    ) -> None:
         took = f" (job {seconds:.1f} s)" if seconds is not None else ""
-        self._line(f"trial {number:<3} finished  {self._metric}={_short(value)}{took}")
+        shown = values_text(self._goal.metrics, values)
+        flag = "" if feasible else " infeasible"
+        self._line(f"trial {number:<3} finished  {shown}{flag}{took}")
 
     def note(self, text: str) -> None:
         self._line(text)
@@ -104,31 +114,49 @@ class ConsoleReporter:
         self._line(f"trial {number:<3} failed    {job}: {first[:300]}")
 
 
+def values_text(metrics: tuple[str, ...], values: Sequence[float]) -> str:
+    """``acc=0.93 size_kb=120``: each objective's value."""
+    return " ".join(f"{m}={_short(v)}" for m, v in zip(metrics, values, strict=True))
+
+
 def summary(
     name: str,
-    metric: str,
-    direction: str,
+    goal: Goal,
     counts: Counts,
-    best: FrozenTrial | None,
+    front: Sequence[FrozenTrial],
     wall: float,
     stop_reason: str,
     storage_url: str,
 ) -> str:
-    """The end-of-sweep summary: counts, why it stopped, the best trial, where it is stored."""
+    """The end-of-sweep summary: counts, why it stopped, the best trial (several
+    objectives: the Pareto front), where it is stored."""
     lines = [
         f"Sweep {name}: {counts.total} trials ({counts.complete} complete, {counts.failed} failed,"
         f" {counts.running} running{f', {counts.pruned} pruned' if counts.pruned else ''})"
         f" in {wall:.1f} s; stopped: {stop_reason}",
     ]
-    if best is None:
-        lines.append("No trial completed, so there is no best trial.")
-    else:
+    feasible = " feasible" if goal.constraints else ""
+    if not front:
+        lines.append(f"No{feasible} trial completed, so there is no best trial.")
+    elif goal.single:
+        best, (o,) = front[0], goal.objectives
         lines += [
-            f"Best trial {best.number}: {metric} = {_short(best.value)} ({direction})",
+            f"Best trial {best.number}: {o.metric} = {_short(best.value)} ({o.direction})",
             f"  job:    {best.user_attrs.get(JOB_NAME, '?')}",
             "  params:",
             *(f"    {k}: {v!r}" for k, v in best.params.items()),
         ]
+    else:
+        lines.append(
+            f"Pareto front: {len(front)}{feasible} trial(s) no other beats on every objective"
+        )
+        lines += [
+            f"  trial {t.number:<4} {values_text(goal.metrics, t.values)}"
+            f"  {format_params(t.params)}"
+            for t in front[:20]
+        ]
+        if len(front) > 20:
+            lines.append(f"  ... {len(front) - 20} more: sweep.py report lists them all")
     lines.append(
         f"Study storage: {redacted(storage_url)}  (run the same command again to continue)"
     )
@@ -164,22 +192,30 @@ def storage_down_text(error: str, embedded: bool, command: str) -> str:
 def status_text(
     config: SweepConfig,
     counts: Counts,
-    best: FrozenTrial | None,
+    front: Sequence[FrozenTrial],
     running: list[TrialRecord],
     states: dict[str, JobState] | None,
 ) -> str:
-    """``sweep.py status``: counts, the best trial, and each running trial's job."""
+    """``sweep.py status``: counts, the best trial (several objectives: the Pareto
+    front), and each running trial's job."""
     lines = [
         f"Sweep {config.name} ({redacted(config.storage_url)})",
         f"  trials: {counts.total} of {config.budget.max_trials}: {counts.complete} done,"
         f" {counts.running} running, {counts.failed} failed, {counts.pruned} pruned,"
         f" {counts.unlaunched} not launched",
     ]
-    if best is not None:
+    metrics = config.goal.metrics
+    if config.goal.single and front:
+        best = front[0]
         lines.append(
-            f"  best: trial {best.number}, {config.objective.metric} = {_short(best.value)}"
+            f"  best: trial {best.number}, {metrics[0]} = {_short(best.value)}"
             f" ({format_params(best.params)})"
         )
+    elif front:
+        lines.append(f"  Pareto front: {len(front)} trial(s)")
+        lines += [f"    trial {t.number:<4} {values_text(metrics, t.values)}" for t in front[:10]]
+        if len(front) > 10:
+            lines.append(f"    ... {len(front) - 10} more (sweep.py report lists them all)")
     if running and states is None:
         lines.append(
             "  job states are not shown: the embedded emulator runs only while sweep.py runs"
@@ -225,13 +261,11 @@ def result_text(config: SweepConfig, result: SweepResult, embedded: bool, resume
     where its jobs are), or that its storage stayed away; ``resume`` says how to go on."""
     if result.storage_down is not None:
         return storage_down_text(str(result.storage_down), embedded, resume)
-    objective = config.objective
     text = summary(
         config.name,
-        objective.metric,
-        objective.direction,
+        config.goal,
         result.counts,
-        result.best,
+        result.front,
         result.elapsed,
         result.stop_reason,
         config.storage_url,
@@ -242,7 +276,8 @@ def result_text(config: SweepConfig, result: SweepResult, embedded: bool, resume
 
 
 def exit_code(result: SweepResult) -> int:
-    """0 when the sweep has a best trial; 130 interrupted, 75 or 74 storage away, 1 else
+    """0 when the sweep has a best trial (or a Pareto front); 130 interrupted, 75 or 74
+    storage away, 1 else
     (a quota that refused every job says which, and that a rerun goes on)."""
     if result.storage_down is not None:
         return result.storage_down.exit_code
@@ -250,4 +285,4 @@ def exit_code(result: SweepResult) -> int:
         return 130
     if result.stop_reason == StopReason.CAPACITY:
         return 1
-    return 0 if result.best is not None else 1
+    return 0 if result.front else 1

@@ -8,11 +8,10 @@ The scheduler holds the state; these only read it, so each is tested on its own.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
-from sweeper.config import Budget, Objective, SweepConfig
+from sweeper.config import Budget, Goal, Objective, SweepConfig
 from sweeper.cost import Price
 from sweeper.types import JobState, JobStatus, StopReason
 
@@ -22,11 +21,12 @@ MAX_WAIT = "MaxWaitTimeExceeded"
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """What the scheduler decides with: the budget, the objective, and how the sweep's
-    jobs use capacity. The scheduler gets this, not the whole space file."""
+    """What the scheduler decides with: the budget, the goal (objectives, constraints),
+    and how the sweep's jobs use capacity. The scheduler gets this, not the whole space
+    file."""
 
     budget: Budget
-    objective: Objective
+    goal: Goal
     sweep: str  # the sweep's name: each trial's checkpoint key derives from it
     spot: bool = False
     spot_fallback: bool = False  # rerun on demand what spot cannot serve
@@ -39,7 +39,7 @@ class Policy:
         est = config.estimator
         return cls(
             budget=config.budget,
-            objective=config.objective,
+            goal=config.goal,
             sweep=config.name,
             spot=est.use_spot_instances,
             spot_fallback=est.spot_fallback is not None,
@@ -70,21 +70,28 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Judgement:
-    """What a finished job means: a value to tell, a retry, or a failure (``reason``)."""
+    """What a finished job means: values to tell (one per objective) with each
+    constraint's violation (<= 0: it holds), a retry, or a failure (``reason``)."""
 
     verdict: Verdict
-    value: float | None = None
+    values: tuple[float, ...] | None = None
     reason: str = ""
+    violations: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.violations.values())
 
 
-def judge(state: JobState, job: Attempt, objective: Objective) -> Judgement:
+def judge(state: JobState, job: Attempt, goal: Goal) -> Judgement:
     """Judge a job in a terminal state.
 
     A job that failed through no fault of the script (``InternalServerError``), or that
     the sweep itself stopped on exit, is retried up to :data:`MAX_ATTEMPTS`. A spot job
     that spot capacity could not serve (``MaxWaitTimeExceeded``, ``CapacityError``) is
     rerun on demand with ``fallback``, or fails saying so. Any other failure, or a
-    completed job without a finite objective value, fails the trial. A job the pruner
+    completed job without a finite value for every objective and constraint metric, fails
+    the trial, naming the metric. A job the pruner
     stopped is PRUNED, however it ended, unless it completed before the stop landed.
     """
     if job.pruned_at is not None and state.status != JobStatus.COMPLETED:
@@ -104,15 +111,16 @@ def judge(state: JobState, job: Attempt, objective: Objective) -> Judgement:
         if (platform or ours) and job.attempt < MAX_ATTEMPTS:
             return Judgement(Verdict.RETRY, reason=reason)
         return Judgement(Verdict.FAIL, reason=reason)
-    value = state.final_metrics.get(objective.metric)
-    if value is None or not math.isfinite(value):
+    values = goal.values(state.final_metrics)
+    if isinstance(values, str):
+        role = "objective" if values in goal.metrics else "constraint"
         reason = (
-            f"the job reported no value for objective metric {objective.metric!r}: no line"
-            " of its output matched the metric's regex, or the regex was dropped as too slow"
-            " to match (the job's log, kept under .sweeps/<name>/logs/, says which)"
+            f"the job reported no value for {role} metric {values!r}: no line of its output"
+            " matched the metric's regex, or the regex was dropped as too slow to match (the"
+            " job's log, kept under .sweeps/<name>/logs/, says which)"
         )
         return Judgement(Verdict.FAIL, reason=reason)
-    return Judgement(Verdict.COMPLETE, value=value)
+    return Judgement(Verdict.COMPLETE, values, violations=goal.violations(state.final_metrics))
 
 
 def _reason(state: JobState) -> str:

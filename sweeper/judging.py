@@ -1,7 +1,8 @@
 """Judging finished jobs: what each means for its trial, and the tallies it moves.
 
 :class:`Judge` applies :func:`sweeper.decisions.judge` to a job the poll saw end and
-updates what the stop conditions read (completed, failed, best, billable, spent); a
+updates what the stop conditions read (completed, failed, the Pareto front of the
+feasible trials (one objective: the best value), billable, spent); a
 retry (or a spot trial's on-demand fallback) is queued as the trial's next attempt.
 No I/O: the outcomes go to :class:`sweeper.recording.Results`.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sweeper.decisions import Attempt, Policy, SweepState, Verdict, judge, stop_reason
+from sweeper.pareto import Front
 from sweeper.polling import PollPlanner
 from sweeper.recording import Outcome, job_attrs
 from sweeper.study import TrialRecord
@@ -37,8 +39,8 @@ class Tally:
     trials_total: int = 0
     billable: float = 0.0
     spent: float = 0.0  # USD, of the jobs that ended (with instance_price_per_hour)
-    best: float | None = None
-    since_best: int = 0
+    front: Front = field(default_factory=lambda: Front(("minimize",)))  # feasible trials'
+    since_best: int = 0  # trials told since the front last improved
     stop: StopReason | None = None
     inflight: dict[str, InFlight] = field(default_factory=dict)
     pending: deque[TrialRecord] = field(default_factory=deque)  # existing trials to (re)launch
@@ -66,7 +68,8 @@ class Tally:
             for name, f in sorted(self.inflight.items(), key=lambda kv: kv[1].trial.number)
         )
         done = (self.completed, self.failed, len(self.inflight))
-        return Progress(*done, limit, self.best, elapsed, eta, jobs)
+        front = len(self.front.entries)
+        return Progress(*done, limit, self.front.best, elapsed, eta, jobs, front)
 
 
 class Judge:
@@ -85,9 +88,14 @@ class Judge:
         t = self._t
         if t.stop is None:
             state = SweepState(
-                t.failures_total, elapsed, t.billable, t.best, t.since_best, self._committed()
+                t.failures_total,
+                elapsed,
+                t.billable,
+                t.front.best,
+                t.since_best,
+                self._committed(),
             )
-            t.stop = stop_reason(self._policy.budget, self._policy.objective, state)
+            t.stop = stop_reason(self._policy.budget, self._policy.goal.objectives[0], state)
         return t.stop
 
     def _committed(self) -> float | None:
@@ -116,21 +124,22 @@ class Judge:
             fallback=policy.spot_fallback,
             pruned_at=trial.pruned_at,
         )
-        found = judge(state, attempt, policy.objective)
+        found = judge(state, attempt, policy.goal)
         if found.verdict == Verdict.PRUNED:
             return [Outcome(trial, None, found.reason, attrs, pruned_at=trial.pruned_at)]
         if found.verdict in (Verdict.RETRY, Verdict.ON_DEMAND):
             return self._retry(flight, found.reason, found.verdict == Verdict.ON_DEMAND)
-        if found.verdict == Verdict.FAIL or found.value is None:
+        if found.verdict == Verdict.FAIL or found.values is None:
             return [self.failed(flight, found.reason, attrs)]
-        value = found.value
         if state.duration is not None:
             self._planner.record(state.duration)
         t.completed += 1
-        improved = t.best is None or policy.objective.better(value, t.best)
-        t.best, t.since_best = (value, 0) if improved else (t.best, t.since_best + 1)
-        self._reporter.finished(trial.number, flight.job, value, state.duration)
-        return [Outcome(trial, value, "", attrs)]
+        improved = found.feasible and t.front.add(trial.number, found.values)
+        t.since_best = 0 if improved else t.since_best + 1
+        self._reporter.finished(
+            trial.number, flight.job, found.values, state.duration, found.feasible
+        )
+        return [Outcome(trial, found.values, "", attrs, violations=found.violations)]
 
     def _retry(self, flight: InFlight, reason: str, on_demand: bool = False) -> list[Outcome]:
         trial = flight.trial

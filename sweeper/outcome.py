@@ -19,11 +19,15 @@ if TYPE_CHECKING:  # Optuna loads with the sweep, not with ``import sweeper.api`
 class SweepResult:
     """How one run of a sweep ended, read back from the study once it had.
 
-    ``stop_reason`` says why dispatching stopped; ``counts`` and ``best`` are the whole
-    study's (earlier runs and other orchestrators included); ``in_flight`` are the jobs
+    ``stop_reason`` says why dispatching stopped; ``counts``, ``best`` (a single
+    objective's best feasible trial) and ``front`` (the Pareto front: the feasible trials
+    no other beats on every objective, by the first objective; one objective: the best
+    trial) are the whole study's (earlier runs and other orchestrators included);
+    ``in_flight`` are the jobs
     still running when an interrupted run let go of them (``on_exit`` says how);
     ``storage_down`` is the error that ended the run when the study's storage stayed
-    away (then ``counts`` are empty and ``best`` None: nothing could be read).
+    away (then ``counts`` are empty, ``best`` None and ``front`` empty: nothing could be
+    read).
     """
 
     name: str
@@ -34,6 +38,7 @@ class SweepResult:
     in_flight: tuple[str, ...] = ()
     on_exit: OnExit = OnExit.LEAVE
     storage_down: StorageUnavailable | None = None
+    front: tuple[FrozenTrial, ...] = ()
 
     @property
     def interrupted(self) -> bool:

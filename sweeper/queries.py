@@ -9,6 +9,7 @@ write). Nothing here prints: what the user reads is returned.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,11 +24,16 @@ if TYPE_CHECKING:
 
 
 async def report_document(
-    config: SweepConfig, top: int = 10, html: Path | None = None, rank: bool = True
+    config: SweepConfig,
+    top: int = 10,
+    html: Path | None = None,
+    rank: bool = True,
+    reference: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """The report document (schema ``sweeper.report/1``) of the study as it is now; with
+    """The report document (schema ``sweeper.report/2``) of the study as it is now; with
     ``html``, also a page of plots written there; without ``rank``, its ``importances``
-    empty (ranking parameters is the slow part)."""
+    empty (ranking parameters is the slow part); ``reference``: the hypervolume's
+    reference point (several objectives; default: the worst values observed)."""
     blas.import_numpy()
     from sweeper import report
     from sweeper.study import SweepStudy
@@ -38,7 +44,7 @@ async def report_document(
         importances = await study.importances(trials) if rank else {}
         notes, runs = await study.notes(), await study.runs()
         pools = await study.warm_pools()
-        doc = report.build(config, trials, importances, top, notes, runs, pools)
+        doc = report.build(config, trials, importances, top, notes, runs, pools, reference)
         if html is not None:
             _write_html(html, doc, study.study)
     finally:
@@ -141,13 +147,13 @@ async def status_text(config: SweepConfig) -> str:
     study = SweepStudy.open(config, create=False, read_only=True)
     try:
         running = await study.running()
-        counts, best = await study.counts(), await study.best()
+        counts, front = await study.counts(), await study.front()
         named = [r.job_name for r in running if r.job_name]
         if config.estimator.keep_alive_period_in_seconds:  # finished jobs may hold pools
             trials = await study.trials()
             named += [str(t.user_attrs[JOB_NAME]) for t in trials if JOB_NAME in t.user_attrs]
         states = await _job_states(config, named)
-        return console.status_text(config, counts, best, running, states)
+        return console.status_text(config, counts, front, running, states)
     finally:
         study.close()
 
@@ -173,8 +179,21 @@ async def _job_states(config: SweepConfig, named: list[str]) -> dict[str, JobSta
         return await TrainingJobs(client, RetryPolicy()).poll(named)
 
 
-def best_job(doc: dict[str, Any]) -> str:
-    """The best trial's job in a report document; a SweepError when there is none."""
+def best_job(doc: dict[str, Any], trial: int | None = None) -> str:
+    """The best trial's job in a report document, or trial ``trial``'s (which must have
+    completed); a SweepError when there is none, or the sweep has several objectives and
+    no ``trial`` is named (its Pareto front has no one best)."""
+    if trial is not None:
+        found = next((t for t in doc["trials"] if t["number"] == trial), None)
+        if found is None or found["state"] != "complete" or not found["job"]:
+            raise SweepError(f"trial {trial} has not completed (see sweep.py report)")
+        return str(found["job"])
+    if len(doc["objectives"]) > 1:
+        numbers = ", ".join(str(t["number"]) for t in doc["front"][:20]) or "none yet"
+        raise SweepError(
+            f"several objectives have no one best trial: name one with --trial N (the"
+            f" Pareto front: {numbers})"
+        )
     if doc["best"] is None:
         raise SweepError("the sweep has no completed trial yet")
     return str(doc["best"]["job"])

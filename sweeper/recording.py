@@ -10,7 +10,7 @@ resume reconciles.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sweeper.errors import BackendError, TransientError
@@ -40,24 +40,28 @@ class Observer(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A finished trial, judged: a value to tell, or the reason it failed."""
+    """A finished trial, judged: values to tell (one per objective, with each
+    constraint's violation: <= 0 when it holds), or the reason it failed."""
 
     trial: TrialRecord
-    value: float | None
+    values: tuple[float, ...] | None
     reason: str
     attrs: dict[str, Any]
     job: str | None = None  # set when a job ran and failed: its log is worth keeping
     pruned_at: int | None = None  # the pruner stopped it at this step
+    violations: dict[str, float] = field(default_factory=dict)
 
     def result(self) -> TrialResult:
         """The outcome as the run tracker takes it."""
         attrs = {**self.attrs, JOB_NAME: self.trial.job_name}
         if self.pruned_at is not None:
             attrs[PRUNED_AT] = self.pruned_at
-        if self.value is None:
+        if self.values is None:
             attrs["failure"] = self.reason
+        feasible = all(v <= 0 for v in self.violations.values())
+        params = dict(self.trial.params)
         return TrialResult(
-            self.trial.number, dict(self.trial.params), self.value is not None, attrs, self.value
+            self.trial.number, params, self.values is not None, attrs, self.values, feasible
         )
 
 
@@ -104,10 +108,12 @@ class Results:
             number = outcome.trial.number
             if outcome.pruned_at is not None:
                 await self._study.tell_stopped_early(number, outcome.pruned_at, outcome.attrs)
-            elif outcome.value is None:
+            elif outcome.values is None:
                 await self._study.tell_failed(number, outcome.reason, outcome.attrs)
             else:
-                await self._study.tell_complete(number, outcome.value, outcome.attrs)
+                await self._study.tell_complete(
+                    number, outcome.values, outcome.attrs, outcome.violations
+                )
             for observer in self._observers:
                 await observer.recorded(outcome)
 
@@ -121,7 +127,7 @@ class FailedLogKeeper:
         self._reporter = reporter
 
     async def recorded(self, outcome: Outcome) -> None:
-        if outcome.job is None or outcome.value is not None or outcome.pruned_at is not None:
+        if outcome.job is None or outcome.values is not None or outcome.pruned_at is not None:
             return
         try:
             await self._save(outcome.job)

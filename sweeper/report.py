@@ -1,26 +1,29 @@
 """``sweep.py report``: the best trials, what mattered, what failed, what it cost.
 
 :func:`build` reads the study once and returns one JSON-able document (schema:
-``report.schema.json`` beside this file, ``"schema": "sweeper.report/1"``); the text
+``report.schema.json`` beside this file, ``"schema": "sweeper.report/2"``; a
+``sweeper.report/1`` file reads as /2 through :func:`upgrade`); the text
 and CSV forms (:mod:`sweeper.report_text`) are renderings of that document, so the three
 never disagree.
 """
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-from sweeper.config import SweepConfig
+from sweeper import pareto
+from sweeper.config import Goal, SweepConfig
 from sweeper.cost import Price
 from sweeper.study import ATTEMPT, JOB_NAME, OWNER, PRUNED_AT
+from sweeper.study.fronts import feasible, pareto_trials
 from sweeper.study.storage import redacted
 
-SCHEMA = "sweeper.report/1"
+SCHEMA = "sweeper.report/2"
 
 
 def build(
@@ -31,34 +34,63 @@ def build(
     notes: dict[int, str] | None = None,
     runs: dict[int, dict[str, Any]] | None = None,
     warm_pools: tuple[dict[str, str], dict[str, int]] | None = None,
+    reference: Sequence[float] | None = None,
 ) -> dict[str, Any]:
-    """The report document of a sweep's trials, with its ``top`` best trials; ``runs``
-    are the trials' Experiments runs (:meth:`SweepStudy.runs`), ``warm_pools`` each job's
-    pool status and retained seconds (:meth:`SweepStudy.warm_pools`)."""
-    notes = notes or {}
-    runs = runs or {}
+    """The report document of a sweep's trials, with its ``top`` best trials (several
+    objectives: the first ``top`` of the Pareto front, and the whole front with its
+    hypervolume against ``reference``, or the worst values observed); ``runs`` are the
+    trials' Experiments runs (:meth:`SweepStudy.runs`), ``warm_pools`` each job's pool
+    status and retained seconds (:meth:`SweepStudy.warm_pools`)."""
     statuses, retained = warm_pools or ({}, {})
-    price = Price.of(config.estimator)
-    costs = _Costs(price, retained)
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    done.sort(
-        key=lambda t: t.value if t.value is not None else math.nan,
-        reverse=config.objective.direction == "maximize",
+    goal = config.goal
+    front = pareto_trials(trials, goal.directions)
+    ranked = front if not goal.single else _ranked(trials, goal.objectives[0].direction)
+    row = _Rows(
+        goal,
+        {t.number for t in front},
+        notes or {},
+        runs or {},
+        _Costs(Price.of(config.estimator), retained),
     )
+    objectives = [{"metric": o.metric, "direction": o.direction} for o in goal.objectives]
     return {
         "schema": SCHEMA,
         "sweep": config.name,
         "storage": redacted(config.storage_url),
-        "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
+        "objective": objectives[0],
+        "objectives": objectives,
+        "constraints": [{"metric": c.metric, "max": c.max, "min": c.min} for c in goal.constraints],
         "counts": _counts(trials),
-        "totals": _totals(trials, config.estimator.use_spot_instances, costs)
+        "totals": _totals(trials, config.estimator.use_spot_instances, row.costs)
         | {"warm_pool_reuses": _reuses(config, statuses)},
-        "best": _trial(done[0], notes, runs, costs) if done else None,
-        "top": [_trial(t, notes, runs, costs) for t in done[:top]],
+        "best": row.of(ranked[0]) if ranked and goal.single else None,
+        "top": [row.of(t) for t in ranked[:top]],
+        "front": [row.of(t) for t in front],
+        "hypervolume": None if goal.single else _hypervolume(goal, trials, front, reference),
         "importances": importances,
         "failures": _failures(trials),
-        "trials": [_trial(t, notes, runs, costs) for t in trials],
+        "trials": [row.of(t) for t in trials],
     }
+
+
+def _ranked(trials: list[FrozenTrial], direction: str) -> list[FrozenTrial]:
+    """A single objective's feasible complete trials, best first."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values and feasible(t)]
+    return sorted(done, key=lambda t: t.values[0], reverse=direction == "maximize")
+
+
+def _hypervolume(
+    goal: Goal, trials: list[FrozenTrial], front: list[FrozenTrial], given: Sequence[float] | None
+) -> dict[str, Any] | None:
+    """The front's hypervolume against ``given``, or the worst values observed among the
+    complete trials (None before any completed)."""
+    done = [tuple(t.values) for t in trials if t.state == TrialState.COMPLETE and t.values]
+    if given is None and not done:
+        return None
+    ref = tuple(given) if given is not None else pareto.reference(done, goal.directions)
+    points = [tuple(t.values) for t in front]
+    value = pareto.hypervolume(points, ref, goal.directions)
+    return {"value": value, "reference": list(ref), "given": given is not None}
 
 
 def _state(t: FrozenTrial) -> str:
@@ -90,28 +122,42 @@ class _Costs:
         return round(self.price.job(billable, self.pool_seconds(job) or 0), 4)
 
 
-def _trial(
-    t: FrozenTrial, notes: dict[int, str], runs: dict[int, dict[str, Any]], costs: _Costs
-) -> dict[str, Any]:
-    a, run = t.user_attrs, runs.get(t.number, {})
-    return {
-        "number": t.number,
-        "state": _state(t),
-        "pruned_at_step": a.get(PRUNED_AT),
-        "value": t.value,
-        "params": dict(t.params),
-        "job": a.get(JOB_NAME),
-        "attempt": a.get(ATTEMPT, 1),
-        "job_seconds": a.get("job_seconds"),
-        "billable_seconds": a.get("billable_seconds"),
-        "pool_seconds": costs.pool_seconds(a.get(JOB_NAME)),
-        "cost": costs.of(a.get("billable_seconds"), a.get(JOB_NAME)),
-        "failure": a.get("failure") or a.get("pruned"),
-        "note": notes.get(t.number),
-        "experiment": run.get("experiment"),
-        "run": run.get("run"),
-        "orchestrator": a.get(OWNER),
-    }
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Makes a trial's row of the document."""
+
+    goal: Goal
+    on_front: set[int]
+    notes: dict[int, str]
+    runs: dict[int, dict[str, Any]]
+    costs: _Costs
+
+    def of(self, t: FrozenTrial) -> dict[str, Any]:
+        a, run, costs = t.user_attrs, self.runs.get(t.number, {}), self.costs
+        done = t.state == TrialState.COMPLETE and bool(t.values)
+        values = list(t.values) if done else None
+        return {
+            "number": t.number,
+            "state": _state(t),
+            "pruned_at_step": a.get(PRUNED_AT),
+            "value": values[0] if values and self.goal.single else None,
+            "values": values,
+            "feasible": feasible(t) if done and self.goal.constraints else None,
+            "constraints": dict(t.constraints),
+            "on_front": t.number in self.on_front,
+            "params": dict(t.params),
+            "job": a.get(JOB_NAME),
+            "attempt": a.get(ATTEMPT, 1),
+            "job_seconds": a.get("job_seconds"),
+            "billable_seconds": a.get("billable_seconds"),
+            "pool_seconds": costs.pool_seconds(a.get(JOB_NAME)),
+            "cost": costs.of(a.get("billable_seconds"), a.get(JOB_NAME)),
+            "failure": a.get("failure") or a.get("pruned"),
+            "note": self.notes.get(t.number),
+            "experiment": run.get("experiment"),
+            "run": run.get("run"),
+            "orchestrator": a.get(OWNER),
+        }
 
 
 def _totals(trials: list[FrozenTrial], spot: bool, costs: _Costs) -> dict[str, Any]:
@@ -175,3 +221,34 @@ def _failures(trials: list[FrozenTrial]) -> list[dict[str, Any]]:
         }
         for first, ts in sorted(groups.items(), key=lambda kv: -len(kv[1]))
     ]
+
+
+def upgrade(doc: dict[str, Any]) -> dict[str, Any]:
+    """A report document of any schema Sweeper wrote, as ``sweeper.report/2``: a /1
+    document (one objective, no constraints) gains ``objectives``, ``constraints``,
+    ``front`` (its best trial), ``hypervolume`` (null) and, on each trial, ``values``,
+    ``feasible``, ``constraints`` and ``on_front``. A /2 document is returned as it is;
+    another raises ValueError."""
+    if doc.get("schema") == SCHEMA:
+        return doc
+    if doc.get("schema") != "sweeper.report/1":
+        raise ValueError(f"not a Sweeper report: schema {doc.get('schema')!r}")
+    best = doc["best"]["number"] if doc.get("best") else None
+
+    def trial(t: dict[str, Any]) -> dict[str, Any]:
+        values = [t["value"]] if t.get("value") is not None else None
+        extra = {
+            "values": values,
+            "feasible": None,
+            "constraints": {},
+            "on_front": t["number"] == best,
+        }
+        return t | extra
+
+    out = dict(doc) | {"schema": SCHEMA, "objectives": [doc["objective"]], "constraints": []}
+    for key in ("top", "trials"):
+        out[key] = [trial(t) for t in doc[key]]
+    out["best"] = trial(doc["best"]) if doc.get("best") else None
+    out["front"] = [out["best"]] if out["best"] else []
+    out["hypervolume"] = None
+    return out

@@ -33,17 +33,25 @@ _STYLE = (
 
 
 def render(doc: dict[str, Any], study: optuna.Study) -> str:
-    """The HTML page: the text report, then every plot that the trials allow."""
+    """The HTML page: the text report, then every plot that the trials allow (several
+    objectives: the Pareto front and the history of its hypervolume first; the other
+    plots of the first objective)."""
     evaluator = importance.evaluator()
+    metrics = [o["metric"] for o in doc["objectives"]]
+    on_first: dict[str, Any] = {}  # several objectives: the other plots show the first
+    if len(metrics) > 1:
+        on_first = {"target": lambda t: t.values[0], "target_name": metrics[0]}
     makers: list[tuple[str, Callable[[], go.Figure]]] = [
-        ("Optimisation history", lambda: vis.plot_optimization_history(study)),
-        ("Parallel coordinates", lambda: vis.plot_parallel_coordinate(study)),
+        ("Optimisation history", lambda: vis.plot_optimization_history(study, **on_first)),
+        ("Parallel coordinates", lambda: vis.plot_parallel_coordinate(study, **on_first)),
         ("Parameter importances", lambda: vis.plot_param_importances(study, evaluator=evaluator)),
-        ("Slices", lambda: vis.plot_slice(study)),
+        ("Slices", lambda: vis.plot_slice(study, **on_first)),
         ("Jobs per slot", lambda: timeline(study.get_trials(deepcopy=False))),
     ]
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):  # a pruner ran
         makers.insert(1, ("Learning curves", lambda: vis.plot_intermediate_values(study)))
+    if len(metrics) > 1:
+        makers[:0] = _front_plots(doc, study, metrics)
     sections, first = [], True
     for title, make in makers:
         try:
@@ -62,6 +70,30 @@ def render(doc: dict[str, Any], study: optuna.Study) -> str:
         f"<style>{_STYLE}</style></head><body><h1>Sweep {name}</h1>"
         f"<pre>{html.escape(text(doc))}</pre>{''.join(sections)}</body></html>"
     )
+
+
+def _front_plots(
+    doc: dict[str, Any], study: optuna.Study, metrics: list[str]
+) -> list[tuple[str, Callable[[], go.Figure]]]:
+    """Optuna's Pareto-front plot (2-D or 3-D: of the first three objectives when there
+    are four) and the history of the front's hypervolume, against the report's point."""
+    shown = metrics[:3]
+    title = "Pareto front" + (f" (of {', '.join(shown)})" if len(metrics) > 3 else "")
+
+    def front() -> go.Figure:
+        if len(metrics) > 3:
+            return vis.plot_pareto_front(
+                study, targets=lambda t: tuple(t.values[:3]), target_names=shown
+            )
+        return vis.plot_pareto_front(study, target_names=metrics)
+
+    def history() -> go.Figure:
+        hv = doc["hypervolume"]
+        if hv is None:
+            raise ValueError("no trial has completed yet")
+        return vis.plot_hypervolume_history(study, reference_point=hv["reference"])
+
+    return [(title, front), ("Hypervolume history", history)]
 
 
 def timeline(trials: list[FrozenTrial]) -> go.Figure:

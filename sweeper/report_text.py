@@ -7,19 +7,24 @@ import csv
 import io
 from typing import Any
 
+from sweeper.report import upgrade
+
 
 def text(doc: dict[str, Any]) -> str:
-    """The report for a terminal."""
-    c, obj = doc["counts"], doc["objective"]
+    """The report for a terminal (of a ``sweeper.report/1`` or /2 document)."""
+    doc = upgrade(doc)
+    c, metrics = doc["counts"], [o["metric"] for o in doc["objectives"]]
     lines = [
         f"Sweep {doc['sweep']}: {c['total']} trials ({c['complete']} complete, {c['fail']} failed,"
         f" {c['running']} running, {c['pruned']} pruned, {c['not_launched']} not launched);"
-        f" objective {obj['metric']}"
-        f" ({obj['direction']})",
+        f" {_goal(doc)}",
         "",
     ]
-    if doc["top"]:
-        lines += _table(doc["top"])
+    infeasible = sum(t["feasible"] is False for t in doc["trials"])
+    if len(metrics) > 1:
+        lines += _front(doc, metrics)
+    elif doc["top"]:
+        lines += _table(doc["top"], metrics)
         best = doc["best"]
         lines += [
             "",
@@ -28,7 +33,11 @@ def text(doc: dict[str, Any]) -> str:
         ]
         lines += [f"  {k}: {_yaml(v)}" for k, v in best["params"].items()]
     else:
-        lines.append("No trial has completed yet.")
+        lines.append(
+            "No feasible trial has completed yet." if infeasible else "No trial has completed yet."
+        )
+    if infeasible:
+        lines += ["", f"{infeasible} complete trial(s) broke a constraint: not ranked"]
     noted = [t for t in doc["trials"] if t["note"]]
     if noted:
         lines += ["", "Notes"]
@@ -50,10 +59,42 @@ def text(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _table(trials: list[dict[str, Any]]) -> list[str]:
+def _goal(doc: dict[str, Any]) -> str:
+    """``objective acc (maximize)``, or every objective, and the constraints."""
+    shown = ", ".join(f"{o['metric']} ({o['direction']})" for o in doc["objectives"])
+    said = f"objective {shown}" if len(doc["objectives"]) == 1 else f"objectives {shown}"
+    bounds = [
+        f"{c['metric']} <= {_short(c['max'])}"
+        if c["max"] is not None
+        else f"{c['metric']} >= {_short(c['min'])}"
+        for c in doc["constraints"]
+    ]
+    return said + (f"; constraints {', '.join(bounds)}" if bounds else "")
+
+
+def _front(doc: dict[str, Any], metrics: list[str]) -> list[str]:
+    """The Pareto front's table and its hypervolume, for several objectives."""
+    front, hv = doc["front"], doc["hypervolume"]
+    if not front:
+        return ["No feasible trial has completed yet: the Pareto front is empty."]
+    shown = f"; the first {len(doc['top'])} listed" if len(doc["top"]) < len(front) else ""
+    lines = [f"Pareto front: {len(front)} trial(s) no other beats on every objective{shown}"]
+    lines += _table(doc["top"], metrics)
+    if hv is not None:
+        ref = ", ".join(f"{m}={_short(v)}" for m, v in zip(metrics, hv["reference"], strict=True))
+        whence = "given" if hv["given"] else "the worst values observed"
+        lines += ["", f"Hypervolume {hv['value']:.6g} against {ref} ({whence})"]
+    lines.append(
+        "Pick one: sweep.py report SPACE --download-best DIR --trial N fetches trial N's model"
+    )
+    return lines
+
+
+def _table(trials: list[dict[str, Any]], metrics: list[str]) -> list[str]:
     params = list(trials[0]["params"])
     priced = any(t["cost"] is not None for t in trials)
-    head = ["rank", "trial", "value", "job", "run", "seconds", "billable"]
+    names = ["value"] if len(metrics) == 1 else metrics
+    head = ["rank", "trial", *names, "job", "run", "seconds", "billable"]
     head += ["cost", *params] if priced else params
     rows = [
         [
@@ -78,7 +119,7 @@ def _row_start(i: int, t: dict[str, Any]) -> list[str]:
     return [
         str(i),
         str(t["number"]),
-        _short(t["value"]),
+        *(_short(v) for v in t["values"] or [None]),
         str(t["job"]),
         str(t["run"] or "-"),
         _short(t["job_seconds"]),
@@ -113,45 +154,27 @@ def _totals_line(t: dict[str, Any]) -> str:
 
 
 def csv_text(doc: dict[str, Any]) -> str:
-    """One row per trial, parameters as columns."""
+    """One row per trial, parameters as columns; one column per objective (``value``
+    with one), ``feasible`` and ``on_front`` (Pareto front) with several or constraints."""
+    doc = upgrade(doc)
     params = sorted({p for t in doc["trials"] for p in t["params"]})
+    metrics = [o["metric"] for o in doc["objectives"]]
+    goal_columns = ["value"] if len(metrics) == 1 else metrics
+    marks = len(metrics) > 1 or bool(doc["constraints"])
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(
-        [
-            "number",
-            "state",
-            "value",
-            "job",
-            "attempt",
-            "job_seconds",
-            "billable_seconds",
-            "pool_seconds",
-            "cost",
-            *params,
-            "failure",
-            "experiment",
-            "run",
-        ]
-    )
+    head = ["number", "state", *goal_columns, *(["feasible", "on_front"] if marks else [])]
+    sizes = ["job", "attempt", "job_seconds", "billable_seconds", "pool_seconds", "cost"]
+    writer.writerow([*head, *sizes, *params, "failure", "experiment", "run"])
     for t in doc["trials"]:
         failure = (t["failure"] or "").splitlines()[0] if t["failure"] else ""
+        values = t["values"] or [None] * len(metrics)
         writer.writerow(
-            [
-                t["number"],
-                t["state"],
-                t["value"],
-                t["job"],
-                t["attempt"],
-                t["job_seconds"],
-                t["billable_seconds"],
-                t["pool_seconds"],
-                t["cost"],
-                *(t["params"].get(p) for p in params),
-                failure,
-                t["experiment"],
-                t["run"],
-            ]
+            [t["number"], t["state"], *values]
+            + ([t["feasible"], t["on_front"]] if marks else [])
+            + [t["job"], t["attempt"], t["job_seconds"], t["billable_seconds"]]
+            + [t["pool_seconds"], t["cost"], *(t["params"].get(p) for p in params)]
+            + [failure, t["experiment"], t["run"]]
         )
     return out.getvalue()
 

@@ -49,6 +49,7 @@ from sweeper.decisions import Policy
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.judging import InFlight, Judge, Tally
 from sweeper.pacing import Pacing
+from sweeper.pareto import Front
 from sweeper.polling import PollPlanner, PollTiming
 from sweeper.pruning import EarlyStopping
 from sweeper.recording import Observer, RequestHook, Results
@@ -91,7 +92,7 @@ class Scheduler:
         self._results = Results(study, observers)
         self._sharing = Sharing(study, backend, clock, reporter.note)
         self._planner = PollPlanner(timing)
-        self._t = Tally()
+        self._t = Tally(front=Front(policy.goal.directions))
         self._judge = Judge(policy, self._t, self._planner, reporter)
         self._started_at = 0.0
         self._on_exit = OnExit.LEAVE
@@ -114,10 +115,10 @@ class Scheduler:
         self._started_at = self._clock.now()
         for number in await self._study.requeue_quota_refusals():  # never a failure now
             self._reporter.note(f"trial {number} failed on a quota refusal: it runs again")
-        counts, best = await self._study.counts(), await self._study.best()
-        t = self._t
+        counts, t = await self._study.counts(), self._t
         t.failures_total = counts.failed
-        t.best = best.value if best is not None else None
+        for trial in await self._study.front():
+            t.front.add(trial.number, tuple(trial.values))
         await self._take_over(await self._sharing.join())
         try:
             t.trials_total = (await self._study.counts()).dispatched

@@ -148,7 +148,8 @@ class Session:
                     storage_down=outcome,
                 )
             await _wrap_up(self.config, started, outcome, self.say)
-            counts, best = await started.study.counts(), await started.study.best()
+            study = started.study
+            counts, best, front = await study.counts(), await study.best(), await study.front()
             return SweepResult(
                 self.config.name,
                 outcome.stop_reason,
@@ -157,6 +158,7 @@ class Session:
                 clock.now() - start,
                 tuple(outcome.in_flight),
                 self.on_exit,
+                front=tuple(front),
             )
 
 
@@ -181,7 +183,7 @@ async def _start(session: Session, stack: AsyncExitStack, clock: RealClock) -> _
         raise leaves(group)[0] from None
     study = opening.result()
     stack.callback(study.close)
-    reporter = ConsoleReporter(clock, config.objective.metric, session.out, tags=_job_tags(config))
+    reporter = ConsoleReporter(clock, config.goal, session.out, tags=_job_tags(config))
     study.note = reporter.note
     logs_client = await ends.client(stack, "logs")
     logs = JobLogs(logs_client, RetryPolicy(sleep=clock.sleep))

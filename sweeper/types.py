@@ -48,7 +48,9 @@ class JobState:
 
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """Where a sweep stands, for live display. ``jobs``: (trial, job, secondary status)."""
+    """Where a sweep stands, for live display. ``jobs``: (trial, job, secondary status);
+    ``best`` the best value of a single objective, ``front`` the size of the Pareto front
+    of the feasible trials (several objectives)."""
 
     done: int
     failed: int
@@ -58,6 +60,7 @@ class Progress:
     elapsed: float
     eta: float | None
     jobs: tuple[tuple[int, str, str], ...] = ()
+    front: int = 0
 
 
 class StopReason(StrEnum):
@@ -85,7 +88,14 @@ class Reporter(Protocol):
 
     def started(self, number: int, job: str, params: dict[str, Any]) -> None: ...
 
-    def finished(self, number: int, job: str, value: float, seconds: float | None) -> None: ...
+    def finished(
+        self,
+        number: int,
+        job: str,
+        values: tuple[float, ...],
+        seconds: float | None,
+        feasible: bool = True,
+    ) -> None: ...
 
     def failed(self, number: int, job: str, reason: str) -> None: ...
 
@@ -114,7 +124,8 @@ class TrialResult:
     params: dict[str, Any]
     completed: bool
     attrs: dict[str, Any]  # the trial's user attributes (job name, times, failure, ...)
-    value: float | None = None  # the objective's, when completed
+    values: tuple[float, ...] | None = None  # the objectives', when completed
+    feasible: bool = True  # every constraint held (a completed trial)
 
 
 @dataclass(frozen=True, slots=True)

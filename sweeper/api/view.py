@@ -29,6 +29,9 @@ T = TypeVar("T")
 COLUMNS = (
     "state",
     "value",
+    "values",
+    "feasible",
+    "on_front",
     "job",
     "attempt",
     "job_seconds",
@@ -47,7 +50,9 @@ COLUMNS = (
 @dataclass(frozen=True, slots=True)
 class Trial:
     """One trial as the report has it: ``state`` is complete, fail, running, pruned or
-    not_launched; ``job`` its last job; seconds and cost None until known."""
+    not_launched; ``value`` a single objective's, ``values`` every objective's (None
+    until complete); ``feasible`` None without constraints; ``job`` its last job;
+    seconds and cost None until known."""
 
     number: int
     state: str
@@ -59,10 +64,13 @@ class Trial:
     cost: float | None
     note: str | None
     run: str | None
+    values: tuple[float, ...] | None = None
+    feasible: bool | None = None
+    on_front: bool = False
 
     @classmethod
     def of(cls, row: dict[str, Any]) -> Trial:
-        """From a trial of the report document (``sweeper.report/1``)."""
+        """From a trial of the report document (``sweeper.report/2``)."""
         return cls(
             number=int(row["number"]),
             state=str(row["state"]),
@@ -74,6 +82,9 @@ class Trial:
             cost=row["cost"],
             note=row["note"],
             run=row["run"],
+            values=tuple(row["values"]) if row["values"] is not None else None,
+            feasible=row["feasible"],
+            on_front=bool(row["on_front"]),
         )
 
 
@@ -129,7 +140,7 @@ class SweepView:
         return self.config.name
 
     def report(self, top: int = 10) -> dict[str, Any]:
-        """The document ``sweep.py report --json`` prints (schema ``sweeper.report/1``)."""
+        """The document ``sweep.py report --json`` prints (schema ``sweeper.report/2``)."""
         return blocking(lambda: queries.report_document(self.config, top))
 
     def _trials(self, top: int) -> dict[str, Any]:
@@ -138,7 +149,8 @@ class SweepView:
 
     def trials_dataframe(self) -> pandas.DataFrame:
         """One row per trial, in trial order: ``number``, the report's fields
-        (:data:`COLUMNS`), then one ``params_<name>`` column per parameter (needs pandas:
+        (:data:`COLUMNS`), with several objectives one ``values_<metric>`` column each,
+        then one ``params_<name>`` column per parameter (needs pandas:
         ``pip install 'sweeper[notebook]'``)."""
         try:
             import pandas
@@ -146,18 +158,34 @@ class SweepView:
             raise ImportError(
                 "trials_dataframe() needs pandas: pip install 'sweeper[notebook]'"
             ) from exc
+        goal = self.config.goal
+        each = [] if goal.single else [f"values_{m}" for m in goal.metrics]
         rows = []
         for t in self._trials(0)["trials"]:
             row = {"number": t["number"], **{k: t[k] for k in COLUMNS}}
+            values = t["values"] or [None] * len(each)
+            row |= dict(zip(each, values, strict=False))
             rows.append(row | {f"params_{k}": v for k, v in t["params"].items()})
         names = [f"params_{p.name}" for p in self.config.space]
-        return pandas.DataFrame(rows, columns=["number", *COLUMNS, *names])
+        return pandas.DataFrame(rows, columns=["number", *COLUMNS, *each, *names])
 
     @property
     def best_trial(self) -> Trial | None:
-        """The best completed trial so far; None before any completed."""
+        """The best feasible completed trial so far; None before any completed. A sweep of
+        several objectives has no one best: SweepError (see :meth:`pareto_front`)."""
+        if not self.config.goal.single:
+            raise SweepError(
+                "best_trial: a sweep of several objectives has no one best trial; use"
+                " pareto_front() (the trials no other beats on every objective)"
+            )
         best = self._trials(1)["best"]
         return Trial.of(best) if best is not None else None
+
+    def pareto_front(self) -> list[Trial]:
+        """The Pareto front: the feasible completed trials no other beats on every
+        objective, by the first objective, best first (one objective: the trials with
+        the best value). Empty before any completed."""
+        return [Trial.of(t) for t in self._trials(0)["front"]]
 
     def note(self, trial: int, text: str) -> None:
         """``text`` as trial ``trial``'s note (replacing an earlier one): in the study,
@@ -176,8 +204,9 @@ class SweepView:
             if not done:
                 warnings.warn(sentence, stacklevel=2)
 
-    def best_estimator(self) -> Any:
-        """The best trial's job as an SDK v2 Estimator (``Estimator.attach``; the class
+    def best_estimator(self, trial: int | None = None) -> Any:
+        """The best trial's job (or trial ``trial``'s, which a sweep of several objectives
+        must name) as an SDK v2 Estimator (``Estimator.attach``; the class
         of the Estimator the sweep was given, if any): its hyperparameters, model
         artifacts and the rest as DescribeTrainingJob has them. On the sweep's own
         (embedded) emulator, which stops when this returns, read its fields; deploying
@@ -190,7 +219,7 @@ class SweepView:
                 " not say where its jobs ran; open it from its space file"
                 " (sweeper.open('space.yaml')) to attach the best job"
             )
-        job = queries.best_job(self._trials(1))
+        job = queries.best_job(self._trials(1), trial)
         try:
             from sagemaker.estimator import Estimator
         except ImportError as exc:

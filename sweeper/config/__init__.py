@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from sweeper.config import fields, pruners, reading
+from sweeper.config import fields, goals, pruners, reading
 from sweeper.config.estimator import (
     MAX_HYPERPARAMETERS,
     check_hyperparameter,
@@ -25,9 +25,11 @@ from sweeper.config.model import (
     Backend,
     BackendKind,
     Budget,
+    Constraint,
     EmulatorOptions,
     Estimator,
     Experiment,
+    Goal,
     MetricDefinition,
     Mlflow,
     Objective,
@@ -47,15 +49,17 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,119}$")
 
 
 _keys = fields.keys_of
-_TOP_KEYS = _keys(SweepConfig, "path")
+_TOP_KEYS = _keys(SweepConfig, "path", "goal") | {"objective", "objectives", "constraints"}
 
 __all__ = [
     "Backend",
     "BackendKind",
     "Budget",
+    "Constraint",
     "EmulatorOptions",
     "Estimator",
     "Experiment",
+    "Goal",
     "MetricDefinition",
     "Mlflow",
     "Objective",
@@ -93,7 +97,7 @@ def parse(raw: object, path: Path) -> SweepConfig:
             " letters, digits, '-', '_' or '.' (at most 120 characters)"
         )
     estimator = parse_estimator(fields.get(top, "estimator", "", dict), path.parent)
-    objective = _objective(fields.get(top, "objective", "", dict), estimator)
+    goal = goals.parse(top, estimator)
     sampler = _sampler(fields.get(top, "sampler", "", dict, {}))
     space = _space(fields.get(top, "space", "", dict), sampler)
     _check_hyperparameter_count(space, estimator)
@@ -102,15 +106,18 @@ def parse(raw: object, path: Path) -> SweepConfig:
     if not 3.0 <= lease <= 3600.0:
         raise ConfigError("storage_lease_seconds: must be between 3 and 3600")
     experiment = _experiment(fields.get(top, "experiment", "", dict, {}))
+    budget = _budget(fields.get(top, "budget", "", dict, {}), estimator)
+    pruner = pruners.parse(fields.get(top, "pruner", "", dict, {}))
+    goals.check(goal, sampler, pruner, budget)
     return SweepConfig(
         path=path,
         name=name,
-        objective=objective,
+        goal=goal,
         space=space,
         estimator=estimator,
-        budget=_budget(fields.get(top, "budget", "", dict, {}), estimator),
+        budget=budget,
         sampler=sampler,
-        pruner=pruners.parse(fields.get(top, "pruner", "", dict, {})),
+        pruner=pruner,
         experiment=experiment,
         tracking=parse_tracking(
             fields.get(top, "tracking", "", dict, {}), path.parent, experiment.name or name
@@ -123,20 +130,6 @@ def parse(raw: object, path: Path) -> SweepConfig:
 
 
 # --- sections -------------------------------------------------------------------------
-
-
-def _objective(raw: dict[str, Any], estimator: Estimator) -> Objective:
-    sec = fields.mapping(raw, "objective", _keys(Objective))
-    metric = fields.get(sec, "metric", "objective", str)
-    direction = fields.get(sec, "direction", "objective", str, "maximize")
-    fields.one_of(direction, ("maximize", "minimize"), "objective.direction")
-    known = [m.name for m in estimator.metric_definitions]
-    if metric not in known:
-        raise ConfigError(
-            f"objective.metric: {fields.shown(metric)} is not among estimator.metric_definitions"
-            f" ({', '.join(known) or 'none defined'})"
-        )
-    return Objective(metric=metric, direction=direction)
 
 
 def _budget(raw: dict[str, Any], estimator: Estimator) -> Budget:
@@ -180,7 +173,13 @@ def _sampler(raw: dict[str, Any]) -> Sampler:
     limit = fields.get(sec, "max_grid_points", "sampler", int, Sampler().max_grid_points)
     if limit < 1:
         raise ConfigError(f"sampler.max_grid_points: must be >= 1, got {limit}")
-    return Sampler(kind=SamplerKind(kind), seed=seed, max_grid_points=limit)
+    population = fields.get(sec, "population_size", "sampler", int, None)
+    if population is not None:
+        if kind not in (SamplerKind.NSGA2, SamplerKind.NSGA3):
+            raise ConfigError("sampler.population_size: only nsga2 and nsga3 take it")
+        if population < 2:
+            raise ConfigError(f"sampler.population_size: must be >= 2, got {population}")
+    return Sampler(SamplerKind(kind), seed, limit, population)
 
 
 def _space(raw: dict[str, Any], sampler: Sampler) -> tuple[Param, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,6 +24,7 @@ class SamplerKind(StrEnum):
     GP = "gp"
     QMC = "qmc"
     NSGA2 = "nsga2"
+    NSGA3 = "nsga3"
 
 
 class PrunerKind(StrEnum):
@@ -52,6 +54,63 @@ class Objective:
 
 
 @dataclass(frozen=True, slots=True)
+class Constraint:
+    """``metric`` must stay at most ``max`` or at least ``min`` (exactly one is set)."""
+
+    metric: str
+    max: float | None = None
+    min: float | None = None
+
+    @property
+    def key(self) -> str:
+        """Its name in the study (Optuna's ``Trial.set_constraint`` key), e.g. ``mb<=50``."""
+        return (
+            f"{self.metric}<={self.max:g}"
+            if self.max is not None
+            else f"{self.metric}>={self.min:g}"
+        )
+
+    def violation(self, value: float) -> float:
+        """How far ``value`` breaks it: <= 0 when it holds (Optuna's convention)."""
+        return value - self.max if self.max is not None else (self.min or 0.0) - value
+
+
+@dataclass(frozen=True, slots=True)
+class Goal:
+    """What a sweep optimises: one objective or several (a Pareto front), under its
+    constraints (a trial is feasible when every one holds). Values are sequences, in
+    the order of ``objectives``; one objective is the length-1 case."""
+
+    objectives: tuple[Objective, ...]
+    constraints: tuple[Constraint, ...] = ()
+
+    @property
+    def single(self) -> bool:
+        return len(self.objectives) == 1
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(o.metric for o in self.objectives)
+
+    @property
+    def directions(self) -> tuple[str, ...]:
+        return tuple(o.direction for o in self.objectives)
+
+    def values(self, metrics: Mapping[str, float]) -> tuple[float, ...] | str:
+        """The objectives' values among a job's final ``metrics``, or the name of the
+        first objective or constraint metric it has no finite value for."""
+        for name in (*self.metrics, *(c.metric for c in self.constraints)):
+            value = metrics.get(name)
+            if value is None or not math.isfinite(value):
+                return name
+        return tuple(float(metrics[name]) for name in self.metrics)
+
+    def violations(self, metrics: Mapping[str, float]) -> dict[str, float]:
+        """Each constraint's violation (<= 0: it holds), by :attr:`Constraint.key`."""
+        return {c.key: c.violation(float(metrics[c.metric])) for c in self.constraints}
+
+
+@dataclass(frozen=True, slots=True)
 class Budget:
     max_trials: int = 20
     max_parallel: int = 2
@@ -68,6 +127,7 @@ class Sampler:
     kind: SamplerKind = SamplerKind.TPE
     seed: int | None = None
     max_grid_points: int = 100_000  # a grid is built whole: refused beyond this
+    population_size: int | None = None  # nsga2, nsga3: trials per generation (Optuna's 50)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +264,7 @@ class SweepConfig:
 
     path: Path
     name: str
-    objective: Objective
+    goal: Goal
     space: tuple[Param, ...]
     estimator: Estimator
     budget: Budget = Budget()
@@ -216,6 +276,12 @@ class SweepConfig:
     emulator: EmulatorOptions = EmulatorOptions()
     storage: str | None = None
     storage_lease_seconds: float = 60.0  # a silent orchestrator's trials are adopted after
+
+    @property
+    def objective(self) -> Objective:
+        """The first objective: the only one of a single-objective sweep (pruning,
+        ``target`` and ``patience`` need one)."""
+        return self.goal.objectives[0]
 
     @property
     def home(self) -> Path:

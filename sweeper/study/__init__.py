@@ -175,7 +175,7 @@ class SweepStudy(TrialWrites, StudyAttributes):
             study = optuna.create_study(
                 storage=rdb,
                 study_name=config.name,
-                direction=optuna.study.StudyDirection[config.objective.direction.upper()],
+                directions=[optuna.study.StudyDirection[d.upper()] for d in config.goal.directions],
                 load_if_exists=True,
             )
         check_spec(study, config, redacted(url), write=not read_only)

@@ -17,7 +17,8 @@ from sweeper.errors import ConfigError
 def first_params(config: SweepConfig) -> dict[str, Any]:
     """The parameters the sweep's first trial gets (an in-memory study; nothing stored)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=make_sampler(config), direction="minimize")
+    directions = [optuna.study.StudyDirection[d.upper()] for d in config.goal.directions]
+    study = optuna.create_study(sampler=make_sampler(config), directions=directions)
     return dict(study.ask(space.distributions(config.space)).params)
 
 
@@ -39,13 +40,17 @@ def make_sampler(config: SweepConfig, offset: int = 0) -> optuna.samplers.BaseSa
     if kind == SamplerKind.GP:
         _require("torch", "sampler.kind gp needs PyTorch: pip install torch")
         return s.GPSampler(seed=seed)
+    size = config.sampler.population_size or 50  # Optuna's default, for both
     factories: dict[SamplerKind, Callable[[], s.BaseSampler]] = {
         SamplerKind.TPE: lambda: s.TPESampler(seed=seed, constant_liar=True),
         SamplerKind.RANDOM: lambda: s.RandomSampler(seed=seed),
         SamplerKind.QMC: lambda: s.QMCSampler(seed=seed),
-        SamplerKind.NSGA2: lambda: s.NSGAIISampler(seed=seed),
+        SamplerKind.NSGA2: lambda: s.NSGAIISampler(seed=seed, population_size=size),
+        SamplerKind.NSGA3: lambda: s.NSGAIIISampler(seed=seed, population_size=size),
     }
-    return factories[kind]()
+    with warnings.catch_warnings():  # NSGA-III is "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factories[kind]()
 
 
 def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:

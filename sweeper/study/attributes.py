@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeper.config import SweepConfig
 from sweeper.errors import ConfigError
 from sweeper.study import importance
+from sweeper.study.fronts import pareto_trials
 from sweeper.study.reader import count_states
 from sweeper.study.records import (
     NOTES,
@@ -86,7 +87,7 @@ class StudyAttributes:
         """Parameter importances (:func:`sweeper.study.importance.importances`).
         ``trials``: every trial, when the caller has read them already."""
         return await self._run(
-            lambda: importance.importances(trials or self._all(), self._study.direction)
+            lambda: importance.importances(trials or self._all(), self._study.directions)
         )
 
     async def counts(self) -> Counts:
@@ -136,12 +137,26 @@ class StudyAttributes:
         return count_states(self._rdb.engine, study_id, PRUNED_AT)
 
     async def best(self) -> FrozenTrial | None:
-        """The best COMPLETE trial, or None when there is none yet (Optuna's own query:
-        no trial but the best is read)."""
+        """The best feasible COMPLETE trial of a single-objective sweep, or None when there
+        is none yet, or the sweep has several objectives (Optuna's own query: no trial but
+        the best is read)."""
         return await self._run(self._best)
 
     def _best(self) -> FrozenTrial | None:
+        if not self._config.goal.single:
+            return None
         try:
             return self._study.best_trial
-        except ValueError:  # no COMPLETE trial yet
+        except ValueError:  # no (feasible) COMPLETE trial yet
             return None
+
+    async def front(self) -> list[FrozenTrial]:
+        """The Pareto front: the feasible COMPLETE trials no other feasible one dominates,
+        ordered by the first objective, best first (one objective: the best trial)."""
+        return await self._run(self._front)
+
+    def _front(self) -> list[FrozenTrial]:
+        if self._config.goal.single:
+            best = self._best()
+            return [] if best is None else [best]
+        return pareto_trials(self._all(), self._config.goal.directions)

@@ -14,6 +14,7 @@ import importlib
 import random
 import sys
 import warnings
+from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
@@ -32,15 +33,18 @@ def evaluator() -> Any:
         return module.PedAnovaImportanceEvaluator()
 
 
-def importances(trials: list[FrozenTrial], direction: StudyDirection) -> dict[str, float]:
-    """Each parameter's share of the objective's variation (summing to 1); empty under
-    two complete trials or when no parameter varied."""
+def importances(
+    trials: list[FrozenTrial], directions: Sequence[StudyDirection]
+) -> dict[str, float]:
+    """Each parameter's share of the objective's variation (summing to 1); with several
+    objectives, of reaching the Pareto front (PED-ANOVA's multi-objective form). Empty
+    under two complete trials or when no parameter varied."""
     done = [t for t in trials if t.state == TrialState.COMPLETE]
     if len(done) < 2:
         return {}
     if len(done) > SAMPLE:
         done = random.Random(0).sample(done, SAMPLE)
-    probe = optuna.create_study(direction=direction)
+    probe = optuna.create_study(directions=list(directions))
     probe.add_trials(done)
     try:
         found = _module().get_param_importances(probe, evaluator=evaluator())

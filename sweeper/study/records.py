@@ -8,6 +8,8 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeper.types import TrialResult
+
 JOB_NAME = "job_name"
 ATTEMPT = "attempt"
 OWNER = "orchestrator"  # the orchestrator that asked (or adopted) the trial
@@ -77,6 +79,16 @@ def record_of(frozen: FrozenTrial, owner: str | None) -> TrialRecord:
         bool(attrs.get(ON_DEMAND, False)),
         attrs.get(PRUNED_AT),
         owner,
+    )
+
+
+def result_of(frozen: FrozenTrial) -> TrialResult:
+    """A stored finished trial as the run trackers take it."""
+    completed = frozen.state == TrialState.COMPLETE
+    values = tuple(frozen.values) if completed and frozen.values else None
+    feasible = all(v <= 0 for v in frozen.constraints.values())
+    return TrialResult(
+        frozen.number, dict(frozen.params), completed, frozen.user_attrs, values, feasible
     )
 
 

@@ -8,7 +8,9 @@ from typing import Any
 import optuna
 
 from sweeper.config import (
+    Constraint,
     Estimator,
+    Goal,
     MetricDefinition,
     Objective,
     Param,
@@ -36,10 +38,30 @@ def spec(config: SweepConfig) -> dict[str, Any]:
         }
         for p in config.space
     }
-    return {
-        "objective": {"metric": config.objective.metric, "direction": config.objective.direction},
-        "space": params,
-    }
+    return goal_spec(config.goal) | {"space": params}
+
+
+def goal_spec(goal: Goal) -> dict[str, Any]:
+    """The goal as stored: ``objective`` for one (as before several were possible),
+    ``objectives`` for several; ``constraints`` only when there are some."""
+    objectives = [{"metric": o.metric, "direction": o.direction} for o in goal.objectives]
+    out: dict[str, Any] = (
+        {"objective": objectives[0]} if goal.single else {"objectives": objectives}
+    )
+    if goal.constraints:
+        out["constraints"] = [
+            {"metric": c.metric, "max": c.max, "min": c.min} for c in goal.constraints
+        ]
+    return out
+
+
+def goal_of(stored: dict[str, Any]) -> Goal:
+    """The goal a stored spec (:func:`goal_spec`) records."""
+    objectives = stored.get("objectives") or [stored["objective"]]
+    return Goal(
+        tuple(Objective(**o) for o in objectives),
+        tuple(Constraint(**c) for c in stored.get("constraints", [])),
+    )
 
 
 def check_spec(study: optuna.Study, config: SweepConfig, url: str, *, write: bool = True) -> None:
@@ -81,8 +103,8 @@ def _diff(old: Any, new: Any, path: str) -> list[str]:
 
 def stored_config(url: str, name: str) -> SweepConfig:
     """The config of sweep ``name`` in storage ``url`` as far as its study records it
-    (objective and space; nothing of its jobs, tracking or backend): enough to read the
-    study without the space file. Raises ConfigError if there is no such sweep, or it
+    (objectives, constraints and space; nothing of its jobs, tracking or backend): enough
+    to read the study without the space file. Raises ConfigError if there is no such sweep, or it
     records no spec (not made by Sweeper). Reads only."""
     if not url or no_study_yet(url):
         raise ConfigError(f"no sweep named {name!r} in {redacted(url) or 'memory'}")
@@ -104,7 +126,7 @@ def stored_config(url: str, name: str) -> SweepConfig:
 
 
 def _config_of(stored: dict[str, Any], url: str, name: str) -> SweepConfig:
-    objective = Objective(**stored["objective"])
+    goal = goal_of(stored)
     space = tuple(
         Param(
             name=key,
@@ -118,11 +140,12 @@ def _config_of(stored: dict[str, Any], url: str, name: str) -> SweepConfig:
         )
         for key, p in stored["space"].items()
     )
-    estimator = Estimator("", Path("."), (MetricDefinition(objective.metric, ""),))
+    metrics = dict.fromkeys([*goal.metrics, *(c.metric for c in goal.constraints)])
+    estimator = Estimator("", Path("."), tuple(MetricDefinition(m, "") for m in metrics))
     return SweepConfig(
         path=Path.cwd() / name,
         name=name,
-        objective=objective,
+        goal=goal,
         space=space,
         estimator=estimator,
         tracking=Tracking(experiments=False),

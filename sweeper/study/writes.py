@@ -7,7 +7,7 @@ over and closed meanwhile (it took this one for dead) is let go, its word standi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import optuna
@@ -61,8 +61,19 @@ class TrialWrites:
         except CLOSED_ELSEWHERE:  # adopted and closed while this one was silent
             del self._live[number]
 
-    async def tell_complete(self, number: int, value: float, attrs: dict[str, Any]) -> None:
-        await self._run(self._tell, number, TrialState.COMPLETE, value, attrs)
+    async def tell_complete(
+        self,
+        number: int,
+        values: Sequence[float],
+        attrs: dict[str, Any],
+        violations: Mapping[str, float] | None = None,
+    ) -> None:
+        """Close a trial with its objectives' ``values``; ``violations`` (each
+        constraint's, <= 0 when it holds) are set on it first, where the samplers that
+        take constraints read them."""
+        await self._run(
+            self._tell, number, TrialState.COMPLETE, list(values), attrs, dict(violations or {})
+        )
 
     async def tell_failed(self, number: int, reason: str, attrs: dict[str, Any]) -> None:
         await self._run(self._tell, number, TrialState.FAIL, None, {**attrs, "failure": reason})
@@ -104,7 +115,12 @@ class TrialWrites:
         await self._run(self._tell, number, TrialState.PRUNED, None, attrs)
 
     def _tell(
-        self, number: int, state: TrialState, value: float | None, attrs: dict[str, Any]
+        self,
+        number: int,
+        state: TrialState,
+        values: list[float] | None,
+        attrs: dict[str, Any],
+        violations: dict[str, float] | None = None,
     ) -> None:
         """Close a trial this orchestrator holds; one it no longer holds (adopted by
         another while this one was silent: its claim says so), or already closed, is
@@ -117,7 +133,12 @@ class TrialWrites:
             return
         try:
             set_user_attrs(trial, attrs, self._rdb)
-            self._study.tell(trial, value, state=state, skip_if_finished=True)
+            if violations:
+                told = trial.constraints  # a tell retried after an outage set some
+                for key, violation in violations.items():
+                    if key not in told:
+                        trial.set_constraint(key, violation)
+            self._study.tell(trial, values, state=state, skip_if_finished=True)
             self.told += 1
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another orchestrator closed it: its word stands

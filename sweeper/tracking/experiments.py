@@ -32,6 +32,7 @@ from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.recording import Outcome
 from sweeper.study import JOB_NAME, PRUNED_AT, SweepStudy, TrialRecord
+from sweeper.study.records import result_of
 from sweeper.tracking.series import JobSeries
 from sweeper.types import TrialResult
 
@@ -106,12 +107,7 @@ class Tracker:
                 PRUNED_AT in trial.user_attrs
             )
             if done and not self._runs.get(trial.number, {}).get("recorded"):
-                completed = trial.state == TrialState.COMPLETE
-                self.enqueue(
-                    TrialResult(
-                        trial.number, trial.params, completed, trial.user_attrs, trial.value
-                    )
-                )
+                self.enqueue(result_of(trial))
                 queued += 1
         return queued
 

@@ -22,11 +22,14 @@ from typing import Any
 from optuna.trial import TrialState
 
 from sweeper.config import SweepConfig
+from sweeper.pareto import Front
 from sweeper.recording import Outcome
 from sweeper.study import PRUNED_AT, SweepStudy, TrialRecord
+from sweeper.study.records import result_of
 from sweeper.tracking.experiments import run_name
 from sweeper.tracking.mlflow_store import (
     BEST_TAG,
+    FRONT_TAG,
     NOTE_TAG,
     PARENT_TAG,
     ROLE_TAG,
@@ -47,7 +50,13 @@ Step = Callable[[], Awaitable[None]]
 def sweep_params(config: SweepConfig) -> dict[str, str]:
     """The parent run's params: the space file's settings (not its environment)."""
     params = {f"space.{p.name}": _shown(dataclasses.asdict(p)) for p in config.space}
-    for section in ("objective", "budget", "sampler", "pruner"):
+    for i, o in enumerate(config.goal.objectives):
+        where = "objective" if config.goal.single else f"objectives.{i}"
+        params |= {f"{where}.metric": o.metric, f"{where}.direction": o.direction}
+    for c in config.goal.constraints:
+        side, bound = ("max", c.max) if c.max is not None else ("min", c.min)
+        params[f"constraints.{c.metric}.{side}"] = f"{bound:g}"
+    for section in ("budget", "sampler", "pruner"):
         for name, value in dataclasses.asdict(getattr(config, section)).items():
             params[f"{section}.{name}"] = _shown(value)
     skip = {"environment", "hyperparameters", "metric_definitions", "role"}
@@ -84,7 +93,7 @@ class MlflowTracker:
         self._runs: dict[int, Run] = {}  # trial -> its run, as found or made
         self._begun: dict[int, asyncio.Future[None]] = {}
         self._queue: asyncio.Queue[Step | None] = asyncio.Queue()
-        self._best: float | None = None
+        self._front = Front(config.goal.directions)  # the feasible trials' best
         self._notes: dict[int, str] = {}  # sweep.py note's, as the study had them at start
         self._failed = 0  # steps an MLflow error left undone (the next start does them)
         self._started = False
@@ -100,12 +109,12 @@ class MlflowTracker:
         await self._store.ready()
         parent = await self._find_parent()
         self._notes = await self._study.notes()
-        best = await self._study.best()
-        if best is not None and best.value is not None:
-            if parent.best_trial == str(best.number):
-                self._best = best.value
-            else:  # trials an earlier run did not record: the parent learns the best first
-                self._catch_up.append(partial(self._improve, best.number, best.value))
+        front = await self._study.front()
+        for trial in front:
+            self._front.add(trial.number, tuple(trial.values))
+        if front and parent.best_trial != self._front_tag(front[0].number)[0]:
+            # trials an earlier run did not record: the parent learns the best first
+            self._catch_up.append(partial(self._tag_front, front[0].number))
         queued = 0
         for trial in await self._study.trials():
             done = trial.state in (TrialState.COMPLETE, TrialState.FAIL) or (
@@ -115,11 +124,7 @@ class MlflowTracker:
             if trial.number in self._recorded:
                 continue  # ended in this run before MLflow started: queued already
             if done and (found is None or found.status not in TERMINAL):
-                completed = trial.state == TrialState.COMPLETE
-                result = TrialResult(
-                    trial.number, trial.params, completed, trial.user_attrs, trial.value
-                )
-                self._catch_up.append(partial(self._complete, result))
+                self._catch_up.append(partial(self._complete, result_of(trial)))
                 queued += 1
         return queued
 
@@ -220,8 +225,11 @@ class MlflowTracker:
             MlflowStore.complete, run.run_id, points, params, tags, status, end_ms
         )
         self._runs[result.number] = dataclasses.replace(run, status=status)
-        if result.completed and result.value is not None:
-            await self._improve(result.number, result.value)
+        if result.completed and result.values is not None and result.feasible:
+            before = self._front.keys
+            improved = self._front.add(result.number, result.values)
+            if improved or (not self._config.goal.single and self._front.keys != before):
+                await self._tag_front(result.number)
 
     def _final_tags(self, result: TrialResult) -> dict[str, str]:
         a = result.attrs
@@ -243,14 +251,23 @@ class MlflowTracker:
             tags[NOTE_TAG] = note
         return tags
 
-    async def _improve(self, number: int, value: float) -> None:
-        """Keep the parent's best trial current: a ``best <metric>`` series over trials."""
-        objective = self._config.objective
-        if self._best is not None and not objective.better(value, self._best):
-            return
-        self._best = value
-        tags = {BEST_TAG: str(number), "sweeper.best_value": repr(value)}
-        point = Point(f"best {objective.metric}", time.time(), number, value)
+    def _front_tag(self, number: int) -> tuple[str, dict[str, str], Point]:
+        """What the parent run records of the best: one objective, the best trial (its
+        number and value, and a ``best <metric>`` series over trials); several, the
+        Pareto front's trial numbers (and the front's size over trials)."""
+        goal, now = self._config.goal, time.time()
+        if goal.single:
+            value = self._front.best or 0.0
+            tags = {BEST_TAG: str(number), "sweeper.best_value": repr(value)}
+            return str(number), tags, Point(f"best {goal.metrics[0]}", now, number, value)
+        numbers = ",".join(map(str, self._front.keys))
+        size = float(len(self._front.entries))
+        return numbers, {FRONT_TAG: numbers}, Point("pareto front size", now, number, size)
+
+    async def _tag_front(self, number: int) -> None:
+        """Keep the parent's best trial (or Pareto front) current; ``number`` just
+        improved it."""
+        _, tags, point = self._front_tag(number)
         await self._store.call(MlflowStore.log, self._parent, [point], None, tags)
 
     def close(self) -> None:

@@ -26,6 +26,7 @@ TRIAL_TAG = "sweeper.trial"
 PARENT_TAG = "mlflow.parentRunId"  # what MLflow's UI nests runs by
 NOTE_TAG = "mlflow.note.content"  # the run's description in MLflow's UI
 BEST_TAG = "sweeper.best_trial"  # on the parent run: the best trial's number
+FRONT_TAG = "sweeper.pareto_front"  # ... or, several objectives, the front's: "3,7,12"
 TERMINAL = frozenset({"FINISHED", "FAILED", "KILLED"})
 _BAD_KEY = re.compile(r"[^/\w.\- :]")  # what MLflow refuses in param and metric names
 
@@ -51,7 +52,7 @@ class Run:
     status: str
     trial: int | None  # None: the sweep's parent run
     start_time: int
-    best_trial: str | None = None  # a parent run's BEST_TAG
+    best_trial: str | None = None  # a parent run's BEST_TAG (or FRONT_TAG)
 
 
 class MlflowStore:
@@ -100,7 +101,7 @@ class MlflowStore:
             for r in page:
                 trial = r.data.tags.get(TRIAL_TAG)
                 number = int(trial) if trial is not None and trial.isdigit() else None
-                best = r.data.tags.get(BEST_TAG)
+                best = r.data.tags.get(BEST_TAG) or r.data.tags.get(FRONT_TAG)
                 found.append(
                     Run(r.info.run_id, r.info.status, number, r.info.start_time or 0, best)
                 )

@@ -41,7 +41,7 @@ async def fill(space: Path, trials: int) -> None:
                 record.number, f"AlgorithmError: error {rng.randint(1, 3)}\nTraceback", attrs
             )
         else:
-            await study.tell_complete(record.number, rng.random(), attrs)
+            await study.tell_complete(record.number, (rng.random(),), attrs)
     study.close()
 
 

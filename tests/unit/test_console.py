@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 from sweeper.clock import VirtualClock
+from sweeper.config import Goal, Objective
 from sweeper.console import ConsoleReporter
 from sweeper.types import Progress
 from tests.unit.test_scheduler import FakeBackend, _run
@@ -16,6 +17,7 @@ class Terminal(io.StringIO):
         return True
 
 
+ACC = Goal((Objective("acc", "maximize"),))
 PROGRESS = Progress(
     done=3,
     failed=1,
@@ -30,9 +32,9 @@ PROGRESS = Progress(
 
 def test_on_a_terminal_the_status_block_is_redrawn_under_the_events() -> None:
     out = Terminal()
-    console = ConsoleReporter(VirtualClock(), "acc", out, tags="spot")
+    console = ConsoleReporter(VirtualClock(), ACC, out, tags="spot")
     console.progress(PROGRESS)
-    console.finished(4, "quad-4-1", 0.98, 10.0)
+    console.finished(4, "quad-4-1", (0.98,), 10.0)
     text = out.getvalue()
     block = (
         "-- 3/12 done, 2 running, 1 failed; best acc=0.97; 42 s elapsed, about 30 s left\n"
@@ -51,7 +53,7 @@ def test_on_a_terminal_the_status_block_is_redrawn_under_the_events() -> None:
 
 def test_in_a_log_progress_is_a_plain_line_at_most_every_30_seconds() -> None:
     out = io.StringIO()
-    console = ConsoleReporter(VirtualClock(), "acc", out)
+    console = ConsoleReporter(VirtualClock(), ACC, out)
     for elapsed in (1.0, 10.0, 31.5, 40.0, 62.0):
         console.progress(Progress(1, 0, 1, 4, 0.5, elapsed, None))
     lines = out.getvalue().splitlines()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sweeper.config import Budget, Objective
+from sweeper.config import Budget, Goal, Objective
 from sweeper.decisions import MAX_ATTEMPTS, Attempt, SweepState, Verdict, judge, stop_reason
 from sweeper.types import JobState, JobStatus, StopReason
 
 LOSS = Objective("loss", "minimize")
+GOAL = Goal((LOSS,))
 
 
 def state(status: JobStatus, reason: str = "", secondary: str = "", **metrics: float) -> JobState:
@@ -16,27 +17,27 @@ def state(status: JobStatus, reason: str = "", secondary: str = "", **metrics: f
 
 
 def test_a_completed_job_gives_its_objective_value() -> None:
-    found = judge(state(JobStatus.COMPLETED, loss=0.25), Attempt(1), LOSS)
-    assert (found.verdict, found.value) == (Verdict.COMPLETE, 0.25)
+    found = judge(state(JobStatus.COMPLETED, loss=0.25), Attempt(1), GOAL)
+    assert (found.verdict, found.values) == (Verdict.COMPLETE, (0.25,))
 
 
 @pytest.mark.parametrize("metrics", [{}, {"loss": float("nan")}, {"other": 1.0}])
 def test_a_completed_job_without_a_finite_value_fails(metrics: dict[str, float]) -> None:
-    found = judge(state(JobStatus.COMPLETED, **metrics), Attempt(1), LOSS)
+    found = judge(state(JobStatus.COMPLETED, **metrics), Attempt(1), GOAL)
     assert found.verdict == Verdict.FAIL and "no value for objective metric 'loss'" in found.reason
 
 
 def test_platform_failures_and_our_own_stops_are_retried_up_to_the_limit() -> None:
     internal = state(JobStatus.FAILED, "InternalServerError: host lost")
-    assert judge(internal, Attempt(1), LOSS).verdict == Verdict.RETRY
-    assert judge(internal, Attempt(MAX_ATTEMPTS), LOSS).verdict == Verdict.FAIL
+    assert judge(internal, Attempt(1), GOAL).verdict == Verdict.RETRY
+    assert judge(internal, Attempt(MAX_ATTEMPTS), GOAL).verdict == Verdict.FAIL
     stopped = state(JobStatus.STOPPED, secondary="Stopped")
-    assert judge(stopped, Attempt(1, stopped_on_exit=True), LOSS).verdict == Verdict.RETRY
-    assert judge(stopped, Attempt(1), LOSS).verdict == Verdict.FAIL  # someone else stopped it
+    assert judge(stopped, Attempt(1, stopped_on_exit=True), GOAL).verdict == Verdict.RETRY
+    assert judge(stopped, Attempt(1), GOAL).verdict == Verdict.FAIL  # someone else stopped it
 
 
 def test_a_script_failure_fails_the_trial_with_its_reason() -> None:
-    found = judge(state(JobStatus.FAILED, "AlgorithmError: boom"), Attempt(1), LOSS)
+    found = judge(state(JobStatus.FAILED, "AlgorithmError: boom"), Attempt(1), GOAL)
     assert (found.verdict, found.reason) == (Verdict.FAIL, "AlgorithmError: boom")
 
 
@@ -74,14 +75,14 @@ def test_the_target_follows_the_direction() -> None:
 
 def test_spot_that_capacity_could_not_serve_falls_back_on_demand_or_fails_saying_how() -> None:
     waited = state(JobStatus.STOPPED, secondary="MaxWaitTimeExceeded")
-    found = judge(waited, Attempt(1, spot=True, fallback=True), LOSS)
+    found = judge(waited, Attempt(1, spot=True, fallback=True), GOAL)
     assert found.verdict == Verdict.ON_DEMAND
-    failed = judge(waited, Attempt(1, spot=True), LOSS)
+    failed = judge(waited, Attempt(1, spot=True), GOAL)
     assert failed.verdict == Verdict.FAIL and "spot_fallback: on_demand" in failed.reason
     capacity = state(JobStatus.FAILED, "CapacityError: Unable to provision requested ML compute")
-    assert judge(capacity, Attempt(2, spot=True, fallback=True), LOSS).verdict == Verdict.ON_DEMAND
+    assert judge(capacity, Attempt(2, spot=True, fallback=True), GOAL).verdict == Verdict.ON_DEMAND
     # On demand already (or never spot), MaxWait is just a stop.
-    assert judge(waited, Attempt(2, fallback=True), LOSS).verdict == Verdict.FAIL
+    assert judge(waited, Attempt(2, fallback=True), GOAL).verdict == Verdict.FAIL
 
 
 def test_max_cost_counts_what_is_spent_and_what_runs() -> None:
@@ -93,9 +94,9 @@ def test_max_cost_counts_what_is_spent_and_what_runs() -> None:
 
 def test_a_job_the_pruner_stopped_is_pruned_unless_it_completed_first() -> None:
     stopped = state(JobStatus.STOPPED, secondary="Stopped")
-    found = judge(stopped, Attempt(1, pruned_at=4), LOSS)
+    found = judge(stopped, Attempt(1, pruned_at=4), GOAL)
     assert (found.verdict, found.reason) == (Verdict.PRUNED, "pruned at step 4")
     lost = state(JobStatus.FAILED, "InternalServerError: host lost")
-    assert judge(lost, Attempt(1, pruned_at=4), LOSS).verdict == Verdict.PRUNED  # not retried
+    assert judge(lost, Attempt(1, pruned_at=4), GOAL).verdict == Verdict.PRUNED  # not retried
     done = state(JobStatus.COMPLETED, loss=0.5)
-    assert judge(done, Attempt(1, pruned_at=4), LOSS).verdict == Verdict.COMPLETE
+    assert judge(done, Attempt(1, pruned_at=4), GOAL).verdict == Verdict.COMPLETE

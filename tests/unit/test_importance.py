@@ -33,7 +33,7 @@ def _trials(n: int) -> list[optuna.trial.FrozenTrial]:
 
 
 def test_the_parameter_the_objective_depends_on_matters_most() -> None:
-    found = importance.importances(_trials(300), optuna.study.StudyDirection.MINIMIZE)
+    found = importance.importances(_trials(300), [optuna.study.StudyDirection.MINIMIZE])
     assert set(found) == {"x", "noise"}
     assert found["x"] > 0.8
     assert abs(sum(found.values()) - 1) < 1e-9
@@ -41,7 +41,7 @@ def test_the_parameter_the_objective_depends_on_matters_most() -> None:
 
 def test_fewer_than_two_results_have_no_importances() -> None:
     one = [*_trials(1), create_trial(state=TrialState.FAIL)]
-    assert importance.importances(one, optuna.study.StudyDirection.MINIMIZE) == {}
+    assert importance.importances(one, [optuna.study.StudyDirection.MINIMIZE]) == {}
 
 
 def test_importances_load_no_scikit_learn() -> None:

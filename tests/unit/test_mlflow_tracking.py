@@ -83,8 +83,9 @@ async def _finish(study: SweepStudy, tracker: MlflowTracker, values: list[float 
         if value is None:
             await study.tell_failed(record.number, "AlgorithmError: exit 3", attrs)
         else:
-            await study.tell_complete(record.number, value, attrs)
-        await tracker.recorded(Outcome(record, value, "AlgorithmError: exit 3", attrs))
+            await study.tell_complete(record.number, (value,), attrs)
+        values = None if value is None else (value,)
+        await tracker.recorded(Outcome(record, values, "AlgorithmError: exit 3", attrs))
 
 
 def _runs(cfg: config.SweepConfig) -> tuple[Any, list[Any]]:
@@ -148,7 +149,7 @@ async def test_a_rerun_completes_what_a_crash_left_open_without_a_second_run(
     first.close()
     await first.drain()  # its run began; the crash comes before its result is recorded
     attrs = {JOB_NAME: record.job_name, "job_status": "Completed"}
-    await study.tell_complete(record.number, 0.5, attrs)
+    await study.tell_complete(record.number, (0.5,), attrs)
 
     again = _tracker(cfg, study, [])
     assert await again.start() == 1  # the trial whose run is still RUNNING
@@ -229,3 +230,39 @@ async def test_mlflow_that_does_not_answer_is_said_once_and_costs_nothing(
     assert "did not answer" in said[0] and "its next run records the runs" in said[0]
     assert "nothing recorded" in tracker.summary()
     assert [t.state.name for t in await study.trials()] == ["COMPLETE", "COMPLETE"]
+
+
+async def test_with_several_objectives_the_parent_tags_the_pareto_front(tmp_path: Path) -> None:
+    doc = space_doc(budget={"max_trials": 20})
+    del doc["objective"]
+    doc["objectives"] = [
+        {"metric": "loss", "direction": "minimize"},
+        {"metric": "size", "direction": "minimize"},
+    ]
+    doc["constraints"] = [{"metric": "size", "max": 6}]
+    doc["estimator"]["metric_definitions"].append({"name": "size", "regex": "size=([0-9.]+)"})
+    doc["tracking"] = {"experiments": False, "mlflow": {}}
+    cfg = config.load(write_sweep(tmp_path, doc))
+    study = SweepStudy.open(cfg, storage=f"sqlite:///{tmp_path / 'study.db'}")
+    notes: list[str] = []
+    tracker = _tracker(cfg, study, notes)
+    await tracker.start()
+    told = [(0.5, 3.0), (0.25, 5.0), (0.75, 1.0), (0.6, 4.0), (0.1, 9.0)]  # 3: dominated
+    for values in told:
+        record = await study.ask(lambda number, attempt: f"quad-{number}-{attempt}")
+        assert record is not None
+        await tracker.prepare(record)
+        attrs = {"job_status": "Completed", "job_ended": 5.0}
+        violations = {"size<=6": values[1] - 6}  # the last one breaks it
+        await study.tell_complete(record.number, values, attrs, violations)
+        await tracker.recorded(Outcome(record, values, "", attrs, violations=violations))
+    tracker.close()
+    await tracker.drain()
+    await tracker.finish(interrupted=False)
+    _, (parent, *_) = _runs(cfg)
+    assert notes == []
+    assert parent.data.tags["sweeper.pareto_front"] == "0,1,2"
+    assert "sweeper.best_trial" not in parent.data.tags
+    assert parent.data.params["objectives.1.metric"] == "size"
+    assert parent.data.params["constraints.size.max"] == "6"
+    study.close()

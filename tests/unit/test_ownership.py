@@ -191,10 +191,10 @@ async def test_a_trial_adopted_from_a_silent_orchestrator_is_not_told_by_it(
     await two.heartbeat()
     (adopted,) = await two.adopt()
     assert adopted.record.number == record.number
-    await one.tell_complete(record.number, 9.0, {})  # too late: not its trial any more
+    await one.tell_complete(record.number, (9.0,), {})  # too late: not its trial any more
     (trial,) = [t for t in await two.trials() if t.number == record.number]
     assert trial.state == TrialState.RUNNING
-    await two.tell_complete(record.number, 1.0, {})
+    await two.tell_complete(record.number, (1.0,), {})
     (trial,) = [t for t in await one.trials() if t.number == record.number]
     assert (trial.state, trial.value) == (TrialState.COMPLETE, 1.0)
     one.close(), two.close()

@@ -19,6 +19,7 @@ from sweeper.clock import VirtualClock
 from sweeper.config import (
     Budget,
     Estimator,
+    Goal,
     MetricDefinition,
     Objective,
     Param,
@@ -180,7 +181,14 @@ class Events:
     def started(self, number: int, job: str, params: dict[str, Any]) -> None:
         self.lines.append(("started", number))
 
-    def finished(self, number: int, job: str, value: float, seconds: float | None) -> None:
+    def finished(
+        self,
+        number: int,
+        job: str,
+        values: tuple[float, ...],
+        seconds: float | None,
+        feasible: bool = True,
+    ) -> None:
         self.lines.append(("finished", number))
 
     def failed(self, number: int, job: str, reason: str) -> None:
@@ -216,6 +224,10 @@ class FakeLines:
         return out
 
 
+LOSS = Goal((Objective("loss", "minimize"),))
+SEEDED_TPE = Sampler(SamplerKind.TPE, seed=7)
+
+
 def make_scheduler(
     tmp_path: Path,
     backend: FakeBackend,
@@ -225,6 +237,8 @@ def make_scheduler(
     pruner: dict[str, Any] | None = None,
     hooks: tuple[Any, ...] = (),
     observers: tuple[Any, ...] = (),
+    goal: Goal = LOSS,
+    sampler: Sampler = SEEDED_TPE,
     **budget: Any,
 ) -> tuple[Scheduler, SweepStudy, Events]:
     """A scheduler over the fake backend (no space file: the config is built in code);
@@ -240,11 +254,11 @@ def make_scheduler(
     cfg = SweepConfig(
         path=tmp_path / "space.yaml",
         name="quad",
-        objective=Objective("loss", "minimize"),
+        goal=goal,
         space=(Param("x", ParamType.FLOAT, 0.0, 1.0),),
         estimator=dataclasses.replace(est, **(estimator or {})),
         budget=Budget(**({"max_trials": 4, "max_parallel": 2, "max_failures": 3} | budget)),
-        sampler=Sampler(SamplerKind.TPE, seed=7),
+        sampler=sampler,
         pruner=Pruner(PrunerKind(options.pop("kind", "none")), options),
     )
     study = SweepStudy.open(cfg, storage=storage)
@@ -621,7 +635,7 @@ class Recorder:
         return {"ExperimentConfig": {"RunName": f"trial-{number}"}}
 
     async def recorded(self, outcome: Any) -> None:
-        self.outcomes.append((outcome.trial.number, outcome.value))
+        self.outcomes.append((outcome.trial.number, outcome.values))
 
 
 async def test_hooks_add_to_each_request_and_observers_learn_each_outcome_once(
@@ -652,7 +666,8 @@ async def test_hooks_add_to_each_request_and_observers_learn_each_outcome_once(
     names = sorted(r["ExperimentConfig"]["RunName"] for r in seen)
     assert names == sorted(f"trial-{n}" for n in set(recorder.prepared))  # prepared first
     trials = {t.number: t for t in await study.trials()}
-    assert sorted(recorder.outcomes) == sorted((n, t.value) for n, t in trials.items())
+    told = sorted((n, tuple(t.values) if t.values else None) for n, t in trials.items())
+    assert sorted(recorder.outcomes) == told
     study.close()
 
 

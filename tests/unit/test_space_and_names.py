@@ -51,7 +51,7 @@ def test_grid_stops_when_exhausted_even_with_more_trials_allowed(tmp_path: Path)
         seen = set()
         for _ in range(study.trial_limit):
             trial = await study.ask(lambda n, attempt: f"quad-{n}-{attempt}")
-            await study.tell_complete(trial.number, 0.0, {})
+            await study.tell_complete(trial.number, (0.0,), {})
             seen.add((trial.params["x"], trial.params["opt"]))
         return seen
 

@@ -81,7 +81,7 @@ async def _finish_trials(study: SweepStudy, tracker: Tracker, n: int) -> None:
         assert record is not None
         await tracker.begin(record)
         attrs = {"job_status": "Completed", "final_metrics": {"loss": 0.125}}
-        await study.tell_complete(record.number, 0.125, attrs)
+        await study.tell_complete(record.number, (0.125,), attrs)
         tracker.enqueue(
             TrialResult(record.number, record.params, True, {**attrs, JOB_NAME: record.job_name})
         )
