@@ -31,6 +31,7 @@ class InFlight:
 
 @dataclass(slots=True)
 class Tally:
+    front: Front  # of the feasible trials told: one objective, the best value
     launched: int = 0
     completed: int = 0
     failed: int = 0
@@ -39,7 +40,6 @@ class Tally:
     trials_total: int = 0
     billable: float = 0.0
     spent: float = 0.0  # USD, of the jobs that ended (with instance_price_per_hour)
-    front: Front = field(default_factory=lambda: Front(("minimize",)))  # feasible trials'
     since_best: int = 0  # trials told since the front last improved
     stop: StopReason | None = None
     inflight: dict[str, InFlight] = field(default_factory=dict)
