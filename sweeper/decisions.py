@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from sweeper import pareto
 from sweeper.config import Budget, Goal, Objective, SweepConfig
 from sweeper.cost import Price
 from sweeper.types import JobState, JobStatus, StopReason
@@ -80,7 +81,7 @@ class Judgement:
 
     @property
     def feasible(self) -> bool:
-        return all(v <= 0 for v in self.violations.values())
+        return pareto.holds(self.violations)
 
 
 def judge(state: JobState, job: Attempt, goal: Goal) -> Judgement:

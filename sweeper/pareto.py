@@ -8,10 +8,15 @@ is the length-1 case: its front is the trials sharing the best value.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 Values = tuple[float, ...]
+
+
+def holds(violations: Mapping[str, float]) -> bool:
+    """Whether every constraint holds: each violation <= 0 (Optuna's convention)."""
+    return all(v <= 0 for v in violations.values())
 
 
 def losses(values: Sequence[float], directions: Sequence[str]) -> Values:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sweeper import pareto
 from sweeper.errors import BackendError, TransientError
 from sweeper.study import JOB_NAME, PRUNED_AT, SweepStudy, TrialRecord
 from sweeper.types import JobState, Reporter, TrialResult
@@ -58,7 +59,7 @@ class Outcome:
             attrs[PRUNED_AT] = self.pruned_at
         if self.values is None:
             attrs["failure"] = self.reason
-        feasible = all(v <= 0 for v in self.violations.values())
+        feasible = pareto.holds(self.violations)
         params = dict(self.trial.params)
         return TrialResult(
             self.trial.number, params, self.values is not None, attrs, self.values, feasible

@@ -20,7 +20,7 @@ from sweeper import pareto
 from sweeper.config import Goal, SweepConfig
 from sweeper.cost import Price
 from sweeper.study import ATTEMPT, JOB_NAME, OWNER, PRUNED_AT
-from sweeper.study.fronts import feasible, pareto_trials
+from sweeper.study.fronts import feasible, pareto_trials, ranked
 from sweeper.study.storage import redacted
 
 SCHEMA = "sweeper.report/2"
@@ -75,8 +75,7 @@ def build(
 
 def _ranked(trials: list[FrozenTrial], direction: str) -> list[FrozenTrial]:
     """A single objective's feasible complete trials, best first."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values and feasible(t)]
-    return sorted(done, key=lambda t: t.values[0], reverse=direction == "maximize")
+    return sorted(ranked(trials), key=lambda t: t.values[0], reverse=direction == "maximize")
 
 
 def _hypervolume(

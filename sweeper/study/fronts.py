@@ -11,13 +11,18 @@ from sweeper import pareto
 
 def feasible(trial: FrozenTrial) -> bool:
     """Whether every constraint set on ``trial`` holds (a trial without any: True)."""
-    return all(v <= 0 for v in trial.constraints.values())
+    return pareto.holds(trial.constraints)
+
+
+def ranked(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The feasible COMPLETE trials of ``trials``: those the front and the best are of."""
+    return [t for t in trials if t.state == TrialState.COMPLETE and t.values and feasible(t)]
 
 
 def pareto_trials(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> list[FrozenTrial]:
     """The feasible COMPLETE trials of ``trials`` that no other such trial dominates,
     ordered by the first objective, best first (then by number)."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.values and feasible(t)]
+    done = ranked(trials)
     points = [pareto.losses(t.values, directions) for t in done]
     on = [done[i] for i in pareto.front(points)]
     return sorted(on, key=lambda t: (pareto.losses(t.values, directions), t.number))

@@ -8,6 +8,7 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeper import pareto
 from sweeper.types import TrialResult
 
 JOB_NAME = "job_name"
@@ -86,7 +87,7 @@ def result_of(frozen: FrozenTrial) -> TrialResult:
     """A stored finished trial as the run trackers take it."""
     completed = frozen.state == TrialState.COMPLETE
     values = tuple(frozen.values) if completed and frozen.values else None
-    feasible = all(v <= 0 for v in frozen.constraints.values())
+    feasible = pareto.holds(frozen.constraints)
     return TrialResult(
         frozen.number, dict(frozen.params), completed, frozen.user_attrs, values, feasible
     )

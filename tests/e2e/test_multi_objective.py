@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import textwrap
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import jsonschema
 import pytest
 from optuna.trial import TrialState
 
-from tests.e2e.test_report import CHROMIUM, CHROMIUM_FLAGS, SCHEMA
+from tests.e2e.test_report import CHROMIUM, SCHEMA, drawn
 from tests.helpers import run_sweep, space_doc, sweep_trials, write_sweep
 
 # Two objectives in conflict along share (waste only hurts both); "cost" above 0.8 is infeasible.
@@ -120,12 +119,7 @@ def test_the_html_page_draws_the_pareto_front_and_its_hypervolume(
         assert re.search(rf'Plotly\.newPlot\(\s*"plot-{plot}"', content), plot
     if CHROMIUM is None:
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
-    dom = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = drawn(page)
     for plot in plots:  # each div now holds the SVG plotly drew in the browser
         div = dom.split(f'id="plot-{plot}"', 1)[1].split("<h2>", 1)[0]
         assert 'class="main-svg"' in div, plot

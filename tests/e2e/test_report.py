@@ -133,6 +133,19 @@ CHROMIUM_FLAGS = [
     "--hide-scrollbars",
     "--virtual-time-budget=20000",
 ]
+
+
+def drawn(page: Path) -> str:
+    """The page's DOM after headless Chromium ran its scripts (plotly draws then)."""
+    assert CHROMIUM is not None
+    return subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+
+
 PLOTS = [
     "optimisation-history",
     "parallel-coordinates",
@@ -164,12 +177,7 @@ def test_the_html_report_is_one_self_contained_file_with_every_plot(page: Path) 
 )
 def test_headless_chromium_renders_every_plot(page: Path, tmp_path: Path) -> None:
     assert CHROMIUM is not None, "SWEEPER_REQUIRE_CHROMIUM is set but chromium is missing"
-    dom = subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    dom = drawn(page)
     for plot in PLOTS:  # each plot div now holds the SVG plotly drew in the browser
         div = dom.split(f'id="plot-{plot}"', 1)[1].split("<h2>", 1)[0]
         assert 'class="main-svg"' in div, plot
