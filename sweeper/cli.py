@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report_command(args[1:])
         if args and args[0] == "note":
             return _note_command(args[1:])
+        if args and args[0] == "set":
+            return _set_command(args[1:])
         return _sweep_command(args)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -98,7 +100,7 @@ def _sweep_command(argv: list[str]) -> int:
 
 _OTHER_COMMANDS = (
     "'sweep.py status SPACE', 'sweep.py report SPACE', 'sweep.py note SPACE TRIAL TEXT',"
-    " 'sweep.py emulator' (each with --help)"
+    " 'sweep.py set SPACE KEY=VALUE ...', 'sweep.py emulator' (each with --help)"
 )
 
 
@@ -199,6 +201,30 @@ def _note_command(argv: list[str]) -> int:
     config = config_mod.load(args.space)
     for done, text in queries.note(config, args.trial, args.text):
         print(text, file=sys.stdout if done else sys.stderr)
+    return 0
+
+
+def _set_command(argv: list[str]) -> int:
+    from sweeper import setting
+    from sweeper.study.budget import KEYS
+
+    parser = argparse.ArgumentParser(
+        prog="sweep.py set",
+        description="Change a sweep's budget, running or not: every orchestrator of the sweep"
+        " takes it up at its next poll, and later runs keep it (the space file's budget"
+        " stays the first value of new sweeps). KEY=default follows the space file again;"
+        " KEY=none unsets an optional key.",
+        epilog=f"Keys: {', '.join(KEYS)}.",
+    )
+    parser.add_argument("space", help="the space file (YAML)")
+    parser.add_argument("assignments", nargs="+", metavar="KEY=VALUE")
+    args = parser.parse_args(argv)
+    config = config_mod.load(args.space)
+    changed = asyncio.run(setting.set_budget(config, setting.parse(args.assignments)))
+    if not changed:
+        print(f"sweep {config.name}: the budget is unchanged")
+    for text in changed:
+        print(f"sweep {config.name}: {text}")
     return 0
 
 

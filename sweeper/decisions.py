@@ -22,11 +22,10 @@ MAX_WAIT = "MaxWaitTimeExceeded"
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """What the scheduler decides with: the budget, the goal (objectives, constraints),
-    and how the sweep's jobs use capacity. The scheduler gets this, not the whole space
-    file."""
+    """What the scheduler decides with: the goal (objectives, constraints) and how the
+    sweep's jobs use capacity. The scheduler gets this, not the whole space file; the
+    budget, which may change while the sweep runs, it reads from the study."""
 
-    budget: Budget
     goal: Goal
     sweep: str  # the sweep's name: each trial's checkpoint key derives from it
     spot: bool = False
@@ -39,7 +38,6 @@ class Policy:
     def of(cls, config: SweepConfig) -> Policy:
         est = config.estimator
         return cls(
-            budget=config.budget,
             goal=config.goal,
             sweep=config.name,
             spot=est.use_spot_instances,

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from sweeper.config import Budget
 from sweeper.decisions import Attempt, Policy, SweepState, Verdict, judge, stop_reason
 from sweeper.pareto import Front
 from sweeper.polling import PollPlanner
@@ -83,7 +84,7 @@ class Judge:
         self._planner = planner
         self._reporter = reporter
 
-    def stop_reason(self, elapsed: float) -> StopReason | None:
+    def stop_reason(self, elapsed: float, budget: Budget) -> StopReason | None:
         """Why dispatching must stop now, if it must; remembered once it holds."""
         t = self._t
         if t.stop is None:
@@ -95,7 +96,7 @@ class Judge:
                 t.since_best,
                 self._committed(),
             )
-            t.stop = stop_reason(self._policy.budget, self._policy.goal.objectives[0], state)
+            t.stop = stop_reason(budget, self._policy.goal.objectives[0], state)
         return t.stop
 
     def _committed(self) -> float | None:

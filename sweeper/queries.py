@@ -8,6 +8,7 @@ write). Nothing here prints: what the user reads is returned.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -141,7 +142,7 @@ async def status_text(config: SweepConfig) -> str:
     state, where the jobs can be asked: not in an embedded emulator, gone with its
     sweep), the warm pools held."""
     blas.import_numpy()
-    from sweeper import console
+    from sweeper import console, setting
     from sweeper.study import JOB_NAME, SweepStudy
 
     study = SweepStudy.open(config, create=False, read_only=True)
@@ -153,7 +154,10 @@ async def status_text(config: SweepConfig) -> str:
             trials = await study.trials()
             named += [str(t.user_attrs[JOB_NAME]) for t in trials if JOB_NAME in t.user_attrs]
         states = await _job_states(config, named)
-        return console.status_text(config, counts, front, running, states)
+        settings = await study.budget_settings()
+        live = dataclasses.replace(config, budget=study.budget)
+        text = console.status_text(live, counts, front, running, states)
+        return "\n".join([text, "  budget:", *setting.budget_lines(config, settings)])
     finally:
         study.close()
 

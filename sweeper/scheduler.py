@@ -163,6 +163,7 @@ class Scheduler:
                         continue
                     return
                 await self._sleep_until(min(self._sharing.due, self._clock.now() + 1.0))
+                await self._read_budget()
                 continue
             if self.interrupted and self._on_exit != OnExit.WAIT:
                 return
@@ -175,9 +176,20 @@ class Scheduler:
 
     async def _budget_given_back(self) -> bool:
         """Before ending: whether places in the budget came back after all (a trial whose
-        asking was cut short, closed unlaunched when adopted). The study's count decides."""
+        asking was cut short, closed unlaunched when adopted, or ``sweep.py set`` raised
+        it). The study's count decides."""
+        await self._read_budget()
         self._t.trials_total = await self._study.budget_used()
         return self._launchable() > 0
+
+    async def _read_budget(self) -> None:
+        """Take up the budget as ``sweep.py set`` left it in the study; say what changed.
+        A stop that the budget decided is decided again under the new one."""
+        changed = await self._study.refresh_budget()
+        if changed:
+            self._reporter.note("budget changed: " + ", ".join(changed))
+            if self._t.stop not in (StopReason.INTERRUPTED, StopReason.CAPACITY):
+                self._t.stop = None
 
     def _next_poll(self) -> float:
         """When to poll: the planner's choice, sooner while a pool is on its way."""
@@ -211,7 +223,7 @@ class Scheduler:
 
     def _stop_reason(self) -> StopReason | None:
         """Why dispatching must stop now, if it must; remembered once it holds."""
-        return self._judge.stop_reason(self._clock.now() - self._started_at)
+        return self._judge.stop_reason(self._clock.now() - self._started_at, self._study.budget)
 
     def _room(self) -> int:
         """How many new trials the budget still allows."""
@@ -238,7 +250,7 @@ class Scheduler:
         wanted = len(t.pending) + len(t.ready) + self._room()
         if wanted == 0:
             self._pools.release_all()  # nothing left to put on a pool: wait for none
-        slots = self._policy.budget.max_parallel - len(t.inflight) - self._pools.held
+        slots = self._study.budget.max_parallel - len(t.inflight) - self._pools.held
         return max(0, min(slots, wanted))
 
     async def _fill(self) -> None:
@@ -301,8 +313,9 @@ class Scheduler:
     async def _poll(self) -> None:
         """One batched status call for every job in flight; settle the finished ones."""
         self._t.polls += 1
+        jobs = [*self._t.inflight, *self._pools.jobs]
         try:
-            states = await self._backend.poll([*self._t.inflight, *self._pools.jobs])
+            states, _ = await asyncio.gather(self._backend.poll(jobs), self._read_budget())
         except TransientError:
             return  # retries are exhausted for this tick; the next tick tries again
         freed = self._pools.update(states, self._clock.now())
@@ -327,7 +340,7 @@ class Scheduler:
     def _progress(self) -> Progress:
         return self._t.progress(
             self._study.trial_limit,
-            self._policy.budget.max_parallel,
+            self._study.budget.max_parallel,
             self._planner,
             self._statuses,
             self._clock.now() - self._started_at,

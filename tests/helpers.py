@@ -223,6 +223,17 @@ def read_line(proc: subprocess.Popen[str], timeout: float) -> str:
     return line.decode(errors="replace")
 
 
+def read_until(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
+    """Read ``proc``'s output up to the first line containing ``text``; return it all."""
+    seen = ""
+    while True:
+        line = read_line(proc, timeout)
+        assert line, f"ended before printing {text!r}:\n{seen}"
+        seen += line
+        if text in line:
+            return seen
+
+
 def start_emulator_process(state: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     """``sweep.py emulator`` on a free port as a separate process, once it listens."""
     port = free_port()

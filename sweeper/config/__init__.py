@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ __all__ = [
     "SamplerKind",
     "SweepConfig",
     "Tracking",
+    "budget_with",
     "emulator_options",
     "load",
     "parse",
@@ -127,6 +129,15 @@ def parse(raw: object, path: Path) -> SweepConfig:
         storage=storage,
         storage_lease_seconds=lease,
     )
+
+
+def budget_with(config: SweepConfig, values: Mapping[str, object]) -> Budget:
+    """``config``'s budget with ``values`` (as YAML gives them) in place, checked as the
+    space file's own budget is; ConfigError naming the key otherwise."""
+    base = {f.name: getattr(config.budget, f.name) for f in dataclasses.fields(Budget)}
+    budget = _budget(base | dict(values), config.estimator)
+    goals.check(config.goal, config.sampler, config.pruner, budget)
+    return budget
 
 
 # --- sections -------------------------------------------------------------------------

@@ -9,7 +9,8 @@ Several orchestrators may share a study (:mod:`sweeper.study.ownership`): each R
 trial is claimed by the one that runs it, and only trials whose owner is dead are
 adopted. The budget holds across all of them: trials are numbered by the storage, and a
 new trial whose rank among those counting toward the budget reaches ``max_trials`` is
-closed at once, never launched.
+closed at once, never launched. The budget itself lives in the study
+(:mod:`sweeper.study.budget`): ``sweep.py set`` changes it for every orchestrator.
 
 The study also keeps the part of the space file that defines it (objective and
 parameters); a space file that no longer matches is refused, naming what changed.
@@ -41,6 +42,7 @@ from sweeper.config import SamplerKind, SweepConfig
 from sweeper.errors import ConfigError, StorageFault, StorageUnavailable, TransientError
 from sweeper.study.algorithms import first_params, make_pruner, make_sampler
 from sweeper.study.attributes import StudyAttributes
+from sweeper.study.budget import LiveBudget
 from sweeper.study.ownership import DEFAULT_LEASE_SECONDS, Leases, new_owner
 from sweeper.study.reader import read_trials
 from sweeper.study.records import (
@@ -101,7 +103,7 @@ __all__ = [
 ]
 
 
-class SweepStudy(TrialWrites, StudyAttributes):
+class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
     """Ask/tell over an Optuna study named after the sweep.
 
     Not thread-safe by itself; its coroutines serialise storage access on one thread,
@@ -121,6 +123,7 @@ class SweepStudy(TrialWrites, StudyAttributes):
         self._url = url
         self._down: StorageUnavailable | None = None
         self._config = config
+        self.budget = config.budget
         self._leases = leases
         self._distributions = space.distributions(config.space)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="study")
@@ -185,7 +188,9 @@ class SweepStudy(TrialWrites, StudyAttributes):
         study.pruner = make_pruner(config)
         engine = rdb.engine if rdb is not None else memory_engine()
         leases = Leases(engine, config.name, new_owner(), lease_seconds, read_only=read_only)
-        return cls(study, config, leases, rdb, url)
+        opened = cls(study, config, leases, rdb, url)
+        opened._load_budget()
+        return opened
 
     @property
     def study(self) -> optuna.Study:
@@ -256,8 +261,9 @@ class SweepStudy(TrialWrites, StudyAttributes):
 
     @property
     def trial_limit(self) -> int:
-        """How many trials the sweep may hold in all: ``max_trials``, or the grid's size."""
-        limit = self._config.budget.max_trials
+        """How many trials the sweep may hold in all: ``max_trials`` (as last read: see
+        :meth:`refresh_budget`), or the grid's size."""
+        limit = self.budget.max_trials
         if self._config.sampler.kind == SamplerKind.GRID:
             limit = min(limit, space.grid_size(self._config.space))
         return limit

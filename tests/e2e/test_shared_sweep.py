@@ -25,7 +25,7 @@ from tests.helpers import (
     experiment_runs,
     list_jobs,
     objective,
-    read_line,
+    read_until,
     run_sweep,
     space_doc,
     standalone_emulator,
@@ -46,17 +46,6 @@ def _space(tmp_path: Path, url: str, storage: str | None, gate: Path, **top: Any
     )
     doc["estimator"]["hyperparameters"] = {"gate": str(gate)}
     return write_sweep(tmp_path, doc, script=GATED)
-
-
-def _until(proc: subprocess.Popen[str], text: str, timeout: float = 120) -> str:
-    """Read ``proc``'s output up to the first line containing ``text``; return it all."""
-    seen = ""
-    while True:
-        line = read_line(proc, timeout)
-        assert line, f"ended before printing {text!r}:\n{seen}"
-        seen += line
-        if text in line:
-            return seen
 
 
 def _finish(*procs: subprocess.Popen[str], seen: list[str]) -> list[str]:
@@ -94,11 +83,11 @@ def test_two_orchestrators_on_postgres_run_the_budget_once(
         space = _space(tmp_path, url, pg_url, gate)
         first = start_sweep(str(space))
         try:
-            seen = [_until(first, "started") if stagger else ""]
+            seen = [read_until(first, "started") if stagger else ""]
             second = start_sweep(str(space))
             try:
-                seen[0] += _until(first, "started") if not stagger else ""
-                seen.append(_until(second, "started"))  # both hold trials now
+                seen[0] += read_until(first, "started") if not stagger else ""
+                seen.append(read_until(second, "started"))  # both hold trials now
                 gate.write_text("go")
                 outs = _finish(first, second, seen=seen)
             finally:
@@ -125,8 +114,8 @@ def test_a_killed_orchestrators_trials_are_adopted_by_the_other(
         space = _space(tmp_path, url, pg_url, gate, storage_lease_seconds=3)
         victim, survivor = start_sweep(str(space)), start_sweep(str(space))
         try:
-            _until(victim, "started")
-            seen = _until(survivor, "started")
+            read_until(victim, "started")
+            seen = read_until(survivor, "started")
             victim.kill()  # SIGKILL: no goodbye, its lease is left to expire
             victim.wait(timeout=30)
             gate.write_text("go")
@@ -152,11 +141,11 @@ def test_a_paused_orchestrators_trials_are_adopted_when_its_lease_expires(
         space = _space(tmp_path, url, pg_url, gate, storage_lease_seconds=3)
         paused, other = start_sweep(str(space)), start_sweep(str(space))
         try:
-            seen = [_until(paused, "started"), _until(other, "started")]
+            seen = [read_until(paused, "started"), read_until(other, "started")]
             paused.send_signal(signal.SIGSTOP)
-            seen[1] += _until(other, "adopted from")  # its lease expired: it is taken for dead
+            seen[1] += read_until(other, "adopted from")  # its lease expired: it is taken for dead
             paused.send_signal(signal.SIGCONT)
-            seen[0] += _until(paused, "lease had lapsed")
+            seen[0] += read_until(paused, "lease had lapsed")
             gate.write_text("go")
             outs = _finish(paused, other, seen=seen)
         finally:
@@ -176,10 +165,10 @@ def test_postgres_restarting_mid_sweep_loses_nothing(tmp_path: Path) -> None:
         space = _space(tmp_path, url, storage, gate)
         proc = start_sweep(str(space))
         try:
-            seen = _until(proc, "started")
+            seen = read_until(proc, "started")
             server.stop()
             gate.write_text("go")  # jobs end while the study cannot be written
-            seen += _until(proc, "storage unavailable")
+            seen += read_until(proc, "storage unavailable")
             server.start()
             (out,) = _finish(proc, seen=[seen])
         finally:
@@ -195,7 +184,7 @@ def test_two_orchestrators_on_one_sqlite_file_share_the_budget(tmp_path: Path) -
         space = _space(tmp_path, url, None, gate)
         first, second = start_sweep(str(space)), start_sweep(str(space))
         try:
-            seen = [_until(first, "started"), _until(second, "started")]
+            seen = [read_until(first, "started"), read_until(second, "started")]
             gate.write_text("go")
             outs = _finish(first, second, seen=seen)
         finally:
