@@ -157,9 +157,20 @@ async def status_text(config: SweepConfig) -> str:
         settings = await study.budget_settings()
         live = dataclasses.replace(config, budget=study.budget)
         text = console.status_text(live, counts, front, running, states)
-        return "\n".join([text, "  budget:", *setting.budget_lines(config, settings)])
+        lines = [text, "  budget:", *setting.budget_lines(config, settings)]
+        if warm := await study.warm_start():
+            lines.append(f"  warm start ({warm['mode']}): {_parents(warm)}")
+        return "\n".join(lines)
     finally:
         study.close()
+
+
+def _parents(warm: dict[str, Any]) -> str:
+    """``20 trials from digits-hgb, 3 skipped (outside this space)``."""
+    what = "trials" if warm["mode"] == "identical" else "configurations enqueued"
+    said = [f"{n} {what} from {name}" for name, n in warm["added"].items()]
+    skipped = sum(warm.get("skipped", {}).values())
+    return ", ".join(said) + (f"; {skipped} skipped (outside this space)" if skipped else "")
 
 
 async def _job_states(config: SweepConfig, named: list[str]) -> dict[str, JobState] | None:

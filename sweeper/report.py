@@ -21,6 +21,7 @@ from sweeper.config import Goal, SweepConfig
 from sweeper.cost import Price
 from sweeper.study import ATTEMPT, JOB_NAME, OWNER, PRUNED_AT
 from sweeper.study.fronts import feasible, pareto_trials, ranked
+from sweeper.study.records import WARM_FROM, ran_here
 from sweeper.study.storage import redacted
 
 SCHEMA = "sweeper.report/2"
@@ -43,6 +44,8 @@ def build(
     status and retained seconds (:meth:`SweepStudy.warm_pools`)."""
     statuses, retained = warm_pools or ({}, {})
     goal = config.goal
+    parents = [t for t in trials if not ran_here(t)]  # shown apart, never ranked
+    trials = [t for t in trials if ran_here(t)]
     front = pareto_trials(trials, goal.directions)
     ranked = front if not goal.single else _ranked(trials, goal.objectives[0].direction)
     row = _Rows(
@@ -70,7 +73,17 @@ def build(
         "importances": importances,
         "failures": _failures(trials),
         "trials": [row.of(t) for t in trials],
+        "warm_start": _warm_start(parents, row) if parents else None,
     }
+
+
+def _warm_start(parents: list[FrozenTrial], row: _Rows) -> dict[str, Any]:
+    """A warm start's parent trials (mode identical), by the sweep they came from."""
+    by: dict[str, int] = {}
+    for t in parents:
+        study = str(t.user_attrs[WARM_FROM]).rsplit("#", 1)[0]
+        by[study] = by.get(study, 0) + 1
+    return {"from": by, "trials": [row.of(t) for t in parents]}
 
 
 def _ranked(trials: list[FrozenTrial], direction: str) -> list[FrozenTrial]:

@@ -38,6 +38,12 @@ def text(doc: dict[str, Any]) -> str:
         )
     if infeasible:
         lines += ["", f"{infeasible} complete trial(s) broke a constraint: not ranked"]
+    if warm := doc.get("warm_start"):
+        parents = ", ".join(f"{n} from {name}" for name, n in warm["from"].items())
+        lines += [
+            "",
+            f"warm start: {parents} (not run here, not ranked; the sampler learned from them)",
+        ]
     noted = [t for t in doc["trials"] if t["note"]]
     if noted:
         lines += ["", "Notes"]

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sweeper.config import fields, goals, pruners, reading
+from sweeper.config import fields, goals, pruners, reading, warm
 from sweeper.config.estimator import (
     MAX_HYPERPARAMETERS,
     check_hyperparameter,
@@ -36,12 +36,15 @@ from sweeper.config.model import (
     Objective,
     Param,
     ParamType,
+    Parent,
     Pruner,
     PrunerKind,
     Sampler,
     SamplerKind,
     SweepConfig,
     Tracking,
+    WarmMode,
+    WarmStart,
 )
 from sweeper.config.tracking import parse_tracking
 from sweeper.errors import ConfigError
@@ -66,12 +69,15 @@ __all__ = [
     "Objective",
     "Param",
     "ParamType",
+    "Parent",
     "Pruner",
     "PrunerKind",
     "Sampler",
     "SamplerKind",
     "SweepConfig",
     "Tracking",
+    "WarmMode",
+    "WarmStart",
     "budget_with",
     "emulator_options",
     "load",
@@ -111,7 +117,8 @@ def parse(raw: object, path: Path) -> SweepConfig:
     budget = _budget(fields.get(top, "budget", "", dict, {}), estimator)
     pruner = pruners.parse(fields.get(top, "pruner", "", dict, {}))
     goals.check(goal, sampler, pruner, budget)
-    return SweepConfig(
+    warm_start = warm.parse(fields.get(top, "warm_start", "", dict, None), path.parent, _parent)
+    config = SweepConfig(
         path=path,
         name=name,
         goal=goal,
@@ -128,7 +135,21 @@ def parse(raw: object, path: Path) -> SweepConfig:
         emulator=emulator_options(fields.get(top, "emulator", "", dict, {})),
         storage=storage,
         storage_lease_seconds=lease,
+        warm_start=warm_start,
     )
+    warm.check_not_self(warm_start, config)
+    return config
+
+
+def _parent(path: Path) -> SweepConfig:
+    """A warm start's parent space file, without its own warm start (no chains)."""
+    raw = reading.document(path)
+    if isinstance(raw, dict):
+        raw.pop("warm_start", None)
+    try:
+        return parse(raw, path)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
 
 
 def budget_with(config: SweepConfig, values: Mapping[str, object]) -> Budget:

@@ -255,6 +255,31 @@ class EmulatorOptions:
         return str if name.endswith("_on_log") else float
 
 
+class WarmMode(StrEnum):
+    IDENTICAL = "identical"  # the parents' trials join the study, values and all
+    TRANSFER = "transfer"  # the parents' best configurations run first, as new trials
+
+
+@dataclass(frozen=True, slots=True)
+class Parent:
+    """An earlier sweep to start from: its study ``study`` in storage ``storage``;
+    ``named`` is how the space file named it (a path, or the study's name)."""
+
+    storage: str
+    study: str
+    named: str
+
+
+@dataclass(frozen=True, slots=True)
+class WarmStart:
+    """``warm_start:``: up to 5 parents, how their trials are used, and (transfer) how
+    many of each one's best configurations run first."""
+
+    parents: tuple[Parent, ...]
+    mode: WarmMode = WarmMode.IDENTICAL
+    top: int = 5
+
+
 @dataclass(frozen=True, slots=True)
 class SweepConfig:
     """A validated space file. ``path`` is the file it came from; for a sweep defined in
@@ -276,6 +301,7 @@ class SweepConfig:
     emulator: EmulatorOptions = EmulatorOptions()
     storage: str | None = None
     storage_lease_seconds: float = 60.0  # a silent orchestrator's trials are adopted after
+    warm_start: WarmStart | None = None
 
     @property
     def objective(self) -> Objective:

@@ -40,6 +40,7 @@ from sweeper import space
 from sweeper.aws.retry import STORAGE
 from sweeper.config import SamplerKind, SweepConfig
 from sweeper.errors import ConfigError, StorageFault, StorageUnavailable, TransientError
+from sweeper.study import warm
 from sweeper.study.algorithms import first_params, make_pruner, make_sampler
 from sweeper.study.attributes import StudyAttributes
 from sweeper.study.budget import LiveBudget
@@ -124,6 +125,7 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
         self._down: StorageUnavailable | None = None
         self._config = config
         self.budget = config.budget
+        self.warm: frozenset[int] = frozenset()  # a warm start's parent trials (never run)
         self._leases = leases
         self._distributions = space.distributions(config.space)
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="study")
@@ -168,7 +170,11 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
         cls, config: SweepConfig, url: str, create: bool, read_only: bool, lease_seconds: float
     ) -> SweepStudy:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        fresh = create and config.warm_start is not None and no_study_yet(url)
+        planned = warm.plan(config) if fresh else None  # refused: not even a file is made
         rdb = open_storage(url, read_only, idle_seconds=lease_seconds)
+        if create and planned is None and warm.due(config, rdb, url):
+            planned = warm.plan(config)
         if not create:
             try:
                 study = optuna.load_study(study_name=config.name, storage=rdb or url)
@@ -182,6 +188,8 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
                 load_if_exists=True,
             )
         check_spec(study, config, redacted(url), write=not read_only)
+        if planned is not None and warm.WARM not in study.user_attrs:
+            warm.apply(study, config, planned)
         if rdb is not None and config.sampler.kind in (SamplerKind.RANDOM, SamplerKind.QMC):
             uncached(study, rdb)
         study.sampler = make_sampler(config, offset=trial_count(rdb, study, config.name))
@@ -190,6 +198,7 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
         leases = Leases(engine, config.name, new_owner(), lease_seconds, read_only=read_only)
         opened = cls(study, config, leases, rdb, url)
         opened._load_budget()
+        opened.warm = frozenset(study.user_attrs.get(warm.WARM, {}).get("numbers", ()))
         return opened
 
     @property
@@ -326,14 +335,22 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
 
     def _budget_used(self) -> int:
         closed = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+        waiting = self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         total = trial_count(self._rdb, self._study, self._study.study_name)
-        return total - sum(is_unlaunched(t) for t in closed) - len(self._requeued())
+        unlaunched = sum(is_unlaunched(t) for t in closed) + len(waiting)
+        return total - unlaunched - len(self._requeued()) - len(self.warm)
 
     def _rank(self, number: int) -> int:
-        """How many trials numbered below ``number`` count toward the budget."""
-        closed = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-        requeued = sum(n < number for n in self._requeued())
-        return number - sum(t.number < number and is_unlaunched(t) for t in closed) - requeued
+        """How many trials numbered below ``number`` count toward the budget (not those
+        never launched, requeued, from a warm start's parents, or waiting to be asked)."""
+        states = (TrialState.PRUNED, TrialState.WAITING)
+        closed = self._study.get_trials(deepcopy=False, states=states)
+        skipped = sum(
+            t.number < number and (t.state == TrialState.WAITING or is_unlaunched(t))
+            for t in closed
+        )
+        others = sum(n < number for n in self._requeued()) + sum(n < number for n in self.warm)
+        return number - skipped - others
 
     async def running(self) -> list[TrialRecord]:
         """Every RUNNING trial, with its owner (None: nobody claims it). Reads only."""

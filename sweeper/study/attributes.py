@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeper.config import SweepConfig
 from sweeper.errors import ConfigError
 from sweeper.study import importance
-from sweeper.study.fronts import pareto_trials
+from sweeper.study.fronts import pareto_trials, ranked
 from sweeper.study.reader import count_states
 from sweeper.study.records import (
     NOTES,
@@ -28,6 +28,7 @@ from sweeper.study.records import (
     WARM_POOLS,
     Counts,
 )
+from sweeper.study.warm import WARM
 
 T = TypeVar("T")
 
@@ -38,6 +39,7 @@ class StudyAttributes:
     _study: optuna.Study
     _config: SweepConfig
     _rdb: optuna.storages.RDBStorage | None
+    warm: frozenset[int]  # a warm start's parent trials (see sweeper.study.warm)
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -97,12 +99,19 @@ class StudyAttributes:
         by, pruned = await self._run(self._count_states)
         requeued = len(await self._run(self._requeued))
         return Counts(
-            complete=by.get(TrialState.COMPLETE, 0),
+            complete=by.get(TrialState.COMPLETE, 0) - len(self.warm),
             failed=by.get(TrialState.FAIL, 0) - requeued,
-            running=by.get(TrialState.RUNNING, 0) + by.get(TrialState.WAITING, 0),
+            running=by.get(TrialState.RUNNING, 0),
             pruned=pruned,
             unlaunched=by.get(TrialState.PRUNED, 0) - pruned + requeued,
+            warm=len(self.warm),
+            waiting=by.get(TrialState.WAITING, 0),
         )
+
+    async def warm_start(self) -> dict[str, Any]:
+        """What the warm start added (:func:`sweeper.study.warm.apply`'s record; empty
+        without one)."""
+        return await self._run(lambda: dict(self._study.user_attrs.get(WARM, {})))
 
     def _requeued(self) -> list[int]:
         return [int(n) for n in self._study.user_attrs.get(REQUEUED, [])]
@@ -145,6 +154,10 @@ class StudyAttributes:
     def _best(self) -> FrozenTrial | None:
         if not self._config.goal.single:
             return None
+        if self.warm:  # Optuna's best may be a parent's trial: this sweep's own only
+            maximize = self._config.goal.objectives[0].direction == "maximize"
+            done = sorted(ranked(self._all()), key=lambda t: t.values[0], reverse=maximize)
+            return done[0] if done else None
         try:
             return self._study.best_trial
         except ValueError:  # no (feasible) COMPLETE trial yet

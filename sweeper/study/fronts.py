@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeper import pareto
+from sweeper.study.records import ran_here
 
 
 def feasible(trial: FrozenTrial) -> bool:
@@ -15,8 +16,13 @@ def feasible(trial: FrozenTrial) -> bool:
 
 
 def ranked(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
-    """The feasible COMPLETE trials of ``trials``: those the front and the best are of."""
-    return [t for t in trials if t.state == TrialState.COMPLETE and t.values and feasible(t)]
+    """The feasible COMPLETE trials of ``trials`` this sweep ran (not a warm start's
+    parents'): those the front and the best are of."""
+    return [
+        t
+        for t in trials
+        if t.state == TrialState.COMPLETE and t.values and feasible(t) and ran_here(t)
+    ]
 
 
 def pareto_trials(trials: Sequence[FrozenTrial], directions: Sequence[str]) -> list[FrozenTrial]:

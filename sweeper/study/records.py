@@ -22,7 +22,14 @@ NOTES = "sweeper:notes"
 REQUEUED = "sweeper:requeued"  # trials an earlier version failed on a quota, run anew
 QUOTA_REFUSED = "CreateTrainingJob failed: ResourceLimitExceeded"  # how earlier runs said it
 WARM_POOLS = "sweeper:warm_pools"
+WARM_FROM = "sweeper:warm_start_from"  # a parent sweep's trial joined as is: "<study>#<n>"
+TRANSFERRED_FROM = "sweeper:transferred_from"  # a trial enqueued from a parent's best
 POOL_SECONDS = "sweeper:pool_seconds"
+
+
+def ran_here(trial: FrozenTrial) -> bool:
+    """Whether this sweep ran ``trial`` (not a warm start's parent trial, joined as is)."""
+    return WARM_FROM not in trial.user_attrs
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +39,19 @@ class Counts:
     running: int
     pruned: int  # stopped early by the pruner
     unlaunched: int = 0  # closed before a job ran (Optuna's PRUNED too)
+    warm: int = 0  # a warm start's parent trials: never run, not counted in total
+    waiting: int = 0  # enqueued, not asked yet (a transfer, a requeue): not dispatched
 
     @property
     def total(self) -> int:
-        return self.complete + self.failed + self.running + self.pruned + self.unlaunched
+        return (
+            self.complete
+            + self.failed
+            + self.running
+            + self.pruned
+            + self.unlaunched
+            + self.waiting
+        )
 
     @property
     def dispatched(self) -> int:

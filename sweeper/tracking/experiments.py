@@ -32,7 +32,7 @@ from sweeper.config import SweepConfig
 from sweeper.errors import BackendError, CapacityError, TransientError
 from sweeper.recording import Outcome
 from sweeper.study import JOB_NAME, PRUNED_AT, SweepStudy, TrialRecord
-from sweeper.study.records import result_of
+from sweeper.study.records import ran_here, result_of
 from sweeper.tracking.series import JobSeries
 from sweeper.types import TrialResult
 
@@ -103,8 +103,9 @@ class Tracker:
         self._runs = await self._study.runs()
         queued = 0
         for trial in await self._study.trials():
-            done = trial.state in (TrialState.COMPLETE, TrialState.FAIL) or (
-                PRUNED_AT in trial.user_attrs
+            done = ran_here(trial) and (
+                trial.state in (TrialState.COMPLETE, TrialState.FAIL)
+                or PRUNED_AT in trial.user_attrs
             )
             if done and not self._runs.get(trial.number, {}).get("recorded"):
                 self.enqueue(result_of(trial))

@@ -25,7 +25,7 @@ from sweeper.config import SweepConfig
 from sweeper.pareto import Front
 from sweeper.recording import Outcome
 from sweeper.study import PRUNED_AT, SweepStudy, TrialRecord
-from sweeper.study.records import result_of
+from sweeper.study.records import ran_here, result_of
 from sweeper.tracking.experiments import run_name
 from sweeper.tracking.mlflow_store import (
     BEST_TAG,
@@ -117,8 +117,9 @@ class MlflowTracker:
             self._catch_up.append(partial(self._tag_front, front[0].number))
         queued = 0
         for trial in await self._study.trials():
-            done = trial.state in (TrialState.COMPLETE, TrialState.FAIL) or (
-                PRUNED_AT in trial.user_attrs
+            done = ran_here(trial) and (
+                trial.state in (TrialState.COMPLETE, TrialState.FAIL)
+                or PRUNED_AT in trial.user_attrs
             )
             found = self._runs.get(trial.number)
             if trial.number in self._recorded:
