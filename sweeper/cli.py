@@ -44,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _note_command(args[1:])
         if args and args[0] == "set":
             return _set_command(args[1:])
+        if args and args[0] == "clean":
+            return _clean_command(args[1:])
         return _sweep_command(args)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -100,7 +102,8 @@ def _sweep_command(argv: list[str]) -> int:
 
 _OTHER_COMMANDS = (
     "'sweep.py status SPACE', 'sweep.py report SPACE', 'sweep.py note SPACE TRIAL TEXT',"
-    " 'sweep.py set SPACE KEY=VALUE ...', 'sweep.py emulator' (each with --help)"
+    " 'sweep.py set SPACE KEY=VALUE ...', 'sweep.py clean SPACE [--yes]', 'sweep.py emulator'"
+    " (each with --help)"
 )
 
 
@@ -225,6 +228,32 @@ def _set_command(argv: list[str]) -> int:
         print(f"sweep {config.name}: the budget is unchanged")
     for text in changed:
         print(f"sweep {config.name}: {text}")
+    return 0
+
+
+def _clean_command(argv: list[str]) -> int:
+    from sweeper import cleaning
+
+    parser = argparse.ArgumentParser(
+        prog="sweep.py clean",
+        description="List what this sweep created (a dry run), or with --yes remove it:"
+        " its Experiments runs, run groups and experiments (another sweep's are kept), its"
+        " MLflow runs, its S3 code, checkpoints and outputs, and its study, last. With no"
+        " choice of what, all of them. A second run finds nothing; one cut short is"
+        " finished by the next.",
+    )
+    parser.add_argument("space", help="the space file (YAML)")
+    for what in ("experiments", "mlflow", "s3", "study"):
+        parser.add_argument(f"--{what}", action="store_true", help=f"clean its {what}")
+    parser.add_argument("--yes", action="store_true", help="remove; without it, only list")
+    args = parser.parse_args(argv)
+    config = config_mod.load(args.space)
+    targets = cleaning.Targets(args.experiments, args.mlflow, args.s3, args.study)
+    found = cleaning.clean(config, targets, args.yes, print)
+    if not args.yes:
+        print(f"{found} item(s) found; nothing removed (add --yes to remove them)")
+    else:
+        print(f"removed what sweep {config.name} created ({found} item(s))")
     return 0
 
 

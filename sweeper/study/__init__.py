@@ -391,6 +391,10 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
             out.append(Adopted(record_of(trial, self.owner), taken.previous))
         return out
 
+    async def live_orchestrators(self) -> list[str]:
+        """The orchestrators whose lease on the sweep holds now (this one aside)."""
+        return list(await self._run(self._leases.live))
+
     async def others_running(self) -> Counter[str]:
         """RUNNING trials other orchestrators hold, counted by owner ("" for unclaimed)."""
         records = await self.running()

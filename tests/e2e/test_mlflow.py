@@ -86,3 +86,24 @@ def test_a_note_is_the_trial_runs_description(tmp_path: Path) -> None:
     assert [r.data.tags["mlflow.note.content"] for r in runs] == [
         "baseline: the default learning rate"
     ]
+
+
+def test_clean_deletes_the_sweeps_mlflow_runs_only(tmp_path: Path) -> None:
+    client = mlflow.tracking.MlflowClient(f"sqlite:///{tmp_path / '.sweeps' / 'mlflow.db'}")
+    for name in ("kept", "quad"):
+        doc = space_doc(name=name, budget={"max_trials": 2, "max_parallel": 2, "max_failures": 1})
+        doc["tracking"] = {"experiments": False, "mlflow": {"experiment": "shared"}}
+        assert run_sweep(str(write_sweep(tmp_path, doc))).returncode == 0
+    space = tmp_path / "space.yaml"  # the second, "quad"
+    experiment = client.get_experiment_by_name("shared").experiment_id
+
+    def runs(sweep: str) -> int:
+        return len(client.search_runs([experiment], f"tags.`sweeper.sweep` = '{sweep}'"))
+
+    assert (runs("kept"), runs("quad")) == (3, 3)  # a parent and a run per trial each
+    listed = run_sweep("clean", str(space), "--mlflow")
+    assert listed.returncode == 0 and "MLflow: 3 run(s)" in listed.stdout, listed.stderr
+    assert runs("quad") == 3  # a dry run
+    done = run_sweep("clean", str(space), "--mlflow", "--yes")
+    assert done.returncode == 0, done.stderr
+    assert (runs("kept"), runs("quad")) == (3, 0)
