@@ -61,7 +61,6 @@ from sweeper.study.records import (
     Counts,
     JobNamer,
     TrialRecord,
-    is_unlaunched,
     record_of,
 )
 from sweeper.study.spec import check_spec
@@ -268,15 +267,6 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
     def _retrying(self, error: BaseException, wait: float) -> None:
         self.note(f"storage unavailable ({error}); retrying in {wait:.1f} s")
 
-    @property
-    def trial_limit(self) -> int:
-        """How many trials the sweep may hold in all: ``max_trials`` (as last read: see
-        :meth:`refresh_budget`), or the grid's size."""
-        limit = self.budget.max_trials
-        if self._config.sampler.kind == SamplerKind.GRID:
-            limit = min(limit, space.grid_size(self._config.space))
-        return limit
-
     async def join(self) -> None:
         """Take this orchestrator's lease; renew it with :meth:`heartbeat`."""
         await self._run(self._leases.join)
@@ -327,30 +317,6 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
         name = job_name(trial.number, 1)
         set_user_attrs(trial, {JOB_NAME: name, ATTEMPT: 1, OWNER: self.owner}, self._rdb)
         return TrialRecord(trial.number, dict(trial.params), name, owner=self.owner)
-
-    async def budget_used(self) -> int:
-        """How many trials count toward the budget now, whoever asked them (a count,
-        not a read of every trial)."""
-        return await self._run(self._budget_used)
-
-    def _budget_used(self) -> int:
-        closed = self._study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-        waiting = self._study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        total = trial_count(self._rdb, self._study, self._study.study_name)
-        unlaunched = sum(is_unlaunched(t) for t in closed) + len(waiting)
-        return total - unlaunched - len(self._requeued()) - len(self.warm)
-
-    def _rank(self, number: int) -> int:
-        """How many trials numbered below ``number`` count toward the budget (not those
-        never launched, requeued, from a warm start's parents, or waiting to be asked)."""
-        states = (TrialState.PRUNED, TrialState.WAITING)
-        closed = self._study.get_trials(deepcopy=False, states=states)
-        skipped = sum(
-            t.number < number and (t.state == TrialState.WAITING or is_unlaunched(t))
-            for t in closed
-        )
-        others = sum(n < number for n in self._requeued()) + sum(n < number for n in self.warm)
-        return number - skipped - others
 
     async def running(self) -> list[TrialRecord]:
         """Every RUNNING trial, with its owner (None: nobody claims it). Reads only."""

@@ -18,9 +18,13 @@ from typing import Any, TypeVar
 
 import optuna
 import sqlalchemy
+from optuna.trial import TrialState
 
-from sweeper.config import Budget, SweepConfig, budget_with
+from sweeper import space
+from sweeper.config import Budget, SamplerKind, SweepConfig, budget_with
 from sweeper.errors import ConfigError
+from sweeper.study.records import is_unlaunched
+from sweeper.study.storage import trial_count
 
 T = TypeVar("T")
 
@@ -87,14 +91,19 @@ def shown_value(value: Any) -> str:
 
 
 class LiveBudget:
-    """The live budget of a :class:`~sweeper.study.SweepStudy` (mixed in; needs
-    ``_study``, ``_rdb``, ``_config`` and ``_run``). ``budget`` is what this orchestrator
-    decides with; :meth:`refresh_budget` brings it up to date."""
+    """The live budget of a :class:`~sweeper.study.SweepStudy`, and what of it is used
+    (mixed in; needs ``_study``, ``_rdb``, ``_config``, ``_run``, ``_requeued`` and
+    ``warm``). ``budget`` is what this orchestrator decides with; :meth:`refresh_budget`
+    brings it up to date."""
 
     _study: optuna.Study
     _config: SweepConfig
     _rdb: optuna.storages.RDBStorage | None
     budget: Budget
+    warm: frozenset[int]
+
+    def _requeued(self) -> list[int]:
+        raise NotImplementedError
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
@@ -126,6 +135,35 @@ class LiveBudget:
             return [f"ignored: {exc}"]
         said, self.budget = changes(self.budget, new), new
         return said
+
+    @property
+    def trial_limit(self) -> int:
+        """How many trials the sweep may hold in all: ``max_trials`` (as last read: see
+        :meth:`refresh_budget`), or the grid's size."""
+        limit = self.budget.max_trials
+        if self._config.sampler.kind == SamplerKind.GRID:
+            limit = min(limit, space.grid_size(self._config.space))
+        return limit
+
+    async def budget_used(self) -> int:
+        """How many trials count toward the budget now, whoever asked them (a count,
+        not a read of every trial)."""
+        return await self._run(self._budget_used)
+
+    def _budget_used(self) -> int:
+        return self._rank(trial_count(self._rdb, self._study, self._study.study_name))
+
+    def _rank(self, number: int) -> int:
+        """How many trials numbered below ``number`` count toward the budget (not those
+        never launched, requeued, from a warm start's parents, or waiting to be asked)."""
+        states = (TrialState.PRUNED, TrialState.WAITING)
+        closed = self._study.get_trials(deepcopy=False, states=states)
+        skipped = sum(
+            t.number < number and (t.state == TrialState.WAITING or is_unlaunched(t))
+            for t in closed
+        )
+        others = sum(n < number for n in self._requeued()) + sum(n < number for n in self.warm)
+        return number - skipped - others
 
     async def set_budget(self, values: Mapping[str, float | int | None], reset: list[str]) -> None:
         """Set ``values``, and let ``reset`` follow the space file again, for every
