@@ -1,5 +1,5 @@
-"""``sweep.py clean`` on a standalone emulator: a sweep spread over 3 experiments, and
-another sweep beside it that must be left as it was."""
+"""``sweep.py clean`` on a standalone emulator: a 120-trial sweep spread over 3
+experiments (50, 50, 20 runs), and another sweep beside it that must be left as it was."""
 
 from __future__ import annotations
 
@@ -27,15 +27,15 @@ from tests.helpers import (
 )
 
 pytestmark = pytest.mark.timeout(600)
-TRIALS, PER_EXPERIMENT = 12, 4  # 3 experiments
+TRIALS, PER_EXPERIMENT = 120, 50  # 3 experiments, as SageMaker's 50-runs limit splits them
 
 
-def _sweep(root: Path, name: str, url: str) -> Path:
+def _sweep(root: Path, name: str, url: str, trials: int, per_experiment: int) -> Path:
     doc = space_doc(
         name=name,
-        budget={"max_trials": TRIALS, "max_parallel": 4, "max_failures": 1},
+        budget={"max_trials": trials, "max_parallel": 8, "max_failures": 1},
         backend={"kind": "emulator", "endpoint_url": url},
-        experiment={"runs_per_experiment": PER_EXPERIMENT},
+        experiment={"runs_per_experiment": per_experiment},
     )
     space = write_sweep(root, doc)
     done = run_sweep(str(space), timeout=400)
@@ -77,9 +77,9 @@ def _shard(n: int) -> str:
 
 def test_clean_removes_this_sweeps_things_and_nothing_else(tmp_path: Path) -> None:
     with standalone_emulator(tmp_path / "state") as url:
-        other = _sweep(tmp_path / "other", "kept", url)
+        other = _sweep(tmp_path / "other", "kept", url, 6, PER_EXPERIMENT)
         before_other = _left(url)
-        space = _sweep(tmp_path / "mine", "gone", url)
+        space = _sweep(tmp_path / "mine", "gone", url, TRIALS, PER_EXPERIMENT)
         both = _left(url)
         assert {"gone", "gone-2", "gone-3"} <= both["experiments"]
         listed = run_sweep("clean", str(space))
@@ -105,7 +105,7 @@ def test_clean_removes_this_sweeps_things_and_nothing_else(tmp_path: Path) -> No
 
 def test_a_clean_killed_halfway_is_finished_by_the_next(tmp_path: Path) -> None:
     with standalone_emulator(tmp_path / "state") as url:
-        space = _sweep(tmp_path, "halfway", url)
+        space = _sweep(tmp_path, "halfway", url, 12, 4)  # 3 experiments
         proc = subprocess.Popen(
             [sys.executable, str(ROOT / "sweep.py"), "clean", str(space), "--experiments", "--yes"],
             stdout=subprocess.PIPE,
