@@ -34,6 +34,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from sweeper import closing
 from sweeper.asking import Asker
 from sweeper.aws.training import JobBackend
 from sweeper.capacity import (
@@ -125,9 +126,10 @@ class Scheduler:
             await self._loop()
             await self._results.flush()
             if self.interrupted and self._on_exit == OnExit.STOP:
-                await self._stop_in_flight()
+                flights = self._t.inflight.values()
+                await closing.stop_in_flight(self._policy, self._study, self._backend, flights)
             elif not self.interrupted:
-                await self._close_unlaunched()
+                await closing.close_unlaunched(self._study, t.ready, t.stop)
         finally:
             await self._sharing.leave()
         return SweepOutcome(
@@ -381,20 +383,3 @@ class Scheduler:
             await first_of(self._clock.sleep(deadline - self._clock.now()), self._wake.wait())
         finally:
             self._wake.clear()
-
-    async def _stop_in_flight(self) -> None:
-        """Stop every job in flight; their trials stay RUNNING and are rerun on resume.
-        Their warm pools are released first (a stopped job would otherwise leave one
-        billing after the sweep has exited), unless the space file keeps pools."""
-        release = self._policy.warm_pools and not self._policy.keep_pools
-        for flight in self._t.inflight.values():
-            await self._study.mark_stopped_on_exit(flight.trial.number)
-            if release:
-                await self._backend.release_pool(flight.job)
-            await self._backend.stop(flight.job)
-
-    async def _close_unlaunched(self) -> None:
-        """Close pre-asked trials the sweep no longer needs (it stopped early)."""
-        reason = f"not launched: the sweep stopped ({self._t.stop or StopReason.BUDGET})"
-        while self._t.ready:
-            await self._study.tell_pruned(self._t.ready.popleft().number, reason)
