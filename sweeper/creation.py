@@ -54,7 +54,10 @@ class JobCreator:
             on_demand=record.on_demand,
             warm_pool=self._warm_pools if warm_pool is None else warm_pool,
         )
-        return self._build(record.job_name, record.params, options)
+        params, rungs = record.params, self._policy.rungs
+        if rungs is not None:  # promotion: how far this rung's job trains
+            params = {**params, rungs.resource: rungs.levels[record.rung]}
+        return self._build(record.job_name, params, options)
 
     async def create(self, record: TrialRecord, extra: dict[str, Any] | None = None) -> TrialRecord:
         """Create the job (``extra`` joins the request); return the record as created
@@ -73,7 +76,9 @@ class JobCreator:
                 return record
             if found.spot and self._policy.spot_fallback and not record.on_demand:
                 assert record.job_name is not None
-                await self._study.assign_job(record.number, record.job_name, record.attempt, True)
+                await self._study.assign_job(
+                    record.number, record.job_name, record.attempt, True, record.rung
+                )
                 record = dataclasses.replace(record, on_demand=True)
                 await self._backend.create(self.request(record) | extra)
                 return record

@@ -14,6 +14,7 @@ from enum import StrEnum
 from sweeper import pareto
 from sweeper.config import Budget, Goal, Objective, SweepConfig
 from sweeper.cost import Price
+from sweeper.promotion import Rungs
 from sweeper.types import JobState, JobStatus, StopReason
 
 MAX_ATTEMPTS = 3  # jobs per trial when the platform, or the sweep itself, ended one
@@ -33,6 +34,7 @@ class Policy:
     warm_pools: bool = False  # jobs ask for a keep-alive
     keep_pools: bool = False  # pools outlive the sweep
     price: Price | None = None
+    rungs: Rungs | None = None  # promotion: trials pause at these and resume
 
     @classmethod
     def of(cls, config: SweepConfig) -> Policy:
@@ -45,6 +47,7 @@ class Policy:
             warm_pools=est.keep_alive_period_in_seconds > 0,
             keep_pools=est.keep_pools_after_sweep,
             price=Price.of(est),
+            rungs=Rungs.of(config),
         )
 
 

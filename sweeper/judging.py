@@ -9,6 +9,7 @@ No I/O: the outcomes go to :class:`sweeper.recording.Results`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from sweeper.config import Budget
 from sweeper.decisions import Attempt, Policy, SweepState, Verdict, judge, stop_reason
 from sweeper.pareto import Front
 from sweeper.polling import PollPlanner
+from sweeper.promotion import Promoter, rung_attrs, value_at
 from sweeper.recording import Outcome, job_attrs
 from sweeper.study import TrialRecord
 from sweeper.types import JobState, Progress, Reporter, StopReason
@@ -77,12 +79,18 @@ class Judge:
     """Judges finished jobs for one sweep run; owned by the scheduler's loop."""
 
     def __init__(
-        self, policy: Policy, tally: Tally, planner: PollPlanner, reporter: Reporter
+        self,
+        policy: Policy,
+        tally: Tally,
+        planner: PollPlanner,
+        reporter: Reporter,
+        promoter: Promoter | None = None,
     ) -> None:
         self._policy = policy
         self._t = tally
         self._planner = planner
         self._reporter = reporter
+        self._promoter = promoter
 
     def stop_reason(self, elapsed: float, budget: Budget) -> StopReason | None:
         """Why dispatching must stop now, if it must; remembered once it holds."""
@@ -119,7 +127,7 @@ class Judge:
         attrs = job_attrs(state)
         trial, policy = flight.trial, self._policy
         attempt = Attempt(
-            trial.attempt,
+            trial.rung_attempt,
             trial.stopped_on_exit,
             spot=policy.spot and not trial.on_demand,
             fallback=policy.spot_fallback,
@@ -134,6 +142,13 @@ class Judge:
             return [self.failed(flight, found.reason, attrs)]
         if state.duration is not None:
             self._planner.record(state.duration)
+        if self._promoter is not None:
+            rungs, billable = self._promoter.rungs, attrs["billable_seconds"] or 0
+            trial = value_at(trial, rungs, found.values[0], billable)
+            attrs |= rung_attrs(trial)
+            self._promoter.reached(trial)
+            if trial.rung < self._promoter.rungs.top:
+                return [self._paused(flight, trial, found.values[0], attrs)]
         t.completed += 1
         improved = found.feasible and t.front.add(trial.number, found.values)
         t.since_best = 0 if improved else t.since_best + 1
@@ -142,14 +157,34 @@ class Judge:
         )
         return [Outcome(trial, found.values, "", attrs, violations=found.violations)]
 
+    def _paused(
+        self, flight: InFlight, trial: TrialRecord, value: float, attrs: dict[str, Any]
+    ) -> Outcome:
+        """A trial whose job reached a rung below the top: it waits for a promotion."""
+        assert self._promoter is not None
+        rungs = self._promoter.rungs
+        level, metric = rungs.levels[trial.rung], self._policy.goal.objectives[0].metric
+        self._reporter.note(
+            f"trial {trial.number}: paused at {rungs.resource}={level} ({metric}={value:.6g},"
+            f" job {flight.job})"
+        )
+        return Outcome(trial, (value,), "", attrs, paused=True)
+
     def _retry(self, flight: InFlight, reason: str, on_demand: bool = False) -> list[Outcome]:
         trial = flight.trial
         self._reporter.note(
             f"trial {trial.number}: job {flight.job} ended ({reason.splitlines()[0][:120]});"
             f" retrying as attempt {trial.attempt + 1}" + (" on demand" if on_demand else "")
         )
-        on_demand = on_demand or trial.on_demand
-        again = TrialRecord(trial.number, trial.params, None, trial.attempt + 1, False, on_demand)
+        again = dataclasses.replace(
+            trial,
+            job_name=None,
+            attempt=trial.attempt + 1,
+            stopped_on_exit=False,
+            on_demand=on_demand or trial.on_demand,
+            pruned_at=None,
+            owner=None,
+        )
         self._t.pending.append(again)
         return []
 

@@ -51,6 +51,7 @@ class Outcome:
     job: str | None = None  # set when a job ran and failed: its log is worth keeping
     pruned_at: int | None = None  # the pruner stopped it at this step
     violations: dict[str, float] = field(default_factory=dict)
+    paused: bool = False  # promotion: valued at a rung below the top, it stays RUNNING
 
     def result(self) -> TrialResult:
         """The outcome as the run tracker takes it."""
@@ -107,11 +108,19 @@ class Results:
         while self._queue:
             outcome = self._queue.pop(0)
             number = outcome.trial.number
+            if outcome.paused:  # one trial, one run: nothing is finished yet
+                assert outcome.values is not None
+                step = outcome.trial.rungs[-1].resource
+                await self._study.pause(number, outcome.attrs, step, outcome.values[0])
+                continue
             if outcome.pruned_at is not None:
                 await self._study.tell_stopped_early(number, outcome.pruned_at, outcome.attrs)
             elif outcome.values is None:
                 await self._study.tell_failed(number, outcome.reason, outcome.attrs)
             else:
+                if outcome.trial.rungs:  # promotion: the top rung ends the trial's curve
+                    last = outcome.trial.rungs[-1]
+                    await self._study.report(number, [(last.resource, last.value)])
                 await self._study.tell_complete(
                     number, outcome.values, outcome.attrs, outcome.violations
                 )

@@ -52,6 +52,7 @@ from sweeper.judging import InFlight, Judge, Tally
 from sweeper.pacing import Pacing
 from sweeper.pareto import Front
 from sweeper.polling import PollPlanner, PollTiming
+from sweeper.promotion import Promoter, rung_attrs
 from sweeper.pruning import EarlyStopping
 from sweeper.recording import Observer, RequestHook, Results
 from sweeper.resume import Reconciled
@@ -94,7 +95,8 @@ class Scheduler:
         self._sharing = Sharing(study, backend, clock, reporter.note)
         self._planner = PollPlanner(timing)
         self._t = Tally(front=Front(policy.goal.directions))
-        self._judge = Judge(policy, self._t, self._planner, reporter)
+        self._promoter = Promoter(policy.rungs) if policy.rungs is not None else None
+        self._judge = Judge(policy, self._t, self._planner, reporter, self._promoter)
         self._started_at = 0.0
         self._on_exit = OnExit.LEAVE
         self._wake = asyncio.Event()
@@ -120,6 +122,8 @@ class Scheduler:
         t.failures_total = counts.failed
         for trial in await self._study.front():
             t.front.add(trial.number, tuple(trial.values))
+        if self._promoter is not None:  # before taking over: a paused trial is judged again
+            await self._promoter.refresh(self._study, self._clock.now())
         await self._take_over(await self._sharing.join())
         try:
             t.trials_total = (await self._study.counts()).dispatched
@@ -130,6 +134,9 @@ class Scheduler:
                 await closing.stop_in_flight(self._policy, self._study, self._backend, flights)
             elif not self.interrupted:
                 await closing.close_unlaunched(self._study, t.ready, t.stop)
+                if self._promoter is not None:
+                    for outcome in self._promoter.close_all():
+                        await self._results.record(outcome)
         finally:
             await self._sharing.leave()
         return SweepOutcome(
@@ -204,6 +211,8 @@ class Scheduler:
     async def _share(self) -> None:
         """On the lease's beat: renew it, let go of trials others took, take dead ones'."""
         found, lost = await self._sharing.tick(list(self._t.inflight.values()))
+        if self._promoter is not None:  # other orchestrators' rungs rank too
+            await self._promoter.refresh(self._study, self._clock.now())
         for job in lost:
             self._t.inflight.pop(job, None)
         await self._take_over(found)
@@ -239,7 +248,12 @@ class Scheduler:
         """Whether a job's end may still start another: no stop holds, and a trial is
         waiting or the budget has room."""
         t = self._t
-        return self._stop_reason() is None and bool(t.pending or t.ready or self._room())
+        wanted = t.pending or t.ready or self._room() or self._paused()
+        return self._stop_reason() is None and bool(wanted)
+
+    def _paused(self) -> bool:
+        """Whether trials paused here may yet be promoted (promotion sweeps)."""
+        return self._promoter is not None and bool(self._promoter.paused)
 
     def _launchable(self) -> int:
         """How many launches may start now (0 once a stop holds)."""
@@ -250,13 +264,25 @@ class Scheduler:
         if t.capacity_wait:  # until a job ends, or the wait for a retry is over
             return 0
         wanted = len(t.pending) + len(t.ready) + self._room()
-        if wanted == 0:
+        if wanted == 0 and not self._paused():
             self._pools.release_all()  # nothing left to put on a pool: wait for none
         slots = self._study.budget.max_parallel - len(t.inflight) - self._pools.held
         return max(0, min(slots, wanted))
 
+    def _promote(self) -> None:
+        """Queue the paused trials the promotion rule picks now, one per free slot; once no
+        new trial may start, the rule finishes the best (see :mod:`sweeper.promotion`)."""
+        t, promoter = self._t, self._promoter
+        if promoter is None or not promoter.paused or t.capacity_wait or self._stop_reason():
+            return
+        held = len(t.inflight) + self._pools.held + len(t.pending)
+        finishing = self._room() == 0 and not t.ready
+        t.pending += promoter.take(self._study.budget.max_parallel - held, finishing)
+
     async def _fill(self) -> None:
-        """Launch into every free slot: retries and resumed trials, pre-asked, then new."""
+        """Launch into every free slot: retries, resumed and promoted trials, pre-asked,
+        then new."""
+        self._promote()
         t, n = self._t, self._launchable()
         if n == 0:
             return
@@ -279,8 +305,13 @@ class Scheduler:
         if record is None:
             return
         if record.job_name is None:
+            if record.rung and len(record.rungs) == record.rung:  # promoted: its rung first
+                step, value = record.rungs[-1].resource, record.rungs[-1].value
+                await self._study.pause(record.number, rung_attrs(record), step, value)
             name = self._job_name(record.number, record.attempt)
-            await self._study.assign_job(record.number, name, record.attempt, record.on_demand)
+            await self._study.assign_job(
+                record.number, name, record.attempt, record.on_demand, record.rung
+            )
             record = dataclasses.replace(record, job_name=name)
         job = record.job_name
         assert job is not None

@@ -33,6 +33,7 @@ from sweeper.errors import StorageUnavailable, SweepError, leaves
 from sweeper.metrics import MetricReader
 from sweeper.outcome import SweepResult
 from sweeper.polling import EMULATOR_TIMING, SAGEMAKER_TIMING
+from sweeper.promotion import Rungs
 from sweeper.pruning import EarlyStopping
 from sweeper.recording import FailedLogKeeper
 from sweeper.scheduler import Scheduler
@@ -260,7 +261,7 @@ def _early_stopping(
 ) -> EarlyStopping | None:
     """The pruner's eyes, when the space file asks for one: a batched log tail over the
     sweep's jobs (reaching 5 s back on CloudWatch, which stores lines with some delay)."""
-    if config.pruner.kind == PrunerKind.NONE:
+    if config.pruner.kind == PrunerKind.NONE or Rungs.of(config) is not None:
         return None
     tail = LogTail(
         client,

@@ -146,7 +146,8 @@ def plan(config: SweepConfig, where: str, output_path: str) -> Plan:
         uploads.append(item)
         inputs[channel] = item.uri
     checkpoints = est.checkpoint_s3_uri
-    if checkpoints is None and est.use_spot_instances:  # so an interrupted job resumes
+    resumes = est.use_spot_instances or config.pruner.options.get("mode") == "promotion"
+    if checkpoints is None and resumes:  # so an interrupted or promoted job resumes
         checkpoints = join(prefix, "checkpoints")
     template = JobTemplate(
         estimator=est,

@@ -116,6 +116,7 @@ def parse(raw: object, path: Path) -> SweepConfig:
     experiment = _experiment(fields.get(top, "experiment", "", dict, {}))
     budget = _budget(fields.get(top, "budget", "", dict, {}), estimator)
     pruner = pruners.parse(fields.get(top, "pruner", "", dict, {}))
+    pruners.check_resource(pruner, space)
     goals.check(goal, sampler, pruner, budget)
     warm_start = warm.parse(fields.get(top, "warm_start", "", dict, None), path.parent, _parent)
     config = SweepConfig(

@@ -35,6 +35,7 @@ class PrunerKind(StrEnum):
     HYPERBAND = "hyperband"
     WILCOXON = "wilcoxon"
     PATIENT = "patient"
+    ASHA = "asha"  # mode: promotion (pause and resume) or stopping (Optuna's SHA pruner)
 
 
 class BackendKind(StrEnum):

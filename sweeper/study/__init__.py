@@ -362,9 +362,10 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
         return list(await self._run(self._leases.live))
 
     async def others_running(self) -> Counter[str]:
-        """RUNNING trials other orchestrators hold, counted by owner ("" for unclaimed)."""
+        """RUNNING trials other orchestrators hold, counted by owner ("" for unclaimed);
+        paused ones (promotion) run no job: what waits on them is their owner's rule."""
         records = await self.running()
-        return Counter(r.owner or "" for r in records if r.owner != self.owner)
+        return Counter(r.owner or "" for r in records if r.owner != self.owner and not r.paused)
 
     async def still_mine(self, numbers: list[int]) -> set[int]:
         """Which of ``numbers`` this orchestrator still claims (after a lapsed lease)."""

@@ -66,6 +66,12 @@ def make_pruner(config: SweepConfig) -> optuna.pruners.BasePruner:
     }
     with warnings.catch_warnings():  # "experimental" in Optuna: nothing the user can act on
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if config.pruner.kind == PrunerKind.ASHA:  # promotion pauses: nothing to prune
+            if options["mode"] == "promotion":
+                return p.NopPruner()
+            return p.SuccessiveHalvingPruner(
+                min_resource=options["min_resource"], reduction_factor=options["reduction_factor"]
+            )
         if config.pruner.kind == PrunerKind.PATIENT:
             wrapped = options.pop("wrapped", None)
             inner = factories[PrunerKind(wrapped)]() if wrapped else None

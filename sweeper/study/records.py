@@ -25,6 +25,8 @@ WARM_POOLS = "sweeper:warm_pools"
 WARM_FROM = "sweeper:warm_start_from"  # a parent sweep's trial joined as is: "<study>#<n>"
 TRANSFERRED_FROM = "sweeper:transferred_from"  # a trial enqueued from a parent's best
 POOL_SECONDS = "sweeper:pool_seconds"
+RUNG = "sweeper:rung"  # promotion: the rung the trial's current job trains to
+RUNGS = "sweeper:rungs"  # promotion: per rung reached, [resource, value, attempt, billable, job]
 
 
 def ran_here(trial: FrozenTrial) -> bool:
@@ -60,6 +62,26 @@ class Counts:
 
 
 @dataclass(frozen=True, slots=True)
+class Rung:
+    """A rung a trial reached (promotion): the resource trained to, the objective's value
+    there, and the job (its attempt, its billable seconds) that got it there."""
+
+    resource: int
+    value: float
+    attempt: int
+    billable: float
+    job: str
+
+
+def rungs_of(attrs: dict[str, Any]) -> tuple[Rung, ...]:
+    """The rungs a trial reached, from its user attributes."""
+    return tuple(
+        Rung(int(r[0]), float(r[1]), int(r[2]), float(r[3]), str(r[4]))
+        for r in attrs.get(RUNGS, ())
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class TrialRecord:
     """A trial as the scheduler sees it: parameters and its current job."""
 
@@ -71,6 +93,19 @@ class TrialRecord:
     on_demand: bool = False  # its job runs on on-demand capacity (spot fallback)
     pruned_at: int | None = None  # the pruner decided to stop it at this step
     owner: str | None = None  # the orchestrator running it (None: nobody claims it)
+    rung: int = 0  # promotion: the rung its current job trains to
+    rungs: tuple[Rung, ...] = ()  # promotion: the rungs it reached, with their values
+
+    @property
+    def paused(self) -> bool:
+        """Promotion: its current rung is valued, and no job of it runs."""
+        return len(self.rungs) > self.rung
+
+    @property
+    def rung_attempt(self) -> int:
+        """Which job of its current rung this is (1 for the first): retries count per
+        rung, apart from promotions."""
+        return self.attempt - (self.rungs[self.rung - 1].attempt if self.rung else 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +131,8 @@ def record_of(frozen: FrozenTrial, owner: str | None) -> TrialRecord:
         bool(attrs.get(ON_DEMAND, False)),
         attrs.get(PRUNED_AT),
         owner,
+        int(attrs.get(RUNG, 0)),
+        rungs_of(attrs),
     )
 
 

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sweeper.study.ownership import Leases
-from sweeper.study.records import ATTEMPT, JOB_NAME, ON_DEMAND, PRUNED_AT, STOPPED_ON_EXIT
+from sweeper.study.records import ATTEMPT, JOB_NAME, ON_DEMAND, PRUNED_AT, RUNG, STOPPED_ON_EXIT
 from sweeper.study.user_attrs import set_user_attrs
 
 T = TypeVar("T")
@@ -42,11 +42,12 @@ class TrialWrites:
         raise NotImplementedError
 
     async def assign_job(
-        self, number: int, job_name: str, attempt: int, on_demand: bool = False
+        self, number: int, job_name: str, attempt: int, on_demand: bool = False, rung: int = 0
     ) -> None:
-        """Record a trial's (next) job before it is created."""
-        attrs = {JOB_NAME: job_name, ATTEMPT: attempt, STOPPED_ON_EXIT: False}
-        await self._run(self._set_attrs, number, attrs | ({ON_DEMAND: True} if on_demand else {}))
+        """Record a trial's (next) job, and the rung it trains to, before it is created."""
+        attrs: dict[str, Any] = {JOB_NAME: job_name, ATTEMPT: attempt, STOPPED_ON_EXIT: False}
+        attrs |= ({ON_DEMAND: True} if on_demand else {}) | ({RUNG: rung} if rung else {})
+        await self._run(self._set_attrs, number, attrs)
 
     async def mark_stopped_on_exit(self, number: int) -> None:
         """The sweep stopped this trial's job as it exited: resume runs it again."""
@@ -101,6 +102,16 @@ class TrialWrites:
             del self._live[number]
             return False
         return bool(trial.should_prune())
+
+    async def pause(self, number: int, attrs: dict[str, Any], step: int, value: float) -> None:
+        """Record a trial paused at a rung (promotion): ``attrs`` (its rungs), and its
+        value there as the intermediate value at ``step`` (the rung's resource). It stays
+        RUNNING, claimed here; idempotent."""
+        await self._run(self._pause, number, attrs, step, value)
+
+    def _pause(self, number: int, attrs: dict[str, Any], step: int, value: float) -> None:
+        self._set_attrs(number, attrs)
+        self._report(number, [(step, value)])
 
     async def mark_pruning(self, number: int, step: int) -> None:
         """The pruner stopped this trial at ``step``: recorded before its job is stopped,

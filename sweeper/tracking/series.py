@@ -10,11 +10,13 @@ from sweeper.aws.logs import JobLogs
 from sweeper.config import MetricDefinition
 from sweeper.metrics import MetricReader
 from sweeper.study import JOB_NAME
+from sweeper.study.records import rungs_of
 from sweeper.types import Point, TrialResult
 
 
 class JobSeries:
-    """Each metric's values over time in a trial's job log, read with the space file's
+    """Each metric's values over time in a trial's job log (each rung's, in order, for a
+    promotion sweep: one series, its positions running on), read with the space file's
     regexes as SageMaker reads them; the job's final values if the log has none. The
     last ``keep`` trials' reads are shared: the Experiments and MLflow trackers of one
     trial cost one log read. Task-safe on one event loop."""
@@ -37,11 +39,12 @@ class JobSeries:
 
     async def _read(self, result: TrialResult) -> list[Point]:
         points: list[Point] = []
-        job = result.attrs.get(JOB_NAME)
-        if job:
-            reader = MetricReader(self._definitions)
+        last = result.attrs.get(JOB_NAME)
+        jobs = [r.job for r in rungs_of(result.attrs)]  # promotion: every rung's job
+        reader, key = MetricReader(self._definitions), f"trial-{result.number}"
+        for job in dict.fromkeys([*jobs, *([last] if last else [])]):  # one series over them
             for _, events in await self._logs.events(job):
-                found = await reader.scan(job, [message for _, message in events])
+                found = await reader.scan(key, [message for _, message in events])
                 points += [Point(p.metric, events[i][0] / 1000, p.step, p.value) for i, p in found]
         if not points:
             ended = result.attrs.get("job_ended") or 0.0

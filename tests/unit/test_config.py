@@ -46,6 +46,34 @@ BAD_INPUTS = [
         "pruner.percentile: required for pruner.kind percentile",
     ),
     (
+        "asha promotion without its resource",
+        {**space_doc(), "pruner": {"kind": "asha", "max_resource": 9}},
+        "pruner.resource: required for pruner.kind asha, mode: promotion",
+    ),
+    (
+        "asha resource also searched",
+        {**space_doc(), "pruner": {"kind": "asha", "resource": "x", "max_resource": 9}},
+        "pruner.resource: x is set by each rung's promotion",
+    ),
+    (
+        "asha max_resource below min_resource",
+        {
+            **space_doc(),
+            "pruner": {"kind": "asha", "resource": "epochs", "min_resource": 3, "max_resource": 2},
+        },
+        "pruner.max_resource: must be >= min_resource (3), got 2",
+    ),
+    (
+        "asha stopping given a resource",
+        {**space_doc(), "pruner": {"kind": "asha", "mode": "stopping", "resource": "epochs"}},
+        "pruner.resource: only with pruner.mode: promotion",
+    ),
+    (
+        "asha of an unknown mode",
+        {**space_doc(), "pruner": {"kind": "asha", "mode": "pbt"}},
+        "pruner.mode: 'pbt' is not one of promotion, stopping",
+    ),
+    (
         "max_cost without a price",
         _with("budget.max_cost", 10),
         "budget.max_cost: needs estimator.instance_price_per_hour",

@@ -34,6 +34,7 @@ from sweeper.decisions import Policy
 from sweeper.errors import BackendError, CapacityError
 from sweeper.metrics import MetricReader
 from sweeper.polling import PollTiming
+from sweeper.promotion import Rungs
 from sweeper.pruning import EarlyStopping
 from sweeper.scheduler import Scheduler
 from sweeper.study import SweepStudy
@@ -264,7 +265,7 @@ def make_scheduler(
     study = SweepStudy.open(cfg, storage=storage)
     events = Events()
     early = None
-    if pruner:
+    if pruner and Rungs.of(cfg) is None:  # promotion pauses instead: it reads no lines
         metrics = MetricReader(cfg.estimator.metric_definitions)
         early = EarlyStopping(FakeLines(backend), metrics, "loss", study, backend, events)
     scheduler = Scheduler(
