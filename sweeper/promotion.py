@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from optuna.trial import FrozenTrial
@@ -148,10 +148,12 @@ class Promoter:
         if paused:
             self._paused[record.number] = record
 
-    def take(self, free: int, finishing: bool) -> list[TrialRecord]:
-        """Up to ``free`` promotions, best first, as their next jobs."""
+    def take(self, free: int, finishing: bool, note: Callable[[str], None]) -> list[TrialRecord]:
+        """Up to ``free`` promotions, best first, as their next jobs; each is said."""
         out: list[TrialRecord] = []
         while len(out) < free and (record := self.promote(finishing)) is not None:
+            level = self.rungs.levels[record.rung]
+            note(f"trial {record.number}: promoted to {self.rungs.resource}={level}")
             out.append(record)
         return out
 
@@ -191,3 +193,12 @@ def rung_attrs(record: TrialRecord) -> dict[str, object]:
     with that job (:meth:`SweepStudy.assign_job`), after these."""
     billable = sum(r.billable for r in record.rungs)
     return {RUNGS: [dataclasses.astuple(r) for r in record.rungs], "billable_seconds": billable}
+
+
+async def store_rung(study: SweepStudy, record: TrialRecord) -> None:
+    """Before a promoted trial's next job is recorded, the rung it reached is stored (a
+    crash between the two then finds it paused, never at the next rung without the last
+    one's value). Idempotent; nothing for any other record."""
+    if record.rung and len(record.rungs) == record.rung:
+        last = record.rungs[-1]
+        await study.pause(record.number, rung_attrs(record), last.resource, last.value)

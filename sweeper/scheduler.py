@@ -52,7 +52,7 @@ from sweeper.judging import InFlight, Judge, Tally
 from sweeper.pacing import Pacing
 from sweeper.pareto import Front
 from sweeper.polling import PollPlanner, PollTiming
-from sweeper.promotion import Promoter, rung_attrs
+from sweeper.promotion import Promoter, store_rung
 from sweeper.pruning import EarlyStopping
 from sweeper.recording import Observer, RequestHook, Results
 from sweeper.resume import Reconciled
@@ -277,7 +277,8 @@ class Scheduler:
             return
         held = len(t.inflight) + self._pools.held + len(t.pending)
         finishing = self._room() == 0 and not t.ready
-        t.pending += promoter.take(self._study.budget.max_parallel - held, finishing)
+        free = self._study.budget.max_parallel - held
+        t.pending += promoter.take(free, finishing, self._reporter.note)
 
     async def _fill(self) -> None:
         """Launch into every free slot: retries, resumed and promoted trials, pre-asked,
@@ -305,9 +306,7 @@ class Scheduler:
         if record is None:
             return
         if record.job_name is None:
-            if record.rung and len(record.rungs) == record.rung:  # promoted: its rung first
-                step, value = record.rungs[-1].resource, record.rungs[-1].value
-                await self._study.pause(record.number, rung_attrs(record), step, value)
+            await store_rung(self._study, record)  # a promoted trial's rung, first
             name = self._job_name(record.number, record.attempt)
             await self._study.assign_job(
                 record.number, name, record.attempt, record.on_demand, record.rung

@@ -76,6 +76,7 @@ def test_the_best_paused_trial_resumes_from_its_checkpoint_on_a_warm_pool(
         first, second = f"quad-{number}-1", f"quad-{number}-2"
         assert best["state"] == "complete" and best["job"] == second, done.stdout
         assert "paused at epochs=1" in done.stdout
+        assert f"trial {number}: promoted to epochs=3" in done.stdout
         resumed = _log(url, second)
         assert "resumed from checkpoint at epoch 1" in resumed, resumed
         assert resumed.split("loss=")[1].split()[1] == "epoch=2"  # the step after the rung

@@ -239,6 +239,14 @@ def test_a_pruner_section_gives_optuna_s_pruner_with_its_options(tmp_path: Path)
     pruner = make_pruner(cfg)
     assert isinstance(pruner, optuna.pruners.HyperbandPruner)
     assert (pruner._min_resource, pruner._max_resource) == (2, "auto")
+    stopping = space_doc(pruner={"kind": "asha", "mode": "stopping", "reduction_factor": 2})
+    sha = make_pruner(config.load(write_sweep(tmp_path, stopping)))
+    assert isinstance(sha, optuna.pruners.SuccessiveHalvingPruner)  # ASHA's stopping form
+    assert (sha._min_resource, sha._reduction_factor) == (1, 2)
+    promotion = space_doc(pruner={"kind": "asha", "resource": "epochs", "max_resource": 9})
+    promoted = config.load(write_sweep(tmp_path, promotion))
+    assert isinstance(make_pruner(promoted), optuna.pruners.NopPruner)  # it pauses instead
+    assert promoted.pruner.options["reduction_factor"] == 3
     patient = space_doc(pruner={"kind": "patient", "patience": 3, "wrapped": "median"})
     made = make_pruner(config.load(write_sweep(tmp_path, patient)))
     assert isinstance(made, optuna.pruners.PatientPruner)
