@@ -197,12 +197,13 @@ def status_text(
     states: dict[str, JobState] | None,
 ) -> str:
     """``sweep.py status``: counts, the best trial (several objectives: the Pareto
-    front), and each running trial's job."""
+    front), and each running trial's job (or the rung a paused trial waits at)."""
+    paused = sum(r.paused for r in running)
     lines = [
         f"Sweep {config.name} ({redacted(config.storage_url)})",
         f"  trials: {counts.total} of {config.budget.max_trials}: {counts.complete} done,"
-        f" {counts.running} running, {counts.failed} failed, {counts.pruned} pruned,"
-        f" {counts.unlaunched} not launched",
+        f" {counts.running - paused} running{f', {paused} paused' if paused else ''},"
+        f" {counts.failed} failed, {counts.pruned} pruned, {counts.unlaunched} not launched",
     ]
     metrics = config.goal.metrics
     if config.goal.single and front:
@@ -223,7 +224,10 @@ def status_text(
         )
     for record in running:
         where = "no job recorded yet"
-        if record.job_name:
+        if record.paused:  # promotion: its job ended at the rung
+            last = record.rungs[-1]
+            where = f"paused at resource {last.resource} ({_short(last.value)}, {last.job})"
+        elif record.job_name:
             state = (states or {}).get(record.job_name)
             where = record.job_name
             if states is not None:

@@ -353,7 +353,11 @@ class SweepStudy(TrialWrites, StudyAttributes, LiveBudget):
                 reason = "not launched: its sampling was interrupted"
                 self._tell(trial.number, TrialState.PRUNED, None, {"pruned": reason})
                 continue
-            self._live[trial.number].set_user_attr(OWNER, self.owner)
+            try:
+                self._live[trial.number].set_user_attr(OWNER, self.owner)
+            except CLOSED_ELSEWHERE:  # closed since it was read, by its owner as it left
+                del self._live[trial.number]
+                continue
             out.append(Adopted(record_of(trial, self.owner), taken.previous))
         return out
 

@@ -15,10 +15,11 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeper.clock import VirtualClock
+from sweeper.console import status_text
 from sweeper.promotion import Rungs, Standing, promotion
 from sweeper.study import PRUNED_AT
 from sweeper.study.records import RUNGS, rungs_of
-from sweeper.types import JobState
+from sweeper.types import JobState, OnExit
 from tests.helpers import objective
 from tests.unit.test_scheduler import FakeBackend, make_scheduler
 
@@ -141,6 +142,24 @@ async def test_trials_pause_at_rungs_and_the_best_resume_from_their_checkpoints(
     first = min(trials, key=lambda t: rungs_of(t.user_attrs)[0].value)
     assert len(rungs_of(first.user_attrs)) >= 2  # the best at rung 0 went on
     assert any("paused at epochs=1" in line for line, _ in events.lines)
+    study.close()
+
+
+async def test_status_shows_paused_trials_apart_from_running_ones(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    clock = VirtualClock()
+    scheduler, study, events = make_scheduler(
+        tmp_path, RungBackend(clock), clock, storage, pruner=ASHA, max_trials=9, max_parallel=3
+    )
+    events.on_note = lambda text: scheduler.interrupt(OnExit.LEAVE) if "paused" in text else None
+    await scheduler.run()  # interrupted once a trial paused: it stays paused
+    running, counts = await study.running(), await study.counts()
+    paused = [r for r in running if r.paused]
+    assert paused and counts.running == len(running)
+    text = status_text(study._config, counts, [], running, None)
+    assert f"{len(running) - len(paused)} running, {len(paused)} paused," in text
+    for r in paused:
+        assert f"trial {r.number:<4} attempt 1  paused at resource 1 (" in text
     study.close()
 
 
