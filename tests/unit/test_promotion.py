@@ -167,13 +167,18 @@ class Crash(Exception):
     pass
 
 
+def asha_sweep(tmp_path: Path, backend: RungBackend, storage: str = "", trials: int = 9) -> Any:
+    """A promotion sweep over ``backend`` on its clock, 3 jobs at a time."""
+    return make_scheduler(
+        tmp_path, backend, backend.clock, storage, pruner=ASHA, max_trials=trials, max_parallel=3
+    )
+
+
 async def test_a_crash_between_a_pause_and_its_record_resumes_it_paused(tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     clock = VirtualClock()
     backend = RungBackend(clock)
-    scheduler, study, events = make_scheduler(
-        tmp_path, backend, clock, storage, pruner=ASHA, max_trials=9, max_parallel=3
-    )
+    scheduler, study, events = asha_sweep(tmp_path, backend, storage)
 
     def crash(text: str) -> None:
         if "paused at" in text:
@@ -190,9 +195,7 @@ async def test_a_crash_between_a_pause_and_its_record_resumes_it_paused(tmp_path
     assert all(t.state == TrialState.RUNNING for t in paused)
     study.close()
     before = len(backend.creates)
-    scheduler, study, _ = make_scheduler(
-        tmp_path, backend, clock, storage, pruner=ASHA, max_trials=9, max_parallel=3
-    )
+    scheduler, study, _ = asha_sweep(tmp_path, backend, storage)
     await scheduler.run()
     assert len(backend.creates) == len(set(backend.creates))  # nothing run again
     assert not [
@@ -209,9 +212,7 @@ async def test_two_orchestrators_promote_each_paused_trial_once(tmp_path: Path) 
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     clock = VirtualClock()
     backend = RungBackend(clock)
-    first, study, events = make_scheduler(
-        tmp_path, backend, clock, storage, pruner=ASHA, max_trials=12, max_parallel=3
-    )
+    first, study, events = asha_sweep(tmp_path, backend, storage, 12)
     seen: list[str] = []
 
     def crash(text: str) -> None:
@@ -229,12 +230,7 @@ async def test_two_orchestrators_promote_each_paused_trial_once(tmp_path: Path) 
     ]
     assert left, "the first orchestrator left paused trials behind"
     study.close()
-    made = [
-        make_scheduler(
-            tmp_path, backend, clock, storage, pruner=ASHA, max_trials=12, max_parallel=3
-        )
-        for _ in range(2)
-    ]
+    made = [asha_sweep(tmp_path, backend, storage, 12) for _ in range(2)]
     await asyncio.gather(*(scheduler.run() for scheduler, _, _ in made))
     assert len(backend.creates) == len(set(backend.creates))  # no job twice, none lost
     trials = await made[0][1].trials()
